@@ -1,0 +1,116 @@
+"""The example's pipelines. Task code only opens spans: otelstream turns them into events.
+
+Each builder returns an object with `execute()`, as the original example's
+builders did; the registry maps names to `functools.partial` builders.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any
+
+from opentelemetry import trace
+
+tracer = trace.get_tracer(__name__)
+
+
+class Pipeline:
+    """What a builder returns: the steps of one run, executed in order by `execute()`."""
+
+    def __init__(self, run: Callable[[], Any]) -> None:
+        self._run = run
+
+    def execute(self) -> Any:
+        return self._run()
+
+
+# -- tasks: each one opens a span, and that is all it does for telemetry ----------------------
+
+
+def compute(seconds: float) -> int:
+    with tracer.start_as_current_span("task:compute"):
+        time.sleep(seconds)
+        return 42
+
+
+def finalize(result: int, seconds: float) -> dict[str, int]:
+    with tracer.start_as_current_span("task:finalize"):
+        time.sleep(seconds)
+        return {"final": result * 2}
+
+
+def validate(result: int) -> None:
+    with tracer.start_as_current_span("task:validate"):
+        raise ValueError(f"result {result} is out of range")
+
+
+def fetch_shard(index: int, seconds: float) -> list[int]:
+    with tracer.start_as_current_span(f"task:fetch_shard_{index}"):
+        time.sleep(seconds)
+        return [index] * 3
+
+
+def merge(shards: list[list[int]]) -> int:
+    with tracer.start_as_current_span("task:merge"):
+        return sum(map(sum, shards))
+
+
+def prepare(seconds: float) -> list[str]:
+    with tracer.start_as_current_span("task:prepare"):
+        with tracer.start_as_current_span("task:load"):
+            time.sleep(seconds)
+            rows = ["a", " b ", "c "]
+        with tracer.start_as_current_span("task:clean"):
+            time.sleep(seconds)
+            return [row.strip() for row in rows]
+
+
+def report(rows: list[str]) -> str:
+    with tracer.start_as_current_span("task:report"):
+        return ",".join(rows)
+
+
+# -- builders -----------------------------------------------------------------------------------
+
+
+def example_pipeline(seconds: float = 1.0) -> Pipeline:
+    """compute, then finalize: the original example."""
+    return Pipeline(lambda: finalize(compute(seconds), seconds / 2))
+
+
+def failing_pipeline(seconds: float = 0.5) -> Pipeline:
+    """compute, then validate, which raises: the run ends in error."""
+    return Pipeline(lambda: validate(compute(seconds)))
+
+
+def parallel_pipeline(width: int = 4, seconds: float = 0.5) -> Pipeline:
+    """fetch `width` shards in parallel threads, then merge them."""
+
+    def run() -> int:
+        with ThreadPoolExecutor(width) as pool:
+            # copy_context carries the run's span into each thread
+            futures = [
+                pool.submit(contextvars.copy_context().run, fetch_shard, index, seconds)
+                for index in range(width)
+            ]
+            shards = [future.result() for future in futures]
+        return merge(shards)
+
+    return Pipeline(run)
+
+
+def nested_pipeline(seconds: float = 0.25) -> Pipeline:
+    """prepare (load, then clean, as sub-tasks), then report."""
+    return Pipeline(lambda: report(prepare(seconds)))
+
+
+PIPELINE_REGISTRY = {
+    "example": partial(example_pipeline),
+    "failing": partial(failing_pipeline),
+    "parallel": partial(parallel_pipeline),
+    "nested": partial(nested_pipeline),
+}

@@ -1,0 +1,20 @@
+"""otelstream: live Server-Sent Events of your pipelines, from the OpenTelemetry spans they make."""
+
+from otelstream.events import Event
+from otelstream.hubs import Hub, UnknownRun
+from otelstream.hubs.memory import MemoryHub
+from otelstream.processors import EventStreamProcessor
+from otelstream.runs import PipelineRunner, RunHandle, streamed_run
+from otelstream.settings import Settings
+
+__all__ = [
+    "Event",
+    "EventStreamProcessor",
+    "Hub",
+    "MemoryHub",
+    "PipelineRunner",
+    "RunHandle",
+    "Settings",
+    "UnknownRun",
+    "streamed_run",
+]

@@ -1,0 +1,34 @@
+"""The mark that makes a span subtree a streamed run, carried in the OpenTelemetry context."""
+
+from __future__ import annotations
+
+from opentelemetry import context as otel_context
+
+RUN_KEY = otel_context.create_key("otelstream-run")
+
+
+class RunMark:
+    """Put in the context just above a run's root span; every span below inherits it.
+
+    `origin_span_id` is the span the root is started under (0 for a new
+    trace): the span with that parent is the root, any other span is a task.
+    Spans outside the subtree (the HTTP server span, the framework's per-chunk
+    spans) never see the mark, so they are never projected.
+    """
+
+    __slots__ = ("name", "origin_span_id", "run_id")
+
+    def __init__(self, name: str, origin_span_id: int) -> None:
+        self.name = name
+        self.origin_span_id = origin_span_id
+        self.run_id: str | None = None  # set once the root span has started
+
+
+def marked_context(name: str, parent: otel_context.Context | None = None) -> otel_context.Context:
+    """The context to start a run's root span in: `parent` (default: current) plus a mark."""
+    from opentelemetry import trace
+
+    ctx = otel_context.get_current() if parent is None else parent
+    origin = trace.get_current_span(ctx).get_span_context()
+    origin_span_id = origin.span_id if origin.is_valid else 0
+    return otel_context.set_value(RUN_KEY, RunMark(name, origin_span_id), ctx)

@@ -1,0 +1,133 @@
+"""The event type that a run's stream carries, and its JSON form (schema version 1)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any, Final
+
+PIPELINE_STARTED: Final = "pipeline_started"
+TASK_STARTED: Final = "task_started"
+TASK_COMPLETED: Final = "task_completed"
+TASK_ERROR: Final = "task_error"
+PIPELINE_COMPLETED: Final = "pipeline_completed"
+STREAM_OVERFLOW: Final = "stream_overflow"
+"""Sent without an SSE id to a subscriber that fell too far behind, just before its stream ends."""
+
+STARTED_TYPES: Final = frozenset({PIPELINE_STARTED, TASK_STARTED})
+
+_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
+def format_time(time_ns: int) -> str:
+    """RFC 3339 UTC with microseconds, as browsers' `Date` parse it."""
+    seconds, nanos = divmod(time_ns, 1_000_000_000)
+    moment = datetime.fromtimestamp(seconds, UTC).replace(microsecond=nanos // 1000)
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+class Event:
+    """One step of a run, as the span processor saw it.
+
+    Built on the span hot path, so it holds raw ids and nanoseconds; the hub
+    gives it its `seq`, and the JSON and SSE forms are made once, later, off
+    that path (on the first subscriber's event loop, shared by all others).
+    """
+
+    __slots__ = (
+        "_sse",
+        "attributes",
+        "duration_ns",
+        "error",
+        "error_type",
+        "name",
+        "parent_span_id",
+        "run_id",
+        "seq",
+        "span_id",
+        "status",
+        "time_ns",
+        "type",
+    )
+
+    def __init__(
+        self,
+        type: str,
+        name: str,
+        run_id: str,
+        span_id: int,
+        parent_span_id: int | None,
+        time_ns: int,
+        *,
+        duration_ns: int | None = None,
+        status: str | None = None,
+        error: str | None = None,
+        error_type: str | None = None,
+        attributes: dict[str, Any] | None = None,
+        seq: int = 0,
+    ) -> None:
+        self.type = type
+        self.name = name
+        self.run_id = run_id
+        self.span_id = span_id
+        self.parent_span_id = parent_span_id
+        self.time_ns = time_ns
+        self.duration_ns = duration_ns
+        self.status = status
+        self.error = error
+        self.error_type = error_type
+        self.attributes = attributes
+        self.seq = seq
+        self._sse: bytes | None = None
+
+    def __repr__(self) -> str:
+        return f"<Event {self.seq} {self.type} {self.name!r} run={self.run_id}>"
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "type": self.type,
+            "name": self.name,
+            "run_id": self.run_id,
+            "span_id": format(self.span_id, "016x"),
+            "parent_span_id": (
+                None if self.parent_span_id is None else format(self.parent_span_id, "016x")
+            ),
+            "seq": self.seq,
+            "timestamp": format_time(self.time_ns),
+        }
+        if self.duration_ns is not None:
+            data["duration_ms"] = self.duration_ns / 1e6
+        if self.status is not None:
+            data["status"] = self.status
+        if self.error is not None or self.error_type is not None:
+            data["error"] = self.error
+            data["error_type"] = self.error_type
+        if self.attributes:
+            data["attributes"] = self.attributes
+        return data
+
+    def to_json(self) -> str:
+        return _json.encode(self.to_dict())
+
+    @property
+    def sse(self) -> bytes:
+        """The event framed for the wire, computed once and shared by every subscriber."""
+        frame = self._sse
+        if frame is None:
+            frame = self._sse = encode_sse(self.to_json(), event_id=self.seq)
+        return frame
+
+
+def encode_sse(data: str, *, event_id: int | None = None) -> bytes:
+    """Frame one SSE message; `data` is single-line JSON, so one `data:` field suffices.
+
+    `json` escapes every control character, so nothing inside a value can end
+    the field or the message early; a stray line break here would be a bug.
+    """
+    if "\n" in data or "\r" in data:
+        raise ValueError("SSE data must be a single line")
+    head = b"" if event_id is None else b"id: %d\n" % event_id
+    return head + b"data: " + data.encode("utf-8", "backslashreplace") + b"\n\n"
+
+
+KEEPALIVE: Final = b": keep-alive\n\n"

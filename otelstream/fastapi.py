@@ -1,0 +1,146 @@
+"""create_router: the runs API and the SSE streams, as a FastAPI router."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import APIRouter, FastAPI, Header, HTTPException, Query, Response
+from opentelemetry import trace
+from pydantic import BaseModel, Field
+
+from otelstream.hubs import Hub, UnknownRun
+from otelstream.runs import Pipeline, PipelineRunner, RunHandle, RunsFull
+from otelstream.settings import Settings
+from otelstream.sse import EventStreamResponse
+
+_RUN_ID = re.compile(r"[0-9a-f]{32}")
+
+
+class RunRequest(BaseModel):
+    pipeline_name: str
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+
+class RunStarted(BaseModel):
+    run_id: str
+    events_url: str
+    run_url: str
+
+
+class PipelineInfo(BaseModel):
+    name: str
+    description: str | None = None
+
+
+class PipelineList(BaseModel):
+    pipelines: list[PipelineInfo]
+
+
+def create_router(
+    *,
+    hub: Hub,
+    pipelines: Mapping[str, Pipeline] | None = None,
+    settings: Settings | None = None,
+    tracer_provider: trace.TracerProvider | None = None,
+    prefix: str = "",
+) -> APIRouter:
+    """The HTTP API of otelstream; pipelines run in a bounded pool closed by the app's lifespan.
+
+    The tracer provider (default: the global one) must carry an
+    `EventStreamProcessor` publishing to `hub`, or runs start but never stream.
+    """
+    settings = settings or getattr(hub, "settings", None) or Settings()
+    runner = PipelineRunner(pipelines or {}, settings=settings, tracer_provider=tracer_provider)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        runner.shutdown()
+
+    router = APIRouter(prefix=prefix, tags=["otelstream"], lifespan=lifespan)
+
+    def start(request: RunRequest) -> RunHandle:
+        if request.pipeline_name not in runner.pipelines:
+            raise HTTPException(404, f"unknown pipeline {request.pipeline_name!r}")
+        try:
+            return runner.start(request.pipeline_name, request.parameters)
+        except RunsFull as exc:
+            raise HTTPException(503, str(exc), headers={"Retry-After": "1"}) from None
+
+    def subscribe(run_id: str, after: int = 0) -> EventStreamResponse:
+        try:
+            subscription = hub.subscribe(run_id, after)
+        except UnknownRun:
+            raise HTTPException(404, f"unknown or expired run {run_id!r}") from None
+        return EventStreamResponse(subscription, run_id, keepalive=settings.keepalive_seconds)
+
+    @router.post("/run-workflow", response_class=EventStreamResponse)
+    async def run_workflow(request: RunRequest) -> Response:
+        """Start a run and answer with its event stream, which ends after `pipeline_completed`."""
+        handle = start(request)
+        try:
+            return subscribe(handle.run_id)
+        except HTTPException:
+            raise HTTPException(
+                500,
+                "the run started but is not streamed: add EventStreamProcessor(hub) to the "
+                "tracer provider the router uses",
+            ) from None
+
+    @router.get("/pipelines")
+    async def list_pipelines() -> PipelineList:
+        return PipelineList(
+            pipelines=[
+                PipelineInfo(name=name, description=_summary(pipeline))
+                for name, pipeline in runner.pipelines.items()
+            ]
+        )
+
+    @router.post("/runs", status_code=202)
+    async def start_run(request: RunRequest) -> RunStarted:
+        handle = start(request)
+        return RunStarted(
+            run_id=handle.run_id,
+            events_url=f"{prefix}/runs/{handle.run_id}/events",
+            run_url=f"{prefix}/runs/{handle.run_id}",
+        )
+
+    @router.get(
+        "/runs/{run_id}/events",
+        response_class=EventStreamResponse,
+        responses={204: {"description": "The run is over and the client has every event."}},
+    )
+    async def run_events(
+        run_id: str,
+        last_event_id: Annotated[int | None, Query(ge=0)] = None,
+        last_event_id_header: Annotated[int | None, Header(alias="Last-Event-ID", ge=0)] = None,
+    ) -> Response:
+        """The run's events: first what the client missed, then live, until the run ends."""
+        after = last_event_id_header if last_event_id_header is not None else last_event_id or 0
+        run = await _get_run(run_id)
+        if run["status"] != "running" and after >= run["last_seq"]:
+            return Response(status_code=204)
+        return subscribe(run_id, after)
+
+    @router.get("/runs/{run_id}")
+    async def get_run(run_id: str) -> dict[str, Any]:
+        """The run's status, times and span tree."""
+        run = await _get_run(run_id)
+        return {**run, "events_url": f"{prefix}/runs/{run_id}/events"}
+
+    async def _get_run(run_id: str) -> dict[str, Any]:
+        run = await hub.get_run(run_id) if _RUN_ID.fullmatch(run_id) else None
+        if run is None:
+            raise HTTPException(404, f"unknown or expired run {run_id!r}")
+        return run
+
+    return router
+
+
+def _summary(pipeline: Pipeline) -> str | None:
+    func = getattr(pipeline, "func", pipeline)  # functools.partial
+    doc = getattr(func, "__doc__", None)
+    return doc.strip().splitlines()[0] if doc else None

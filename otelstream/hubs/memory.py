@@ -1,0 +1,211 @@
+"""The in-process hub: per-run sequence, bounded replay, subscribers woken on their own loops."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections import OrderedDict, deque
+from typing import Any, Self
+
+from otelstream.events import PIPELINE_COMPLETED, PIPELINE_STARTED, Event
+from otelstream.hubs import SubscriberLagged, UnknownRun
+from otelstream.hubs._runs import RunTree
+from otelstream.settings import Settings
+
+
+class _Run:
+    __slots__ = ("events", "finished", "last_seq", "run_id", "subscribers", "tree")
+
+    def __init__(self, run_id: str, settings: Settings) -> None:
+        self.run_id = run_id
+        self.events: deque[Event] = deque(maxlen=settings.replay_events)
+        self.last_seq = 0
+        self.finished = False
+        self.subscribers: tuple[_Subscriber, ...] = ()
+        self.tree = RunTree(max_spans=settings.replay_events)
+
+
+class MemoryHub:
+    """Keeps runs in this process; publishing is O(1) and never waits for a subscriber.
+
+    Subscribers do not own queues: each keeps a cursor into the run's replay
+    buffer and is woken (at most once per loop turn) when events are added, so
+    a run with a hundred readers costs the publisher a hundred flag checks and
+    each event is framed once for all of them.
+    """
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
+        self._lock = threading.Lock()
+        self._runs: dict[str, _Run] = {}
+        self._finished: OrderedDict[str, float] = OrderedDict()  # run id -> monotonic end time
+        self.dropped_events = 0
+        """Events refused: their run was unknown, over the active-run bound, or already ended."""
+
+    # -- the hot path -------------------------------------------------------------------------
+
+    def publish(self, run_id: str, event: Event) -> None:
+        with self._lock:
+            run = self._runs.get(run_id)
+            if run is None:
+                if event.type != PIPELINE_STARTED or not self._admit():
+                    self.dropped_events += 1
+                    return
+                run = self._runs[run_id] = _Run(run_id, self.settings)
+            elif run.finished:
+                self.dropped_events += 1
+                return
+            run.last_seq = event.seq = run.last_seq + 1
+            run.events.append(event)
+            run.tree.apply(event)
+            if event.type == PIPELINE_COMPLETED:
+                run.finished = True
+                self._finished[run_id] = time.monotonic()
+                self._evict()
+            subscribers = run.subscribers
+        for subscriber in subscribers:
+            subscriber.notify()
+
+    def _admit(self) -> bool:
+        self._evict()
+        return len(self._runs) - len(self._finished) < self.settings.max_active_runs
+
+    def _evict(self) -> None:
+        """Drop finished runs beyond the count bound or older than the retention (lock held)."""
+        finished, settings = self._finished, self.settings
+        deadline = time.monotonic() - settings.run_retention_seconds
+        while finished:
+            run_id, ended = next(iter(finished.items()))
+            if len(finished) <= settings.max_finished_runs and ended > deadline:
+                break
+            del finished[run_id]
+            self._runs.pop(run_id, None)
+
+    # -- readers ------------------------------------------------------------------------------
+
+    def subscribe(self, run_id: str, after: int = 0) -> MemorySubscription:
+        with self._lock:
+            self._evict()
+            run = self._runs.get(run_id)
+        if run is None:
+            raise UnknownRun(run_id)
+        return MemorySubscription(self, run, after)
+
+    async def get_run(self, run_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            self._evict()
+            run = self._runs.get(run_id)
+            if run is None:
+                return None
+            return run.tree.to_dict(run_id, run.last_seq)
+
+    def subscriber_count(self, run_id: str | None = None) -> int:
+        """Open subscriptions, of one run or of all; for tests and health checks."""
+        with self._lock:
+            runs = self._runs.values() if run_id is None else [self._runs.get(run_id)]
+            return sum(len(run.subscribers) for run in runs if run is not None)
+
+    def _read(self, run: _Run, after: int, first: bool) -> tuple[list[Event], bool]:
+        with self._lock:
+            pending = run.last_seq - after
+            if pending > 0:
+                if not first and pending > self.settings.subscriber_max_lag:
+                    raise SubscriberLagged(after)
+                events = run.events
+                # Past the replay bound the oldest are gone: send what is kept.
+                count = min(pending, len(events))
+                if not first and count < pending:
+                    raise SubscriberLagged(after)
+                return [events[i] for i in range(len(events) - count, len(events))], run.finished
+            return [], run.finished
+
+    def _attach(self, run: _Run, subscriber: _Subscriber) -> None:
+        with self._lock:
+            run.subscribers = (*run.subscribers, subscriber)
+
+    def _detach(self, run: _Run, subscriber: _Subscriber) -> None:
+        with self._lock:
+            run.subscribers = tuple(s for s in run.subscribers if s is not subscriber)
+
+
+class _Subscriber:
+    """Wakes one reader on its own loop; a burst of events costs one wake-up, not one each."""
+
+    __slots__ = ("_loop", "_ready", "_scheduled", "_waiter")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._scheduled = False
+        self._ready = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def notify(self) -> None:
+        """Any thread. The flag is racy on purpose: a lost race costs a spare wake-up only."""
+        if not self._scheduled:
+            self._scheduled = True
+            # A closed loop raises RuntimeError: its reader will never read again.
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        self._scheduled = False
+        self._ready = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def wait(self, timeout: float) -> bool:
+        """True when woken, False when `timeout` seconds passed first."""
+        if not self._ready:
+            waiter = self._waiter = self._loop.create_future()
+            timer = self._loop.call_later(timeout, _expire, waiter)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+                self._waiter = None
+        woken, self._ready = self._ready, False
+        return woken
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+class MemorySubscription:
+    def __init__(self, hub: MemoryHub, run: _Run, after: int) -> None:
+        self._hub = hub
+        self._run = run
+        self.last_seq = after
+        self._first = True
+        self._subscriber: _Subscriber | None = None
+
+    async def __aenter__(self) -> Self:
+        self._subscriber = _Subscriber(asyncio.get_running_loop())
+        self._hub._attach(self._run, self._subscriber)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._subscriber is not None:
+            self._hub._detach(self._run, self._subscriber)
+            self._subscriber = None
+
+    async def next_batch(self, timeout: float) -> list[Event] | None:
+        subscriber = self._subscriber
+        if subscriber is None:
+            raise RuntimeError("use the subscription as `async with hub.subscribe(...)`")
+        waited = False
+        while True:
+            events, finished = self._hub._read(self._run, self.last_seq, self._first)
+            self._first = False
+            if events:
+                self.last_seq = events[-1].seq
+                return events
+            if finished:
+                return None
+            if waited:
+                return []
+            waited = not await subscriber.wait(timeout)

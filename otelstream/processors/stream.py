@@ -1,0 +1,82 @@
+"""EventStreamProcessor: the SpanProcessor that turns a streamed run's spans into hub events."""
+
+from __future__ import annotations
+
+from opentelemetry.context import Context, get_current
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+
+from otelstream import projection
+from otelstream._context import RUN_KEY, RunMark
+from otelstream._errors import internal_errors, logger
+from otelstream.hubs import Hub
+from otelstream.settings import Settings
+
+
+class EventStreamProcessor(SpanProcessor):
+    """Add it beside your exporter: `provider.add_span_processor(EventStreamProcessor(hub))`.
+
+    A span counts when its context carries the run mark that `streamed_run`
+    (or the router) puts above a run's root span. Any other span costs one
+    context lookup on start and one dict lookup on end. Nothing here blocks or
+    raises into the code that opened the span.
+    """
+
+    def __init__(self, hub: Hub, settings: Settings | None = None) -> None:
+        self.hub = hub
+        settings = settings or getattr(hub, "settings", None) or Settings()
+        self._allowlist = settings.attribute_allowlist
+        self._max_open = settings.max_open_spans
+        # span id -> (run id, name, is root) of every projected span that has not ended yet
+        self._open: dict[int, tuple[str, str, bool]] = {}
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        mark = (get_current() if parent_context is None else parent_context).get(RUN_KEY)
+        if isinstance(mark, RunMark):
+            with internal_errors("EventStreamProcessor.on_start"):
+                self._start(span, mark)
+
+    def _start(self, span: Span, mark: RunMark) -> None:
+        context, parent = span.context, span.parent
+        parent_span_id = None if parent is None else parent.span_id
+        is_root = (parent_span_id or 0) == mark.origin_span_id
+        if is_root:
+            name = mark.name
+            run_id = mark.run_id = format(context.trace_id, "032x")
+        else:
+            task_run_id, task = mark.run_id, projection.task_name(span.name, span.attributes)
+            if task_run_id is None or task is None:
+                return
+            run_id, name = task_run_id, task
+        if len(self._open) >= self._max_open:
+            logger.warning("otelstream: %d spans open, not streaming %r", self._max_open, name)
+            return
+        self._open[context.span_id] = (run_id, name, is_root)
+        attributes = projection.allowed_attributes(span.attributes, self._allowlist)
+        self.hub.publish(
+            run_id,
+            projection.started(
+                is_root=is_root,
+                name=name,
+                run_id=run_id,
+                span_id=context.span_id,
+                parent_span_id=parent_span_id,
+                start_ns=span.start_time or 0,
+                attributes=attributes,
+            ),
+        )
+
+    def on_end(self, span: ReadableSpan) -> None:
+        found = self._open.pop(span.context.span_id, None)
+        if found is not None:
+            with internal_errors("EventStreamProcessor.on_end"):
+                run_id, name, is_root = found
+                event = projection.ended(
+                    span, is_root=is_root, name=name, run_id=run_id, allowlist=self._allowlist
+                )
+                self.hub.publish(run_id, event)
+
+    def shutdown(self) -> None:
+        self._open.clear()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True

@@ -1,0 +1,42 @@
+"""Every bound and switch of otelstream, read once from `OTELSTREAM_*` variables and passed in."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Defaults suit one service with a few browsers per run; each bound has an eviction rule."""
+
+    model_config = SettingsConfigDict(env_prefix="OTELSTREAM_", frozen=True, extra="ignore")
+
+    replay_events: int = Field(10_000, ge=1)
+    """Events kept per run for late and resuming subscribers; the oldest go first."""
+    subscriber_max_lag: int = Field(1_000, ge=1)
+    """Events a live subscriber may fall behind before it is cut off (it may resume)."""
+    max_active_runs: int = Field(1_000, ge=1)
+    """Runs streamed at once; a run started beyond it is traced but not streamed."""
+    max_finished_runs: int = Field(1_000, ge=0)
+    """Finished runs kept for replay and `GET /runs/{id}`; the oldest go first."""
+    run_retention_seconds: float = Field(3_600.0, ge=0)
+    """How long a finished run is kept at most."""
+    max_open_spans: int = Field(100_000, ge=1)
+    """Spans of streamed runs started and not yet ended, across all runs."""
+    keepalive_seconds: float = Field(15.0, gt=0)
+    """Idle time after which a stream sends an SSE comment, so proxies keep it open."""
+    max_workers: int = Field(8, ge=1)
+    """Threads that execute pipelines."""
+    max_queued_runs: int = Field(64, ge=0)
+    """Runs waiting for a free worker; beyond it starting a run is refused (503)."""
+    attribute_allowlist: Annotated[frozenset[str], NoDecode] = frozenset()
+    """Span attributes copied into events (comma separated); none by default."""
+
+    @field_validator("attribute_allowlist", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return frozenset(part.strip() for part in value.split(",") if part.strip())
+        return value

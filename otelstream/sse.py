@@ -1,0 +1,96 @@
+"""The SSE response: a subscription's events, framed once, written as bytes, ended cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from otelstream.events import KEEPALIVE, STREAM_OVERFLOW, encode_sse
+from otelstream.hubs import SubscriberLagged, Subscription
+
+SSE_HEADERS: Mapping[str, str] = {
+    "cache-control": "no-cache",
+    "x-accel-buffering": "no",  # nginx: do not buffer the stream
+}
+
+
+def overflow_frame(run_id: str, last_seq: int) -> bytes:
+    """Sent without an `id:`, so a browser resumes from the last real event it saw."""
+    message = {
+        "type": STREAM_OVERFLOW,
+        "run_id": run_id,
+        "last_seq": last_seq,
+        "message": "this subscriber fell behind; reconnect with Last-Event-ID to resume",
+    }
+    return encode_sse(json.dumps(message, separators=(",", ":")))
+
+
+class EventStreamResponse(Response):
+    """Streams one subscription until its run ends, the client leaves, or it falls behind.
+
+    One task per subscriber plus one that waits for the client to disconnect.
+    Whatever is pending is written as one chunk, each event's bytes made once.
+    """
+
+    media_type = "text/event-stream"
+
+    def __init__(self, subscription: Subscription, run_id: str, *, keepalive: float) -> None:
+        self.status_code = 200
+        self.background = None
+        self.body = b""
+        self.raw_headers = [(b"content-type", b"text/event-stream; charset=utf-8")]
+        self.raw_headers += [(k.encode(), v.encode()) for k, v in SSE_HEADERS.items()]
+        self.subscription = subscription
+        self.run_id = run_id
+        self.keepalive = keepalive
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        task = asyncio.current_task()
+        assert task is not None
+        disconnected = asyncio.Event()
+        watcher = asyncio.create_task(_watch_disconnect(receive, task, disconnected))
+        try:
+            async with self.subscription as subscription:
+                await self._pump(subscription, send)
+        except asyncio.CancelledError:
+            if not disconnected.is_set():
+                raise
+            task.uncancel()  # our own cancellation: the client left, which is not an error
+        finally:
+            watcher.cancel()
+
+    async def _pump(self, subscription: Subscription, send: Send) -> None:
+        while True:
+            try:
+                batch = await subscription.next_batch(self.keepalive)
+            except SubscriberLagged as lagged:
+                await send(_body(overflow_frame(self.run_id, lagged.last_seq)))
+                break
+            if batch is None:
+                break
+            if not batch:
+                body = KEEPALIVE
+            elif len(batch) == 1:
+                body = batch[0].sse
+            else:
+                body = b"".join([event.sse for event in batch])
+            await send(_body(body))
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _body(data: bytes) -> dict[str, object]:
+    return {"type": "http.response.body", "body": data, "more_body": True}
+
+
+async def _watch_disconnect(
+    receive: Receive, stream: asyncio.Task[object], disconnected: asyncio.Event
+) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    disconnected.set()
+    stream.cancel()

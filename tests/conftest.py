@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from otelstream import EventStreamProcessor, MemoryHub, Settings, _errors
+from otelstream.testing import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "internal_errors: the test expects otelstream to log internal errors"
+    )
+
+
+@pytest.fixture(autouse=True)
+def no_internal_errors(
+    request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
+) -> Iterator[None]:
+    """otelstream swallows its own errors in production; a test fails when one happens."""
+    _errors._last_logged = 0.0  # the rate limit must not hide one test's error from the next
+    yield
+    if request.node.get_closest_marker("internal_errors"):
+        return
+    errors = [r for r in caplog.records if r.getMessage().startswith("otelstream: internal error")]
+    assert not errors, f"otelstream logged internal errors: {errors}"
+
+
+@dataclass
+class Telemetry:
+    """A tracer provider of the test's own, with otelstream and an in-memory exporter."""
+
+    provider: TracerProvider
+    hub: MemoryHub
+    exporter: InMemorySpanExporter
+    tracer: trace.Tracer
+
+
+def make_telemetry(**settings: object) -> Telemetry:
+    hub = MemoryHub(Settings(**settings))  # type: ignore[arg-type]
+    provider = TracerProvider()
+    provider.add_span_processor(EventStreamProcessor(hub))
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return Telemetry(provider, hub, exporter, provider.get_tracer("tests"))
+
+
+@pytest.fixture
+def telemetry() -> Iterator[Telemetry]:
+    result = make_telemetry()
+    yield result
+    result.provider.shutdown()
+
+
+@contextmanager
+def app_process(app: str, **env: str) -> Iterator[str]:
+    """`uvicorn APP` in a process of its own (as a user runs it), on a free port; yields its URL."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if httpx.get(f"{url}/pipelines", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{app} did not start:\n{process.communicate()[0]}")
+            time.sleep(0.05)
+        yield url
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=10)[0]
+        if "Exception in ASGI application" in output:
+            raise AssertionError(f"{app} failed while serving:\n{output}")
+
+
+def events_of(hub: MemoryHub, run_id: str) -> list[dict[str, object]]:
+    """Every event of a finished run, read through a real subscription."""
+    import asyncio
+
+    async def drain() -> list[dict[str, object]]:
+        events: list[dict[str, object]] = []
+        async with hub.subscribe(run_id) as subscription:
+            while (batch := await subscription.next_batch(timeout=5)) is not None:
+                assert batch, "the run did not finish"
+                events.extend(event.to_dict() for event in batch)
+        return events
+
+    return asyncio.run(drain())
+
+
+def shape(events: list[dict[str, object]]) -> list[tuple[object, object]]:
+    return [(event["type"], event["name"]) for event in events]
