@@ -62,9 +62,14 @@ def create_router(
 
     router = APIRouter(prefix=prefix, tags=["otelstream"], lifespan=lifespan)
 
-    def start(request: RunRequest) -> RunHandle:
+    async def start(request: RunRequest) -> RunHandle:
         if request.pipeline_name not in runner.pipelines:
             raise HTTPException(404, f"unknown pipeline {request.pipeline_name!r}")
+        parent = trace.get_current_span().get_span_context()
+        if parent.is_valid and await hub.get_run(format(parent.trace_id, "032x")) is not None:
+            # the run id is the trace id: a client that sends the traceparent of a trace that
+            # already has a run must start a new trace for the next one
+            raise HTTPException(409, f"trace {parent.trace_id:032x} already has a run")
         try:
             return runner.start(request.pipeline_name, request.parameters)
         except RunsFull as exc:
@@ -80,7 +85,7 @@ def create_router(
     @router.post("/run-workflow", response_class=EventStreamResponse)
     async def run_workflow(request: RunRequest) -> Response:
         """Start a run and answer with its event stream, which ends after `pipeline_completed`."""
-        handle = start(request)
+        handle = await start(request)
         try:
             return subscribe(handle.run_id)
         except HTTPException:
@@ -101,7 +106,7 @@ def create_router(
 
     @router.post("/runs", status_code=202)
     async def start_run(request: RunRequest) -> RunStarted:
-        handle = start(request)
+        handle = await start(request)
         return RunStarted(
             run_id=handle.run_id,
             events_url=f"{prefix}/runs/{handle.run_id}/events",
@@ -129,7 +134,10 @@ def create_router(
     async def get_run(run_id: str) -> dict[str, Any]:
         """The run's status, times and span tree."""
         run = await _get_run(run_id)
-        return {**run, "events_url": f"{prefix}/runs/{run_id}/events"}
+        run["events_url"] = f"{prefix}/runs/{run_id}/events"
+        if settings.trace_url:
+            run["trace_url"] = settings.trace_url.format(trace_id=run_id)
+        return run
 
     async def _get_run(run_id: str) -> dict[str, Any]:
         run = await hub.get_run(run_id) if _RUN_ID.fullmatch(run_id) else None

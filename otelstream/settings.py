@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     """Threads that execute pipelines."""
     max_queued_runs: int = Field(64, ge=0)
     """Runs waiting for a free worker; beyond it starting a run is refused (503)."""
+    trace_url: str | None = None
+    """Link to a run's trace in a tracing UI, with `{trace_id}` in it, such as
+    `http://localhost:16686/trace/{trace_id}` for Jaeger; shown by `GET /runs/{id}`."""
     attribute_allowlist: Annotated[frozenset[str], NoDecode] = frozenset()
     """Span attributes copied into events (comma separated); none by default."""
 
