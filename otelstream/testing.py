@@ -65,7 +65,11 @@ def iter_sse(
     """Every SSE message of one response, parsed as the spec says; raises on a non-200 answer."""
     with connect_sse(client, method, url, **kwargs) as source:
         source.response.raise_for_status()
-        yield from source.iter_sse()
+        for message in source.iter_sse():
+            # The spec dispatches nothing for a block without data (a keep-alive comment);
+            # httpx-sse yields one when an id was seen before.
+            if message.data:
+                yield message
 
 
 def read_events(client: httpx.Client, method: str, url: str, **kwargs: Any) -> list[dict[str, Any]]:

@@ -1,0 +1,387 @@
+"""The HTTP API end to end: a real uvicorn on 127.0.0.1, read with a real HTTP client."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from opentelemetry.sdk.trace import TracerProvider
+
+from otelstream import MemoryHub, streamed_run
+from otelstream.fastapi import create_router
+from otelstream.testing import UvicornServer, iter_sse, read_events
+
+from .conftest import Telemetry, make_telemetry, shape
+
+TIMEOUT = httpx.Timeout(10.0)
+
+
+class Gate:
+    """Holds a pipeline in the middle of its run until the test opens it."""
+
+    def __init__(self) -> None:
+        self.reached = threading.Event()
+        self.opened = threading.Event()
+
+    def __call__(self) -> None:
+        self.reached.set()
+        assert self.opened.wait(10), "the test never opened the gate"
+
+
+def pipelines_for(provider: TracerProvider, gate: Gate) -> dict[str, Callable[..., Any]]:
+    tracer = provider.get_tracer("pipelines")
+
+    def two_steps(rows: int = 3) -> None:
+        """extract, then load."""
+        with tracer.start_as_current_span("task:extract"):
+            pass
+        with tracer.start_as_current_span("task:load") as span:
+            span.set_attribute("rows", rows)
+
+    def gated() -> None:
+        with tracer.start_as_current_span("task:before"):
+            pass
+        gate()
+        with tracer.start_as_current_span("task:after"):
+            pass
+
+    def failing() -> None:
+        with tracer.start_as_current_span("task:ok"):
+            pass
+        with tracer.start_as_current_span("task:broken"):
+            raise RuntimeError("disk full")
+
+    return {"two_steps": two_steps, "gated": gated, "failing": failing}
+
+
+class App:
+    def __init__(self, telemetry: Telemetry, server: UvicornServer, gate: Gate) -> None:
+        self.telemetry = telemetry
+        self.hub = telemetry.hub
+        self.url = server.url
+        self.gate = gate
+        self.client = httpx.Client(base_url=server.url, timeout=TIMEOUT)
+        self.blocking = threading.Event()
+
+    def run(self, pipeline: str, **parameters: Any) -> str:
+        response = self.client.post(
+            "/runs", json={"pipeline_name": pipeline, "parameters": parameters}
+        )
+        assert response.status_code == 202, response.text
+        run_id: str = response.json()["run_id"]
+        return run_id
+
+    def wait_until_finished(self, run_id: str) -> dict[str, Any]:
+        deadline = time.monotonic() + 10
+        while (run := self.client.get(f"/runs/{run_id}").json())["status"] == "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        return run  # type: ignore[no-any-return]
+
+
+def serve_app(**settings: Any) -> Iterator[App]:
+    """The router on a real uvicorn; the hub and the router share `settings`."""
+    telemetry, gate = make_telemetry(**settings), Gate()
+    app = FastAPI()
+    app.include_router(
+        create_router(
+            hub=telemetry.hub,
+            pipelines=pipelines_for(telemetry.provider, gate),
+            tracer_provider=telemetry.provider,
+        )
+    )
+
+    entered = threading.Event()
+
+    @app.post("/test/block-loop")
+    async def block_loop(seconds: float) -> None:
+        entered.set()
+        time.sleep(seconds)  # blocks the event loop on purpose
+
+    with UvicornServer(app) as server:
+        client = App(telemetry, server, gate)
+        client.blocking = entered
+        yield client
+        gate.opened.set()
+        client.client.close()
+    telemetry.provider.shutdown()
+
+
+@pytest.fixture
+def app() -> Iterator[App]:
+    yield from serve_app()
+
+
+TWO_STEPS = [
+    ("pipeline_started", "two_steps"),
+    ("task_started", "extract"),
+    ("task_completed", "extract"),
+    ("task_started", "load"),
+    ("task_completed", "load"),
+    ("pipeline_completed", "two_steps"),
+]
+
+
+def test_run_workflow_streams_the_whole_run(app: App) -> None:
+    with app.client.stream(
+        "POST", "/run-workflow", json={"pipeline_name": "two_steps"}
+    ) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "text/event-stream; charset=utf-8"
+        assert response.headers["cache-control"] == "no-cache"
+        assert response.headers["x-accel-buffering"] == "no"
+        assert "content-length" not in response.headers
+        raw = response.read()
+    messages = raw.decode().split("\n\n")
+    assert messages[-1] == ""
+    events = [json.loads(m.split("\ndata: ")[1]) for m in messages[:-1]]
+    assert [m.split("\n")[0] for m in messages[:-1]] == [f"id: {n}" for n in range(1, 7)]
+    assert shape(events) == TWO_STEPS
+    assert [e["seq"] for e in events] == [1, 2, 3, 4, 5, 6]
+    assert events[-1]["status"] == "success"
+    assert len({e["run_id"] for e in events}) == 1
+
+
+def test_post_runs_answers_202_and_the_stream_has_the_run(app: App) -> None:
+    response = app.client.post("/runs", json={"pipeline_name": "two_steps"})
+    assert response.status_code == 202
+    body = response.json()
+    run_id = body["run_id"]
+    assert body == {
+        "run_id": run_id,
+        "events_url": f"/runs/{run_id}/events",
+        "run_url": f"/runs/{run_id}",
+    }
+    events = read_events(app.client, "GET", body["events_url"])
+    assert shape(events) == TWO_STEPS
+    assert {e["run_id"] for e in events} == {run_id}
+
+
+def test_a_late_subscriber_gets_the_whole_run(app: App) -> None:
+    run_id = app.run("two_steps")
+    app.wait_until_finished(run_id)
+    events = read_events(app.client, "GET", f"/runs/{run_id}/events")
+    assert shape(events) == TWO_STEPS
+    assert [e["seq"] for e in events] == list(range(1, 7))
+
+
+def test_last_event_id_resumes_after_it(app: App) -> None:
+    run_id = app.run("two_steps")
+    app.wait_until_finished(run_id)
+    url = f"/runs/{run_id}/events"
+    by_header = read_events(app.client, "GET", url, headers={"Last-Event-ID": "3"})
+    assert [e["seq"] for e in by_header] == [4, 5, 6]
+    by_query = read_events(app.client, "GET", url, params={"last_event_id": 5})
+    assert [e["seq"] for e in by_query] == [6]
+    both = read_events(
+        app.client, "GET", url, params={"last_event_id": 1}, headers={"Last-Event-ID": "4"}
+    )
+    assert [e["seq"] for e in both] == [5, 6], "the header wins, as a browser sends it"
+
+
+def test_a_finished_run_with_nothing_more_to_send_answers_204(app: App) -> None:
+    run_id = app.run("two_steps")
+    app.wait_until_finished(run_id)
+    response = app.client.get(f"/runs/{run_id}/events", headers={"Last-Event-ID": "6"})
+    assert response.status_code == 204
+    assert response.content == b""
+
+
+def test_resuming_in_the_middle_of_a_run(app: App) -> None:
+    run_id = app.run("gated")
+    assert app.gate.reached.wait(10)
+    url = f"/runs/{run_id}/events"
+    first = []
+    for message in iter_sse(app.client, "GET", url):
+        first.append(json.loads(message.data))
+        if len(first) == 3:
+            break  # the connection drops here
+    assert shape(first) == [
+        ("pipeline_started", "gated"),
+        ("task_started", "before"),
+        ("task_completed", "before"),
+    ]
+    opener = threading.Timer(0.1, app.gate.opened.set)
+    opener.start()
+    rest = read_events(app.client, "GET", url, headers={"Last-Event-ID": "3"})
+    opener.join()
+    assert shape(rest) == [
+        ("task_started", "after"),
+        ("task_completed", "after"),
+        ("pipeline_completed", "gated"),
+    ]
+    assert [e["seq"] for e in rest] == [4, 5, 6]
+
+
+def test_concurrent_runs_never_see_each_others_events(app: App) -> None:
+    results: list[list[dict[str, Any]]] = []
+
+    def one_run() -> None:
+        with httpx.Client(base_url=app.url, timeout=TIMEOUT) as client:
+            results.append(
+                read_events(client, "POST", "/run-workflow", json={"pipeline_name": "two_steps"})
+            )
+
+    threads = [threading.Thread(target=one_run) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert len(results) == 10
+    assert len({events[0]["run_id"] for events in results}) == 10
+    for events in results:
+        assert shape(events) == TWO_STEPS
+        assert [e["seq"] for e in events] == list(range(1, 7))
+        assert len({e["run_id"] for e in events}) == 1
+
+
+def test_a_client_that_disconnects_leaves_nothing_behind(app: App) -> None:
+    run_id = app.run("gated")
+    assert app.gate.reached.wait(10)
+    for _message in iter_sse(app.client, "GET", f"/runs/{run_id}/events"):
+        assert app.hub.subscriber_count(run_id) == 1
+        break  # closes the connection
+    deadline = time.monotonic() + 5
+    while app.hub.subscriber_count() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert app.hub.subscriber_count() == 0
+    app.gate.opened.set()
+    assert app.wait_until_finished(run_id)["status"] == "success"
+
+
+def test_an_idle_stream_sends_keepalive_comments() -> None:
+    for app in serve_app(keepalive_seconds=0.05):
+        run_id = app.run("gated")
+        assert app.gate.reached.wait(10)
+        received = b""
+        with app.client.stream("GET", f"/runs/{run_id}/events") as response:
+            for chunk in response.iter_raw():
+                received += chunk
+                if received.count(b": keep-alive\n\n") >= 2:
+                    break
+        assert received.count(b"data: ") == 3, "comments only, no new events while idle"
+
+
+def test_a_subscriber_that_falls_behind_gets_a_final_overflow_message() -> None:
+    for app in serve_app(subscriber_max_lag=3):
+        tracer = app.telemetry.tracer
+        with streamed_run("burst", tracer_provider=app.telemetry.provider) as run:
+            url = f"/runs/{run.run_id}/events"
+            messages = iter_sse(app.client, "GET", url)
+            assert json.loads(next(messages).data)["type"] == "pipeline_started"
+            blocker = threading.Thread(
+                target=httpx.post,
+                args=(f"{app.url}/test/block-loop",),
+                kwargs={"params": {"seconds": 0.3}},
+            )
+            blocker.start()
+            assert app.blocking.wait(5)
+            for n in range(5):  # ten events while the server's loop cannot send
+                with tracer.start_as_current_span(f"task:t{n}"):
+                    pass
+            rest = list(messages)
+            blocker.join()
+        assert len(rest) == 1
+        # sent without an id: the last event id stays that of the last real event
+        assert rest[0].id == "1"
+        assert json.loads(rest[0].data) == {
+            "type": "stream_overflow",
+            "run_id": run.run_id,
+            "last_seq": 1,
+            "message": "this subscriber fell behind; reconnect with Last-Event-ID to resume",
+        }
+        resumed = read_events(
+            app.client, "GET", f"/runs/{run.run_id}/events", headers={"Last-Event-ID": "1"}
+        )
+        assert [e["seq"] for e in resumed] == list(range(2, 13))
+
+
+def test_errors_are_json_before_any_stream(app: App) -> None:
+    for path in ("/run-workflow", "/runs"):
+        unknown = app.client.post(path, json={"pipeline_name": "nope"})
+        assert unknown.status_code == 404
+        assert unknown.headers["content-type"] == "application/json"
+        assert unknown.json() == {"detail": "unknown pipeline 'nope'"}
+        for body in (
+            b"{",
+            b'{"parameters": {}}',
+            b'{"pipeline_name": "two_steps", "parameters": 3}',
+        ):
+            malformed = app.client.post(
+                path, content=body, headers={"content-type": "application/json"}
+            )
+            assert malformed.status_code == 422, body
+            assert malformed.headers["content-type"] == "application/json"
+    for run_id in ("f" * 32, "not-a-run", "F" * 32):
+        assert app.client.get(f"/runs/{run_id}").status_code == 404
+        assert app.client.get(f"/runs/{run_id}/events").status_code == 404
+    run_id = app.run("two_steps")
+    bad_id = app.client.get(f"/runs/{run_id}/events", headers={"Last-Event-ID": "x"})
+    assert bad_id.status_code == 422
+
+
+def test_get_run_shows_status_times_and_the_span_tree() -> None:
+    for app in serve_app(trace_url="http://jaeger:16686/trace/{trace_id}"):
+        run_id = app.run("failing")
+        run = app.wait_until_finished(run_id)
+        assert run["status"] == "error"
+        assert (run["error"], run["error_type"]) == ("disk full", "RuntimeError")
+        assert run["name"] == "failing" and run["last_seq"] == 6
+        assert run["trace_url"] == f"http://jaeger:16686/trace/{run_id}"
+        assert run["events_url"] == f"/runs/{run_id}/events"
+        assert run["duration_ms"] >= 0 and run["started_at"] <= run["ended_at"]
+        children = run["tree"]["children"]
+        assert [(c["name"], c["status"], c["error"]) for c in children] == [
+            ("ok", "success", None),
+            ("broken", "error", "disk full"),
+        ]
+
+
+def test_pipelines_are_listed(app: App) -> None:
+    response = app.client.get("/pipelines")
+    assert response.status_code == 200
+    assert response.json() == {
+        "pipelines": [
+            {"name": "two_steps", "description": "extract, then load."},
+            {"name": "gated", "description": None},
+            {"name": "failing", "description": None},
+        ]
+    }
+
+
+def test_a_full_pool_refuses_new_runs_with_503() -> None:
+    for app in serve_app(max_workers=1, max_queued_runs=0):
+        app.run("gated")
+        assert app.gate.reached.wait(10)
+        refused = app.client.post("/runs", json={"pipeline_name": "two_steps"})
+        assert refused.status_code == 503
+        assert refused.headers["retry-after"] == "1"
+        app.gate.opened.set()
+        deadline = time.monotonic() + 5
+        while (
+            again := app.client.post("/runs", json={"pipeline_name": "two_steps"})
+        ).status_code == 503:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert again.status_code == 202
+
+
+def test_a_provider_without_the_processor_is_a_clear_error() -> None:
+    app = FastAPI()
+    hub = MemoryHub()
+    provider = TracerProvider()  # EventStreamProcessor(hub) was forgotten
+    app.include_router(
+        create_router(hub=hub, pipelines={"p": lambda: None}, tracer_provider=provider)
+    )
+    with UvicornServer(app) as server:
+        response = httpx.post(
+            f"{server.url}/run-workflow", json={"pipeline_name": "p"}, timeout=TIMEOUT
+        )
+    assert response.status_code == 500
+    assert "EventStreamProcessor" in response.json()["detail"]
