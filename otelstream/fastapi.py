@@ -57,6 +57,7 @@ def create_router(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runner.open()
         yield
         runner.shutdown()
 

@@ -38,7 +38,7 @@ class UnknownPipeline(LookupError):
 
 
 class RunsFull(RuntimeError):
-    """Every worker is busy and the queue of waiting runs is full."""
+    """Every worker is busy and the queue of waiting runs is full, or the runner is shut down."""
 
 
 def _tracer(tracer_provider: trace.TracerProvider | None) -> trace.Tracer:
@@ -91,6 +91,7 @@ class PipelineRunner:
         )
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
+        self._closed = False
         self._waiting: dict[_Job, None] = {}  # runs not yet picked up by a worker
 
     def start(
@@ -104,6 +105,8 @@ class PipelineRunner:
             pipeline = self.pipelines[name]
         except KeyError:
             raise UnknownPipeline(name) from None
+        if self._closed:
+            raise RunsFull("the server is shutting down")
         if not self._slots.acquire(blocking=False):
             raise RunsFull(
                 f"{self.settings.max_workers} runs are running and "
@@ -128,8 +131,15 @@ class PipelineRunner:
             raise
         return RunHandle(_run_id(span), name, span)
 
+    def open(self) -> None:
+        """Accept runs again after `shutdown` (an app whose lifespan starts a second time)."""
+        with self._pool_lock:
+            self._closed = False
+
     def _executor(self) -> ThreadPoolExecutor:
         with self._pool_lock:
+            if self._closed:
+                raise RunsFull("the server is shutting down")
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(
                     self.settings.max_workers, thread_name_prefix="otelstream-run"
@@ -156,7 +166,7 @@ class PipelineRunner:
     def shutdown(self) -> None:
         """Refuse new runs; runs still waiting for a worker end as errors, running ones finish."""
         with self._pool_lock:
-            pool, self._pool = self._pool, None
+            pool, self._pool, self._closed = self._pool, None, True
         if pool is None:
             return
         for job in list(self._waiting):

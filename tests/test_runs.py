@@ -1,0 +1,129 @@
+"""PipelineRunner: how registered pipelines are called, bounded and ended."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from functools import partial
+from typing import Any
+
+import pytest
+
+from otelstream import PipelineRunner, Settings
+from otelstream.runs import RunsFull, UnknownPipeline
+
+from .conftest import Telemetry, events_of, make_telemetry, shape
+
+
+def wait_for_end(telemetry: Telemetry, run_id: str) -> list[dict[str, object]]:
+    return events_of(telemetry.hub, run_id)
+
+
+def test_builders_get_the_parameters_and_their_execute_runs(telemetry: Telemetry) -> None:
+    calls: list[Any] = []
+    tracer = telemetry.tracer
+
+    class Built:
+        def __init__(self, rows: int) -> None:
+            self.rows = rows
+
+        def execute(self) -> None:
+            with tracer.start_as_current_span("task:load"):
+                calls.append(("execute", self.rows, threading.current_thread().name))
+
+    def build(rows: int = 1) -> Built:
+        calls.append(("build", rows))
+        return Built(rows)
+
+    runner = PipelineRunner({"etl": partial(build)}, tracer_provider=telemetry.provider)
+    handle = runner.start("etl", {"rows": 7})
+    events = wait_for_end(telemetry, handle.run_id)
+    runner.shutdown()
+    assert calls[0] == ("build", 7)
+    assert calls[1][:2] == ("execute", 7) and calls[1][2].startswith("otelstream-run")
+    assert shape(events) == [
+        ("pipeline_started", "etl"),
+        ("task_started", "load"),
+        ("task_completed", "load"),
+        ("pipeline_completed", "etl"),
+    ]
+
+
+def test_async_pipelines_run_on_a_loop_of_their_own(telemetry: Telemetry) -> None:
+    tracer = telemetry.tracer
+
+    async def crawl(pages: int) -> None:
+        async def page(n: int) -> None:
+            with tracer.start_as_current_span(f"task:page_{n}"):
+                await asyncio.sleep(0.01)
+
+        await asyncio.gather(*(page(n) for n in range(pages)))
+
+    runner = PipelineRunner({"crawl": crawl}, tracer_provider=telemetry.provider)
+    events = wait_for_end(telemetry, runner.start("crawl", {"pages": 3}).run_id)
+    runner.shutdown()
+    assert {name for kind, name in shape(events) if kind == "task_completed"} == {
+        "page_0",
+        "page_1",
+        "page_2",
+    }
+    assert events[-1]["status"] == "success"
+
+
+def test_a_builder_that_fails_before_any_span_still_ends_the_run(telemetry: Telemetry) -> None:
+    def build(**parameters: object) -> None:
+        raise TypeError(f"unexpected parameters {sorted(parameters)}")
+
+    runner = PipelineRunner({"bad": build}, tracer_provider=telemetry.provider)
+    events = wait_for_end(telemetry, runner.start("bad", {"x": 1}).run_id)
+    runner.shutdown()
+    assert shape(events) == [("pipeline_started", "bad"), ("pipeline_completed", "bad")]
+    assert events[-1]["status"] == "error"
+    assert (events[-1]["error"], events[-1]["error_type"]) == (
+        "unexpected parameters ['x']",
+        "TypeError",
+    )
+
+
+def test_unknown_pipelines_and_a_full_queue_are_refused() -> None:
+    telemetry = make_telemetry()
+    gate = threading.Event()
+    runner = PipelineRunner(
+        {"wait": lambda: gate.wait(10)},
+        settings=Settings(max_workers=1, max_queued_runs=1),
+        tracer_provider=telemetry.provider,
+    )
+    with pytest.raises(UnknownPipeline):
+        runner.start("nope")
+    running = runner.start("wait")
+    queued = runner.start("wait")
+    with pytest.raises(RunsFull):
+        runner.start("wait")
+    gate.set()
+    for handle in (running, queued):
+        assert events_of(telemetry.hub, handle.run_id)[-1]["status"] == "success"
+    runner.start("wait")  # room again
+    runner.shutdown()
+
+
+def test_shutdown_ends_runs_that_never_got_a_worker() -> None:
+    telemetry = make_telemetry()
+    gate = threading.Event()
+    runner = PipelineRunner(
+        {"wait": lambda: gate.wait(10)},
+        settings=Settings(max_workers=1, max_queued_runs=2),
+        tracer_provider=telemetry.provider,
+    )
+    running = runner.start("wait")
+    queued = runner.start("wait")
+    runner.shutdown()
+    gate.set()
+    assert events_of(telemetry.hub, running.run_id)[-1]["status"] == "success"
+    last = events_of(telemetry.hub, queued.run_id)[-1]
+    assert (last["type"], last["status"]) == ("pipeline_completed", "error")
+    assert last["error"] == "the server shut down before the run began"
+    with pytest.raises(RunsFull):
+        runner.start("wait")
+    runner.open()
+    assert events_of(telemetry.hub, runner.start("wait").run_id)[-1]["status"] == "success"
+    runner.shutdown()
