@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from otelstream.events import (
     PIPELINE_COMPLETED,
@@ -14,37 +14,29 @@ from otelstream.events import (
 )
 
 
-class SpanNode:
-    __slots__ = (
-        "end_ns",
-        "error",
-        "error_type",
-        "name",
-        "parent_span_id",
-        "span_id",
-        "start_ns",
-        "status",
-    )
+class SpanNode(NamedTuple):
+    """Immutable, so a snapshot of the tree is a copy of the node list, not of every node."""
 
-    def __init__(self, event: Event) -> None:
-        self.span_id = event.span_id
-        self.parent_span_id = event.parent_span_id
-        self.name = event.name
-        self.start_ns = event.time_ns
-        self.end_ns: int | None = None
-        self.status = "running"
-        self.error: str | None = None
-        self.error_type: str | None = None
+    span_id: int
+    parent_span_id: int | None
+    name: str
+    start_ns: int
+    end_ns: int | None = None
+    status: str = "running"
+    error: str | None = None
+    error_type: str | None = None
 
-    def finish(self, event: Event) -> None:
-        self.end_ns = event.time_ns
+    def finished(self, event: Event) -> SpanNode:
         if event.type == PIPELINE_COMPLETED:
-            self.status = event.status or "success"
+            status = event.status or "success"
         else:
-            self.status = "error" if event.type == TASK_ERROR else "success"
-        self.error, self.error_type = event.error, event.error_type
+            status = "error" if event.type == TASK_ERROR else "success"
+        return self._replace(
+            end_ns=event.time_ns, status=status, error=event.error, error_type=event.error_type
+        )
 
     def to_dict(self, children: list[dict[str, Any]]) -> dict[str, Any]:
+        end = self.end_ns
         return {
             "span_id": format(self.span_id, "016x"),
             "parent_span_id": (
@@ -53,8 +45,8 @@ class SpanNode:
             "name": self.name,
             "status": self.status,
             "started_at": format_time(self.start_ns),
-            "ended_at": None if self.end_ns is None else format_time(self.end_ns),
-            "duration_ms": None if self.end_ns is None else (self.end_ns - self.start_ns) / 1e6,
+            "ended_at": None if end is None else format_time(end),
+            "duration_ms": None if end is None else (end - self.start_ns) / 1e6,
             "error": self.error,
             "error_type": self.error_type,
             "children": children,
@@ -62,13 +54,17 @@ class SpanNode:
 
 
 class RunTree:
-    """The spans of one run by id, bounded: past `max_spans` new spans are counted, not kept."""
+    """The spans of one run by id, bounded: past `max_spans` new spans are counted, not kept.
 
-    __slots__ = ("dropped_spans", "max_spans", "nodes", "root")
+    Not thread-safe: the hub serialises `apply`; `snapshot` is cheap enough to take under
+    the hub's lock, and the JSON is built from it outside.
+    """
+
+    __slots__ = ("dropped_spans", "max_spans", "nodes", "root_span_id")
 
     def __init__(self, max_spans: int) -> None:
         self.nodes: dict[int, SpanNode] = {}
-        self.root: SpanNode | None = None
+        self.root_span_id: int | None = None
         self.max_spans = max_spans
         self.dropped_spans = 0
 
@@ -77,28 +73,46 @@ class RunTree:
             if len(self.nodes) >= self.max_spans:
                 self.dropped_spans += 1
                 return
-            node = self.nodes[event.span_id] = SpanNode(event)
+            self.nodes[event.span_id] = SpanNode(
+                event.span_id, event.parent_span_id, event.name, event.time_ns
+            )
             if event.type == PIPELINE_STARTED:
-                self.root = node
+                self.root_span_id = event.span_id
         else:
-            found = self.nodes.get(event.span_id)
-            if found is not None:
-                found.finish(event)
+            node = self.nodes.get(event.span_id)
+            if node is not None:
+                self.nodes[event.span_id] = node.finished(event)
 
-    def to_dict(self, run_id: str, last_seq: int) -> dict[str, Any]:
+    def snapshot(self, run_id: str, last_seq: int) -> TreeSnapshot:
+        return TreeSnapshot(
+            run_id, last_seq, list(self.nodes.values()), self.root_span_id, self.dropped_spans
+        )
+
+
+class TreeSnapshot(NamedTuple):
+    run_id: str
+    last_seq: int
+    nodes: list[SpanNode]
+    root_span_id: int | None
+    dropped_spans: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """The run as `GET /runs/{id}` shows it: summary fields, then the nested tree."""
+        root: SpanNode | None = None
         children: dict[int | None, list[SpanNode]] = {}
-        for node in self.nodes.values():
-            if node is not self.root:
+        for node in self.nodes:
+            if node.span_id == self.root_span_id:
+                root = node
+            else:
                 children.setdefault(node.parent_span_id, []).append(node)
 
         def build(node: SpanNode) -> dict[str, Any]:
             kids = sorted(children.get(node.span_id, ()), key=lambda n: n.start_ns)
             return node.to_dict([build(kid) for kid in kids])
 
-        root = self.root
         tree = build(root) if root is not None else None
         return {
-            "run_id": run_id,
+            "run_id": self.run_id,
             "name": root.name if root else None,
             "status": root.status if root else "running",
             "started_at": tree["started_at"] if tree else None,
@@ -106,7 +120,7 @@ class RunTree:
             "duration_ms": tree["duration_ms"] if tree else None,
             "error": root.error if root else None,
             "error_type": root.error_type if root else None,
-            "last_seq": last_seq,
+            "last_seq": self.last_seq,
             "dropped_spans": self.dropped_spans,
             "tree": tree,
         }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import threading
 import time
 from collections import OrderedDict, deque
@@ -99,7 +100,8 @@ class MemoryHub:
             run = self._runs.get(run_id)
             if run is None:
                 return None
-            return run.tree.to_dict(run_id, run.last_seq)
+            snapshot = run.tree.snapshot(run_id, run.last_seq)
+        return snapshot.to_dict()  # built outside the lock: publishers never wait for it
 
     def subscriber_count(self, run_id: str | None = None) -> int:
         """Open subscriptions, of one run or of all; for tests and health checks."""
@@ -113,12 +115,13 @@ class MemoryHub:
             if pending > 0:
                 if not first and pending > self.settings.subscriber_max_lag:
                     raise SubscriberLagged(after)
-                events = run.events
                 # Past the replay bound the oldest are gone: send what is kept.
-                count = min(pending, len(events))
+                count = min(pending, len(run.events))
                 if not first and count < pending:
                     raise SubscriberLagged(after)
-                return [events[i] for i in range(len(events) - count, len(events))], run.finished
+                batch = list(itertools.islice(reversed(run.events), count))
+                batch.reverse()
+                return batch, run.finished
             return [], run.finished
 
     def _attach(self, run: _Run, subscriber: _Subscriber) -> None:
