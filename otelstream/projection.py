@@ -41,6 +41,43 @@ def task_name(span_name: str, attributes: Attributes) -> str | None:
     return span_name
 
 
+class Policy:
+    """What of a span may reach a browser: set once from the settings, read on every event."""
+
+    __slots__ = ("allowlist", "max_length", "redact_errors")
+
+    def __init__(
+        self,
+        allowlist: frozenset[str] = frozenset(),
+        max_length: int = 4096,
+        redact_errors: bool = False,
+    ) -> None:
+        self.allowlist = allowlist
+        self.max_length = max_length
+        self.redact_errors = redact_errors
+
+    def clip(self, text: str) -> str:
+        return text if len(text) <= self.max_length else text[: self.max_length - 1] + "…"
+
+    def error(self, failed: tuple[str | None, str]) -> tuple[str | None, str]:
+        """(type, message), the message replaced by the type when errors are redacted."""
+        error_type, message = failed
+        if self.redact_errors:
+            return error_type, error_type or "error"
+        return error_type, self.clip(message)
+
+    def attributes(self, attributes: Attributes) -> dict[str, Any] | None:
+        picked = allowed_attributes(attributes, self.allowlist)
+        if picked:
+            for key, value in picked.items():
+                if isinstance(value, str):
+                    picked[key] = self.clip(value)
+        return picked
+
+
+_DEFAULT_POLICY = Policy()
+
+
 def allowed_attributes(attributes: Attributes, allowlist: frozenset[str]) -> dict[str, Any] | None:
     if not allowlist or not attributes:
         return None
@@ -75,13 +112,14 @@ def ended(
     is_root: bool,
     name: str,
     run_id: str,
-    allowlist: frozenset[str] = frozenset(),
+    policy: Policy = _DEFAULT_POLICY,
 ) -> Event:
     context, parent = span.context, span.parent
     end_ns = span.end_time or 0
     duration_ns = end_ns - (span.start_time or end_ns)
-    error = failure(span)
-    attributes = allowed_attributes(span.attributes, allowlist)
+    failed = failure(span)
+    error = None if failed is None else policy.error(failed)
+    attributes = policy.attributes(span.attributes)
     if is_root:
         return Event(
             PIPELINE_COMPLETED,

@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     trace_url: str | None = None
     """Link to a run's trace in a tracing UI, with `{trace_id}` in it, such as
     `http://localhost:16686/trace/{trace_id}` for Jaeger; shown by `GET /runs/{id}`."""
+    max_string_length: int = Field(4_096, ge=16)
+    """Names, error messages and attribute values longer than this are cut (with "…")."""
+    redact_errors: bool = False
+    """Send only an error's type, never its message: for streams that untrusted people watch."""
     attribute_allowlist: Annotated[frozenset[str], NoDecode] = frozenset()
     """Span attributes copied into events (comma separated); none by default."""
 

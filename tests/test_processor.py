@@ -255,3 +255,16 @@ def test_open_spans_are_bounded() -> None:
         ("task_completed", "a"),
         ("pipeline_completed", "etl"),
     ]
+
+
+def test_errors_can_be_redacted_to_their_type_and_long_text_is_cut() -> None:
+    telemetry = make_telemetry(redact_errors=True, max_string_length=16)
+    with pytest.raises(PermissionError):
+        with streamed_run("etl", tracer_provider=telemetry.provider) as run:
+            with telemetry.tracer.start_as_current_span("task:" + "x" * 40):
+                raise PermissionError("token sk-live-123 was refused")
+    events = events_of(telemetry.hub, run.run_id)
+    assert events[2]["name"] == "x" * 15 + "…"
+    assert (events[2]["error"], events[2]["error_type"]) == ("PermissionError", "PermissionError")
+    assert (events[3]["error"], events[3]["error_type"]) == ("PermissionError", "PermissionError")
+    assert "sk-live" not in repr(events)

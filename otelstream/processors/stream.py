@@ -24,7 +24,9 @@ class EventStreamProcessor(SpanProcessor):
     def __init__(self, hub: Hub, settings: Settings | None = None) -> None:
         self.hub = hub
         settings = settings or getattr(hub, "settings", None) or Settings()
-        self._allowlist = settings.attribute_allowlist
+        self._policy = projection.Policy(
+            settings.attribute_allowlist, settings.max_string_length, settings.redact_errors
+        )
         self._max_open = settings.max_open_spans
         # span id -> (run id, name, is root) of every projected span that has not ended yet
         self._open: dict[int, tuple[str, str, bool]] = {}
@@ -40,18 +42,18 @@ class EventStreamProcessor(SpanProcessor):
         parent_span_id = None if parent is None else parent.span_id
         is_root = (parent_span_id or 0) == mark.origin_span_id
         if is_root:
-            name = mark.name
+            name = self._policy.clip(mark.name)
             run_id = mark.run_id = format(context.trace_id, "032x")
         else:
             task_run_id, task = mark.run_id, projection.task_name(span.name, span.attributes)
             if task_run_id is None or task is None:
                 return
-            run_id, name = task_run_id, task
+            run_id, name = task_run_id, self._policy.clip(task)
         if len(self._open) >= self._max_open:
             logger.warning("otelstream: %d spans open, not streaming %r", self._max_open, name)
             return
         self._open[context.span_id] = (run_id, name, is_root)
-        attributes = projection.allowed_attributes(span.attributes, self._allowlist)
+        attributes = self._policy.attributes(span.attributes)
         self.hub.publish(
             run_id,
             projection.started(
@@ -71,7 +73,7 @@ class EventStreamProcessor(SpanProcessor):
             with internal_errors("EventStreamProcessor.on_end"):
                 run_id, name, is_root = found
                 event = projection.ended(
-                    span, is_root=is_root, name=name, run_id=run_id, allowlist=self._allowlist
+                    span, is_root=is_root, name=name, run_id=run_id, policy=self._policy
                 )
                 self.hub.publish(run_id, event)
 
