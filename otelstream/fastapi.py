@@ -8,10 +8,12 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Header, HTTPException, Query, Response
+from fastapi.exceptions import RequestValidationError
 from opentelemetry import trace
 from pydantic import BaseModel, Field
 
 from otelstream.hubs import Hub, UnknownRun
+from otelstream.parameters import ParameterChecker, ValidationError
 from otelstream.runs import Pipeline, PipelineRunner, RunHandle, RunsFull
 from otelstream.settings import Settings
 from otelstream.sse import EventStreamResponse
@@ -54,6 +56,7 @@ def create_router(
     """
     settings = settings or getattr(hub, "settings", None) or Settings()
     runner = PipelineRunner(pipelines or {}, settings=settings, tracer_provider=tracer_provider)
+    checkers = {name: ParameterChecker(name, p) for name, p in runner.pipelines.items()}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -66,13 +69,20 @@ def create_router(
     async def start(request: RunRequest) -> RunHandle:
         if request.pipeline_name not in runner.pipelines:
             raise HTTPException(404, f"unknown pipeline {request.pipeline_name!r}")
+        try:
+            parameters = checkers[request.pipeline_name](request.parameters)
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False, include_context=False)
+            raise RequestValidationError(
+                [{**error, "loc": ("body", "parameters", *error["loc"])} for error in errors]
+            ) from None
         parent = trace.get_current_span().get_span_context()
         if parent.is_valid and await hub.get_run(format(parent.trace_id, "032x")) is not None:
             # the run id is the trace id: a client that sends the traceparent of a trace that
             # already has a run must start a new trace for the next one
             raise HTTPException(409, f"trace {parent.trace_id:032x} already has a run")
         try:
-            return runner.start(request.pipeline_name, request.parameters)
+            return runner.start(request.pipeline_name, parameters)
         except RunsFull as exc:
             raise HTTPException(503, str(exc), headers={"Retry-After": "1"}) from None
 

@@ -385,3 +385,22 @@ def test_a_provider_without_the_processor_is_a_clear_error() -> None:
         )
     assert response.status_code == 500
     assert "EventStreamProcessor" in response.json()["detail"]
+
+
+def test_parameters_are_checked_against_the_pipeline_signature(app: App) -> None:
+    for parameters, loc, kind in [
+        ({"rows": "many"}, ["body", "parameters", "rows"], "int_parsing"),
+        ({"rows": 1, "colour": "red"}, ["body", "parameters", "colour"], "extra_forbidden"),
+    ]:
+        response = app.client.post(
+            "/run-workflow", json={"pipeline_name": "two_steps", "parameters": parameters}
+        )
+        assert response.status_code == 422
+        [error] = response.json()["detail"]
+        assert (error["loc"], error["type"]) == (loc, kind)
+    assert not app.hub._runs, "no run was started"
+    accepted = app.client.post(
+        "/runs", json={"pipeline_name": "two_steps", "parameters": {"rows": "5"}}
+    )
+    assert accepted.status_code == 202
+    assert app.wait_until_finished(accepted.json()["run_id"])["status"] == "success"
