@@ -1,5 +1,6 @@
 """otelstream: live Server-Sent Events of your pipelines, from the OpenTelemetry spans they make."""
 
+from otelstream._context import RunCancelled
 from otelstream.events import Event
 from otelstream.hubs import Hub, UnknownRun
 from otelstream.hubs.memory import MemoryHub
@@ -13,6 +14,7 @@ __all__ = [
     "Hub",
     "MemoryHub",
     "PipelineRunner",
+    "RunCancelled",
     "RunHandle",
     "Settings",
     "UnknownRun",

@@ -16,12 +16,25 @@ class RunMark:
     spans) never see the mark, so they are never projected.
     """
 
-    __slots__ = ("name", "origin_span_id", "run_id")
+    __slots__ = ("cancelled", "name", "origin_span_id", "run_id")
 
     def __init__(self, name: str, origin_span_id: int) -> None:
         self.name = name
         self.origin_span_id = origin_span_id
         self.run_id: str | None = None  # set once the root span has started
+        self.cancelled = False  # set by a cancel request; the run's next span raises
+
+
+class RunCancelled(Exception):
+    """Raised where a cancelled run opens its next span, so the pipeline stops there.
+
+    An Exception, not a BaseException, so that the spans it leaves record it and
+    the run ends with `pipeline_completed` and `status: cancelled`.
+    """
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"run {run_id} was cancelled")
+        self.run_id = run_id
 
 
 def marked_context(name: str, parent: otel_context.Context | None = None) -> otel_context.Context:

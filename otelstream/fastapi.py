@@ -150,6 +150,16 @@ def create_router(
             run["trace_url"] = settings.trace_url.format(trace_id=run_id)
         return run
 
+    @router.delete("/runs/{run_id}", status_code=202)
+    async def cancel_run(run_id: str) -> dict[str, str]:
+        """Cancel a run started by this server: it stops at its next span, `status: cancelled`."""
+        if runner.cancel(run_id):
+            return {"run_id": run_id, "status": "cancelling"}
+        run = await _get_run(run_id)
+        if run["status"] != "running":
+            raise HTTPException(409, f"run {run_id} has already ended ({run['status']})")
+        raise HTTPException(409, f"run {run_id} was not started by this server")
+
     async def _get_run(run_id: str) -> dict[str, Any]:
         run = await hub.get_run(run_id) if _RUN_ID.fullmatch(run_id) else None
         if run is None:

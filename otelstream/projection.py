@@ -9,6 +9,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 from opentelemetry.util.types import Attributes
 
+from otelstream._context import RunCancelled
 from otelstream.events import (
     PIPELINE_COMPLETED,
     PIPELINE_STARTED,
@@ -129,7 +130,7 @@ def ended(
             None,
             end_ns,
             duration_ns=duration_ns,
-            status="success" if error is None else "error",
+            status=_status(error),
             error=None if error is None else error[1],
             error_type=None if error is None else error[0],
             attributes=attributes,
@@ -146,6 +147,12 @@ def ended(
         error_type=None if error is None else error[0],
         attributes=attributes,
     )
+
+
+def _status(error: tuple[str | None, str] | None) -> str:
+    if error is None:
+        return "success"
+    return "cancelled" if error[0] == RunCancelled.__name__ else "error"
 
 
 def failure(span: ReadableSpan) -> tuple[str | None, str] | None:

@@ -16,7 +16,7 @@ from opentelemetry import trace
 from opentelemetry.context import Context, attach, detach, get_current
 from opentelemetry.trace import Span, Status, StatusCode
 
-from otelstream._context import RUN_KEY, marked_context
+from otelstream._context import RUN_KEY, RunCancelled, RunMark, marked_context
 from otelstream.settings import Settings
 
 logger = logging.getLogger("otelstream.runs")
@@ -92,7 +92,7 @@ class PipelineRunner:
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         self._closed = False
-        self._waiting: dict[_Job, None] = {}  # runs not yet picked up by a worker
+        self._jobs: dict[str, _Job] = {}  # run id -> every run started here and not yet ended
 
     def start(
         self, name: str, parameters: Mapping[str, Any] | None = None, context: Context | None = None
@@ -118,18 +118,28 @@ class PipelineRunner:
         except BaseException:
             self._slots.release()
             raise
-        job = _Job(trace.set_span_in_context(span, marked), span, pipeline, dict(parameters or {}))
-        self._waiting[job] = None
+        mark = marked.get(RUN_KEY)
+        assert isinstance(mark, RunMark)
+        run_id = _run_id(span)
+        job = _Job(run_id, mark, trace.set_span_in_context(span, marked), span, pipeline)
+        job.parameters = dict(parameters or {})
+        self._jobs[run_id] = job
         try:
             job.future = self._executor().submit(self._execute, job)
         except BaseException as exc:  # shut down meanwhile: the run must still end
-            self._waiting.pop(job, None)
-            span.record_exception(exc)
-            span.set_status(Status(StatusCode.ERROR, "the run could not be started"))
-            span.end()
-            self._slots.release()
+            self._end_unstarted(job, exc, "the run could not be started")
             raise
-        return RunHandle(_run_id(span), name, span)
+        return RunHandle(run_id, name, span)
+
+    def cancel(self, run_id: str) -> bool:
+        """Ask a run started here to stop at its next span; False if it is not running here."""
+        job = self._jobs.get(run_id)
+        if job is None:
+            return False
+        job.mark.cancelled = True
+        if job.future is not None and job.future.cancel():  # it never got a worker
+            self._end_unstarted(job, RunCancelled(run_id), "cancelled before it began")
+        return True
 
     def open(self) -> None:
         """Accept runs again after `shutdown` (an app whose lifespan starts a second time)."""
@@ -147,21 +157,33 @@ class PipelineRunner:
             return self._pool
 
     def _execute(self, job: _Job) -> None:
-        self._waiting.pop(job, None)
         token = attach(job.context)
         try:
             with trace.use_span(job.span, end_on_exit=True):
+                if job.mark.cancelled:
+                    raise RunCancelled(job.run_id)
                 result = job.pipeline(**job.parameters)
                 execute = getattr(result, "execute", None)
                 if callable(execute):
                     result = execute()
                 if inspect.isawaitable(result):
                     asyncio.run(_wait_for(result))
+        except RunCancelled:
+            logger.info("run %s was cancelled", job.run_id)
         except Exception:
-            logger.warning("run %s failed", _run_id(job.span), exc_info=True)
+            logger.warning("run %s failed", job.run_id, exc_info=True)
         finally:
             detach(token)
+            self._jobs.pop(job.run_id, None)
             self._slots.release()
+
+    def _end_unstarted(self, job: _Job, exc: BaseException, message: str) -> None:
+        if self._jobs.pop(job.run_id, None) is None:
+            return  # ended already
+        job.span.record_exception(exc)
+        job.span.set_status(Status(StatusCode.ERROR, message))
+        job.span.end()
+        self._slots.release()
 
     def shutdown(self) -> None:
         """Refuse new runs; runs still waiting for a worker end as errors, running ones finish."""
@@ -169,27 +191,25 @@ class PipelineRunner:
             pool, self._pool, self._closed = self._pool, None, True
         if pool is None:
             return
-        for job in list(self._waiting):
+        for job in list(self._jobs.values()):
             if job.future is not None and job.future.cancel():
-                job.span.set_status(
-                    Status(StatusCode.ERROR, "the server shut down before the run began")
-                )
-                job.span.end()
-                self._slots.release()
-        self._waiting.clear()
+                error = RuntimeError("the server shut down before the run began")
+                self._end_unstarted(job, error, str(error))
         pool.shutdown(wait=False, cancel_futures=True)
 
 
 class _Job:
-    __slots__ = ("context", "future", "parameters", "pipeline", "span")
+    __slots__ = ("context", "future", "mark", "parameters", "pipeline", "run_id", "span")
 
     def __init__(
-        self, context: Context, span: Span, pipeline: Pipeline, parameters: dict[str, Any]
+        self, run_id: str, mark: RunMark, context: Context, span: Span, pipeline: Pipeline
     ) -> None:
+        self.run_id = run_id
+        self.mark = mark
         self.context = context
         self.span = span
         self.pipeline = pipeline
-        self.parameters = parameters
+        self.parameters: dict[str, Any] = {}
         self.future: Future[None] | None = None
 
 

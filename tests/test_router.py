@@ -404,3 +404,41 @@ def test_parameters_are_checked_against_the_pipeline_signature(app: App) -> None
     )
     assert accepted.status_code == 202
     assert app.wait_until_finished(accepted.json()["run_id"])["status"] == "success"
+
+
+def test_a_cancelled_run_stops_at_its_next_span(app: App) -> None:
+    run_id = app.run("gated")
+    assert app.gate.reached.wait(10)
+    response = app.client.delete(f"/runs/{run_id}")
+    assert response.status_code == 202
+    assert response.json() == {"run_id": run_id, "status": "cancelling"}
+    app.gate.opened.set()
+    events = read_events(app.client, "GET", f"/runs/{run_id}/events")
+    assert shape(events) == [
+        ("pipeline_started", "gated"),
+        ("task_started", "before"),
+        ("task_completed", "before"),
+        ("pipeline_completed", "gated"),  # "after" never started
+    ]
+    assert (events[-1]["status"], events[-1]["error_type"]) == ("cancelled", "RunCancelled")
+    assert app.client.get(f"/runs/{run_id}").json()["status"] == "cancelled"
+    again = app.client.delete(f"/runs/{run_id}")
+    assert again.status_code == 409
+    assert again.json() == {"detail": f"run {run_id} has already ended (cancelled)"}
+    assert app.client.delete(f"/runs/{'e' * 32}").status_code == 404
+
+
+def test_a_run_cancelled_before_it_gets_a_worker_never_begins() -> None:
+    for app in serve_app(max_workers=1, max_queued_runs=1):
+        first = app.run("gated")
+        assert app.gate.reached.wait(10)
+        queued = app.run("two_steps")
+        assert app.client.delete(f"/runs/{queued}").status_code == 202
+        events = read_events(app.client, "GET", f"/runs/{queued}/events")
+        assert shape(events) == [
+            ("pipeline_started", "two_steps"),
+            ("pipeline_completed", "two_steps"),
+        ]
+        assert events[-1]["status"] == "cancelled"
+        app.gate.opened.set()
+        assert app.wait_until_finished(first)["status"] == "success"

@@ -6,7 +6,7 @@ from opentelemetry.context import Context, get_current
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from otelstream import projection
-from otelstream._context import RUN_KEY, RunMark
+from otelstream._context import RUN_KEY, RunCancelled, RunMark
 from otelstream._errors import internal_errors, logger
 from otelstream.hubs import Hub
 from otelstream.settings import Settings
@@ -34,6 +34,8 @@ class EventStreamProcessor(SpanProcessor):
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         mark = (get_current() if parent_context is None else parent_context).get(RUN_KEY)
         if isinstance(mark, RunMark):
+            if mark.cancelled and mark.run_id is not None:
+                raise RunCancelled(mark.run_id)  # on purpose: cancellation is cooperative
             with internal_errors("EventStreamProcessor.on_start"):
                 self._start(span, mark)
 
