@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Header, HTTPException, Query, Response
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Response, params
 from fastapi.exceptions import RequestValidationError
 from opentelemetry import trace
 from pydantic import BaseModel, Field
 
+from otelstream.access import RunTokens
 from otelstream.hubs import Hub, UnknownRun
 from otelstream.parameters import ParameterChecker, ValidationError
 from otelstream.runs import Pipeline, PipelineRunner, RunHandle, RunsFull
 from otelstream.settings import Settings
-from otelstream.sse import EventStreamResponse
+from otelstream.sse import EventStreamResponse, StreamCount
 
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
 
@@ -30,6 +31,8 @@ class RunStarted(BaseModel):
     run_id: str
     events_url: str
     run_url: str
+    token: str | None = None
+    """Present when `require_run_token` is set: reading the run needs it."""
 
 
 class PipelineInfo(BaseModel):
@@ -48,13 +51,32 @@ def create_router(
     settings: Settings | None = None,
     tracer_provider: trace.TracerProvider | None = None,
     prefix: str = "",
+    start_dependencies: Sequence[params.Depends] = (),
+    watch_dependencies: Sequence[params.Depends] = (),
 ) -> APIRouter:
     """The HTTP API of otelstream; pipelines run in a bounded pool closed by the app's lifespan.
 
     The tracer provider (default: the global one) must carry an
     `EventStreamProcessor` publishing to `hub`, or runs start but never stream.
+    `start_dependencies` guard listing and starting pipelines, `watch_dependencies`
+    reading and cancelling runs (they may take the `run_id` path parameter):
+    FastAPI dependencies for your authentication and authorisation.
     """
     settings = settings or getattr(hub, "settings", None) or Settings()
+    secret = settings.run_token_secret
+    tokens = RunTokens(secret.get_secret_value() if secret else None)
+    streams = StreamCount(settings.max_streams)
+
+    async def authorize(
+        run_id: str,
+        token: Annotated[str | None, Query(description="the run's token, from POST /runs")] = None,
+        x_otelstream_token: Annotated[str | None, Header()] = None,
+    ) -> None:
+        if settings.require_run_token and not tokens.check(run_id, token or x_otelstream_token):
+            raise HTTPException(404, f"unknown or expired run {run_id!r}, or a wrong token")
+
+    starting = list(start_dependencies)
+    watching = [*watch_dependencies, Depends(authorize)]
     runner = PipelineRunner(pipelines or {}, settings=settings, tracer_provider=tracer_provider)
     checkers = {name: ParameterChecker(name, p) for name, p in runner.pipelines.items()}
 
@@ -91,11 +113,20 @@ def create_router(
             subscription = hub.subscribe(run_id, after)
         except UnknownRun:
             raise HTTPException(404, f"unknown or expired run {run_id!r}") from None
-        return EventStreamResponse(subscription, run_id, keepalive=settings.keepalive_seconds)
+        return EventStreamResponse(
+            subscription, run_id, keepalive=settings.keepalive_seconds, count=streams
+        )
 
-    @router.post("/run-workflow", response_class=EventStreamResponse)
+    def check_stream_room() -> None:
+        if streams.full():
+            raise HTTPException(
+                503, f"{streams.limit} streams are open", headers={"Retry-After": "5"}
+            )
+
+    @router.post("/run-workflow", response_class=EventStreamResponse, dependencies=starting)
     async def run_workflow(request: RunRequest) -> Response:
         """Start a run and answer with its event stream, which ends after `pipeline_completed`."""
+        check_stream_room()
         handle = await start(request)
         try:
             return subscribe(handle.run_id)
@@ -103,10 +134,11 @@ def create_router(
             raise HTTPException(
                 500,
                 "the run started but is not streamed: add EventStreamProcessor(hub) to the "
-                "tracer provider the router uses",
+                "tracer provider the router uses, and wrap its sampler in "
+                "otelstream.RunSampler so that runs are recorded when not exported",
             ) from None
 
-    @router.get("/pipelines")
+    @router.get("/pipelines", dependencies=starting)
     async def list_pipelines() -> PipelineList:
         return PipelineList(
             pipelines=[
@@ -115,19 +147,25 @@ def create_router(
             ]
         )
 
-    @router.post("/runs", status_code=202)
+    @router.post("/runs", status_code=202, dependencies=starting, response_model_exclude_none=True)
     async def start_run(request: RunRequest) -> RunStarted:
         handle = await start(request)
+        run_url = f"{prefix}/runs/{handle.run_id}"
+        if not settings.require_run_token:
+            return RunStarted(run_id=handle.run_id, events_url=f"{run_url}/events", run_url=run_url)
+        token = tokens.issue(handle.run_id)
         return RunStarted(
             run_id=handle.run_id,
-            events_url=f"{prefix}/runs/{handle.run_id}/events",
-            run_url=f"{prefix}/runs/{handle.run_id}",
+            events_url=f"{run_url}/events?token={token}",
+            run_url=f"{run_url}?token={token}",
+            token=token,
         )
 
     @router.get(
         "/runs/{run_id}/events",
         response_class=EventStreamResponse,
         responses={204: {"description": "The run is over and the client has every event."}},
+        dependencies=watching,
     )
     async def run_events(
         run_id: str,
@@ -139,9 +177,10 @@ def create_router(
         run = await _get_run(run_id)
         if run["status"] != "running" and after >= run["last_seq"]:
             return Response(status_code=204)
+        check_stream_room()
         return subscribe(run_id, after)
 
-    @router.get("/runs/{run_id}")
+    @router.get("/runs/{run_id}", dependencies=watching)
     async def get_run(run_id: str) -> dict[str, Any]:
         """The run's status, times and span tree."""
         run = await _get_run(run_id)
@@ -150,7 +189,7 @@ def create_router(
             run["trace_url"] = settings.trace_url.format(trace_id=run_id)
         return run
 
-    @router.delete("/runs/{run_id}", status_code=202)
+    @router.delete("/runs/{run_id}", status_code=202, dependencies=watching)
     async def cancel_run(run_id: str) -> dict[str, str]:
         """Cancel a run started by this server: it stops at its next span, `status: cancelled`."""
         if runner.cancel(run_id):

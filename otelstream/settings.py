@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -38,6 +38,12 @@ class Settings(BaseSettings):
     """Names, error messages and attribute values longer than this are cut (with "…")."""
     redact_errors: bool = False
     """Send only an error's type, never its message: for streams that untrusted people watch."""
+    require_run_token: bool = False
+    """Reading a run (its stream, its JSON) or cancelling it needs the token `POST /runs` gave."""
+    run_token_secret: SecretStr | None = None
+    """Signs run tokens; the same on every worker (default: drawn per process)."""
+    max_streams: int = Field(10_000, ge=1)
+    """Event streams open at once; beyond it a new one is refused with 503."""
     attribute_allowlist: Annotated[frozenset[str], NoDecode] = frozenset()
     """Span attributes copied into events (comma separated); none by default."""
 

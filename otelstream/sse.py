@@ -29,6 +29,17 @@ def overflow_frame(run_id: str, last_seq: int) -> bytes:
     return encode_sse(json.dumps(message, separators=(",", ":")))
 
 
+class StreamCount:
+    """Open streams of one router, against `max_streams`; touched only on its event loop."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.open = 0
+
+    def full(self) -> bool:
+        return self.open >= self.limit
+
+
 class EventStreamResponse(Response):
     """Streams one subscription until its run ends, the client leaves, or it falls behind.
 
@@ -38,7 +49,14 @@ class EventStreamResponse(Response):
 
     media_type = "text/event-stream"
 
-    def __init__(self, subscription: Subscription, run_id: str, *, keepalive: float) -> None:
+    def __init__(
+        self,
+        subscription: Subscription,
+        run_id: str,
+        *,
+        keepalive: float,
+        count: StreamCount | None = None,
+    ) -> None:
         self.status_code = 200
         self.background = None
         self.body = b""
@@ -47,6 +65,7 @@ class EventStreamResponse(Response):
         self.subscription = subscription
         self.run_id = run_id
         self.keepalive = keepalive
+        self.count = count or StreamCount(limit=0)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
@@ -56,7 +75,11 @@ class EventStreamResponse(Response):
         watcher = asyncio.create_task(_watch_disconnect(receive, task, disconnected))
         try:
             async with self.subscription as subscription:
-                await self._pump(subscription, send)
+                self.count.open += 1
+                try:
+                    await self._pump(subscription, send)
+                finally:
+                    self.count.open -= 1
         except asyncio.CancelledError:
             if not disconnected.is_set():
                 raise
