@@ -6,7 +6,9 @@ from otelstream.hubs import Hub, UnknownRun
 from otelstream.hubs.memory import MemoryHub
 from otelstream.processors import EventStreamProcessor
 from otelstream.runs import PipelineRunner, RunHandle, streamed_run
+from otelstream.sampling import RunSampler
 from otelstream.settings import Settings
+from otelstream.telemetry import Telemetry, setup_telemetry
 
 __all__ = [
     "Event",
@@ -16,7 +18,10 @@ __all__ = [
     "PipelineRunner",
     "RunCancelled",
     "RunHandle",
+    "RunSampler",
     "Settings",
+    "Telemetry",
     "UnknownRun",
+    "setup_telemetry",
     "streamed_run",
 ]

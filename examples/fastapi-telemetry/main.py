@@ -3,37 +3,48 @@
     uvicorn examples.fastapi-telemetry.main:app
     curl -N -X POST localhost:8000/run-workflow -H 'Content-Type: application/json' \
         -d '{"pipeline_name": "example"}'
+
+Telemetry comes from the standard variables (see `otelstream.telemetry`): with
+none set, runs stream and nothing is exported; with
+`OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317` the same spans also go to a
+collector over OTLP/gRPC (`OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf` and port
+4318 for OTLP/HTTP). A run's trace then reads: the HTTP request's server span,
+`pipeline:{name}` under it, the task spans under that.
 """
 
 from __future__ import annotations
 
-import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from opentelemetry import trace
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from otelstream import EventStreamProcessor, MemoryHub
+from otelstream import MemoryHub
 from otelstream.fastapi import create_router
+from otelstream.telemetry import setup_telemetry
 
 from .pipelines import PIPELINE_REGISTRY
 
 hub = MemoryHub()
-provider = (
-    TracerProvider()
-)  # service name and resource from OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES
-provider.add_span_processor(EventStreamProcessor(hub))  # the one line that feeds the streams
-if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get(
-    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
-):
-    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+# Builds the tracer provider from OTEL_* (or extends one that opentelemetry-instrument set up)
+# and adds EventStreamProcessor(hub), the one processor that feeds the streams.
+telemetry = setup_telemetry(hub)
 
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-trace.set_tracer_provider(provider)
 
-app = FastAPI(title="otelstream example")
-app.include_router(create_router(hub=hub, pipelines=PIPELINE_REGISTRY))
-# One server span per request; no span per SSE chunk sent or body chunk received.
-FastAPIInstrumentor.instrument_app(app, tracer_provider=provider, exclude_spans=["send", "receive"])
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    telemetry.shutdown()  # sends the spans still queued for export
+
+
+app = FastAPI(title="otelstream example", lifespan=lifespan)
+app.include_router(
+    create_router(hub=hub, pipelines=PIPELINE_REGISTRY, tracer_provider=telemetry.provider)
+)
+# One server span per request, parent of the run's pipeline span; incoming `traceparent` headers
+# are honoured. No span per SSE chunk sent or body chunk received. FastAPI's own telemetry stands
+# aside when this middleware is in the stack, so there is no second server span.
+FastAPIInstrumentor.instrument_app(
+    app, tracer_provider=telemetry.provider, exclude_spans=["send", "receive"]
+)

@@ -1,0 +1,200 @@
+"""setup_telemetry: one call that gives the app a tracer provider that exports and streams.
+
+    telemetry = setup_telemetry(hub)      # at start-up, before the app handles requests
+    ...
+    telemetry.shutdown()                  # in the lifespan's shutdown: flushes the exporter
+
+If the application, `opentelemetry-instrument` or logfire already set an SDK
+tracer provider, otelstream adds its `EventStreamProcessor` to it and replaces
+nothing: that provider's exporters, resource and sampler stay as they are (wrap
+that sampler in `otelstream.sampling.RunSampler` yourself, or sampled-out runs
+do not stream). Otherwise it builds one from the standard variables:
+
+- resource: `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES` (read by the SDK);
+- sampler: `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG`, wrapped in `RunSampler`;
+- exporters, each behind a `BatchSpanProcessor`: `OTEL_TRACES_EXPORTER`, a comma
+  separated list of `otlp`, `console`, `none`. Unlike the spec's default
+  (`otlp`), an unset `OTEL_TRACES_EXPORTER` exports over OTLP only when
+  `OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set,
+  so an app started with no variables streams without retrying a collector that
+  is not there;
+- OTLP protocol: `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` or `OTEL_EXPORTER_OTLP_PROTOCOL`,
+  `grpc` (the Python SDK's default) or `http/protobuf`; the exporters read their
+  endpoints, headers, timeouts and certificates from the `OTEL_EXPORTER_OTLP_*`
+  variables themselves (HTTP appends `/v1/traces` to the generic endpoint).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import cast
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.trace.sampling import Sampler
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from otelstream.hubs import Hub
+from otelstream.hubs.memory import MemoryHub
+from otelstream.processors import EventStreamProcessor
+from otelstream.sampling import sampler_from_env
+from otelstream.settings import Settings
+
+__all__ = ["OtelEnvironment", "Telemetry", "setup_telemetry", "span_exporters"]
+
+logger = logging.getLogger("otelstream.telemetry")
+
+_PROTOCOLS = ("grpc", "http/protobuf")
+
+
+class OtelEnvironment(BaseSettings):
+    """The standard `OTEL_*` variables that decide which exporters otelstream builds.
+
+    The SDK and the exporters read the others (resource, sampler, endpoints,
+    headers) themselves, as they would without otelstream.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="OTEL_", frozen=True, extra="ignore", env_ignore_empty=True
+    )
+
+    traces_exporter: str | None = None
+    exporter_otlp_endpoint: str | None = None
+    exporter_otlp_traces_endpoint: str | None = None
+    exporter_otlp_protocol: str | None = None
+    exporter_otlp_traces_protocol: str | None = None
+
+    def exporter_names(self) -> list[str]:
+        """`OTEL_TRACES_EXPORTER` as a list; unset means `otlp` only if an endpoint is set."""
+        if self.traces_exporter is None:
+            explicit = self.exporter_otlp_traces_endpoint or self.exporter_otlp_endpoint
+            return ["otlp"] if explicit else []
+        names = [name.strip().lower() for name in self.traces_exporter.split(",")]
+        return [name for name in names if name and name != "none"]
+
+    def otlp_protocol(self) -> str:
+        protocol = self.exporter_otlp_traces_protocol or self.exporter_otlp_protocol or "grpc"
+        return protocol.strip().lower()
+
+
+def span_exporters(environment: OtelEnvironment | None = None) -> list[SpanExporter]:
+    """The exporters `OTEL_TRACES_EXPORTER` asks for; raises ValueError for unsupported values."""
+    environment = environment or OtelEnvironment()
+    exporters: list[SpanExporter] = []
+    for name in environment.exporter_names():
+        if name == "console":
+            exporters.append(ConsoleSpanExporter())
+        elif name == "otlp":
+            exporters.append(_otlp_exporter(environment.otlp_protocol()))
+        else:
+            raise ValueError(
+                f"OTEL_TRACES_EXPORTER={environment.traces_exporter!r}: otelstream builds "
+                "otlp, console or none; set up other exporters on your own tracer provider"
+            )
+    return exporters
+
+
+def _otlp_exporter(protocol: str) -> SpanExporter:
+    if protocol not in _PROTOCOLS:
+        raise ValueError(f"OTLP protocol {protocol!r} is not supported: use grpc or http/protobuf")
+    try:
+        if protocol == "grpc":
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        else:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[assignment]
+                OTLPSpanExporter,
+            )
+    except ImportError as exc:
+        package = "grpc" if protocol == "grpc" else "http"
+        raise ImportError(
+            f"OTLP over {protocol} needs opentelemetry-exporter-otlp-proto-{package} "
+            "(or the `example` extra of otelstream)"
+        ) from exc
+    return OTLPSpanExporter()
+
+
+@dataclass
+class Telemetry:
+    """What `setup_telemetry` set up, and how to flush it."""
+
+    provider: trace.TracerProvider
+    """The provider that carries the stream processor (also the global one, normally)."""
+    hub: Hub
+    processor: EventStreamProcessor
+    owns_provider: bool
+    """True when otelstream built the provider; False when it extended an existing one."""
+    exporters: list[SpanExporter] = field(default_factory=list)
+    """The exporters otelstream added; none when it extended an existing provider."""
+    sampler: Sampler | None = None
+    """The sampler of the provider otelstream built (a `RunSampler`)."""
+    _closed: bool = field(default=False, repr=False)
+
+    def shutdown(self) -> None:
+        """Flush spans still queued for export; close the provider only if otelstream built it."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.owns_provider:
+            cast(TracerProvider, self.provider).shutdown()
+            return
+        force_flush = getattr(self.provider, "force_flush", None)
+        if callable(force_flush):
+            force_flush()
+
+
+def setup_telemetry(
+    hub: Hub | None = None,
+    *,
+    settings: Settings | None = None,
+    environment: OtelEnvironment | None = None,
+    tracer_provider: trace.TracerProvider | None = None,
+    set_global: bool = True,
+) -> Telemetry:
+    """Stream runs to `hub` (default: a new `MemoryHub`) and export spans as the variables say.
+
+    `tracer_provider`, if given, is extended instead of the global one; with
+    `set_global=False` a provider built here is not made the global one (tests).
+    Call it once per provider: every call adds another processor.
+    """
+    settings = settings or getattr(hub, "settings", None) or Settings()
+    hub = hub if hub is not None else MemoryHub(settings)
+    processor = EventStreamProcessor(hub, settings)
+
+    existing = tracer_provider
+    if existing is None:
+        current = trace.get_tracer_provider()
+        if not isinstance(current, trace.ProxyTracerProvider):  # someone set one already
+            existing = current
+    if existing is not None:
+        add = getattr(existing, "add_span_processor", None)
+        if callable(add):
+            add(processor)
+            return Telemetry(existing, hub, processor, owns_provider=False)
+        if tracer_provider is not None:
+            raise TypeError(f"{type(existing).__name__} takes no span processors: use the SDK's")
+        logger.warning(
+            "otelstream: the global tracer provider (%s) takes no span processors; runs stream "
+            "only through the provider returned by setup_telemetry",
+            type(existing).__name__,
+        )
+        set_global = False
+
+    exporters = span_exporters(environment)
+    sampler = sampler_from_env()
+    provider = TracerProvider(resource=Resource.create(), sampler=sampler)
+    # Streaming first: events reach subscribers before the span is queued for export.
+    processors: list[SpanProcessor] = [processor]
+    processors.extend(BatchSpanProcessor(exporter) for exporter in exporters)
+    for span_processor in processors:
+        provider.add_span_processor(span_processor)
+    if set_global:
+        trace.set_tracer_provider(provider)
+    logger.info(
+        "otelstream: tracer provider with %s, exporting to %s",
+        sampler.get_description(),
+        ", ".join(type(exporter).__name__ for exporter in exporters) or "nothing",
+    )
+    return Telemetry(provider, hub, processor, True, exporters, sampler)
