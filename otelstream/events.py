@@ -131,3 +131,52 @@ def encode_sse(data: str, *, event_id: int | None = None) -> bytes:
 
 
 KEEPALIVE: Final = b": keep-alive\n\n"
+
+_HEX = {"type": "string", "pattern": "^[0-9a-f]+$"}
+JSON_SCHEMA: Final[dict[str, Any]] = {
+    "title": "Event",
+    "description": "One step of a run (schema version 1); clients ignore fields they do not know.",
+    "type": "object",
+    "properties": {
+        "type": {
+            "enum": [
+                PIPELINE_STARTED,
+                TASK_STARTED,
+                TASK_COMPLETED,
+                TASK_ERROR,
+                PIPELINE_COMPLETED,
+                STREAM_OVERFLOW,
+            ]
+        },
+        "name": {"type": "string"},
+        "run_id": {**_HEX, "minLength": 32, "maxLength": 32},
+        "span_id": {**_HEX, "minLength": 16, "maxLength": 16},
+        "parent_span_id": {"anyOf": [{**_HEX, "minLength": 16, "maxLength": 16}, {"type": "null"}]},
+        "seq": {"type": "integer", "minimum": 1},
+        "timestamp": {"type": "string", "format": "date-time"},
+        "duration_ms": {"type": "number"},
+        "status": {"enum": ["success", "error", "cancelled"]},
+        "error": {"type": ["string", "null"]},
+        "error_type": {"type": ["string", "null"]},
+        "attributes": {"type": "object"},
+        "last_seq": {"type": "integer", "description": "stream_overflow: resume after it"},
+    },
+    "required": ["type", "run_id"],
+}
+"""The JSON Schema of an event, for the OpenAPI document."""
+
+SSE_MESSAGE_SCHEMA: Final[dict[str, Any]] = {
+    "type": "object",
+    "description": "One Server-Sent Event: `id` is the event's `seq` (none on stream_overflow) "
+    "and `data` one event as JSON; idle streams send `: keep-alive` comments.",
+    "properties": {
+        "id": {"type": "string"},
+        "event": {"type": "string"},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": JSON_SCHEMA,
+        },
+    },
+    "required": ["data"],
+}

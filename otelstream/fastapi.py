@@ -3,23 +3,24 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Response, params
-from fastapi.exceptions import RequestValidationError
 from opentelemetry import trace
 from pydantic import BaseModel, Field
 
 from otelstream.access import RunTokens
+from otelstream.events import SSE_MESSAGE_SCHEMA
 from otelstream.hubs import Hub, UnknownRun
-from otelstream.parameters import ParameterChecker, ValidationError
+from otelstream.parameters import call_arguments, run_request_type
 from otelstream.runs import Pipeline, PipelineRunner, RunHandle, RunsFull
 from otelstream.settings import Settings
 from otelstream.sse import EventStreamResponse, StreamCount
 
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
+_MAX_SEQ = 10**18
 
 
 class RunRequest(BaseModel):
@@ -78,7 +79,12 @@ def create_router(
     starting = list(start_dependencies)
     watching = [*watch_dependencies, Depends(authorize)]
     runner = PipelineRunner(pipelines or {}, settings=settings, tracer_provider=tracer_provider)
-    checkers = {name: ParameterChecker(name, p) for name, p in runner.pipelines.items()}
+    # The body of the routes that start runs: a model per pipeline, from its signature.
+    request_type = run_request_type(runner.pipelines)
+
+    def typed(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+        endpoint.__annotations__["request"] = request_type
+        return endpoint
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -91,13 +97,7 @@ def create_router(
     async def start(request: RunRequest) -> RunHandle:
         if request.pipeline_name not in runner.pipelines:
             raise HTTPException(404, f"unknown pipeline {request.pipeline_name!r}")
-        try:
-            parameters = checkers[request.pipeline_name](request.parameters)
-        except ValidationError as exc:
-            errors = exc.errors(include_url=False, include_context=False)
-            raise RequestValidationError(
-                [{**error, "loc": ("body", "parameters", *error["loc"])} for error in errors]
-            ) from None
+        parameters = call_arguments(request.parameters)
         parent = trace.get_current_span().get_span_context()
         if parent.is_valid and await hub.get_run(format(parent.trace_id, "032x")) is not None:
             # the run id is the trace id: a client that sends the traceparent of a trace that
@@ -123,7 +123,14 @@ def create_router(
                 503, f"{streams.limit} streams are open", headers={"Retry-After": "5"}
             )
 
-    @router.post("/run-workflow", response_class=EventStreamResponse, dependencies=starting)
+    @router.post(
+        "/run-workflow",
+        status_code=200,
+        response_class=EventStreamResponse,
+        dependencies=starting,
+        responses={**_stream(), **_errors(404, 409, 503)},
+    )
+    @typed
     async def run_workflow(request: RunRequest) -> Response:
         """Start a run and answer with its event stream, which ends after `pipeline_completed`."""
         check_stream_room()
@@ -147,7 +154,14 @@ def create_router(
             ]
         )
 
-    @router.post("/runs", status_code=202, dependencies=starting, response_model_exclude_none=True)
+    @router.post(
+        "/runs",
+        status_code=202,
+        dependencies=starting,
+        response_model_exclude_none=True,
+        responses=_errors(404, 409, 503),
+    )
+    @typed
     async def start_run(request: RunRequest) -> RunStarted:
         handle = await start(request)
         run_url = f"{prefix}/runs/{handle.run_id}"
@@ -164,23 +178,31 @@ def create_router(
     @router.get(
         "/runs/{run_id}/events",
         response_class=EventStreamResponse,
-        responses={204: {"description": "The run is over and the client has every event."}},
+        status_code=200,
+        responses={
+            **_stream(),
+            204: {"description": "The run is over and the client has every event."},
+            **_errors(404, 503),
+        },
         dependencies=watching,
     )
     async def run_events(
         run_id: str,
-        last_event_id: Annotated[int | None, Query(ge=0)] = None,
-        last_event_id_header: Annotated[int | None, Header(alias="Last-Event-ID", ge=0)] = None,
+        last_event_id: Annotated[int, Query(ge=0, le=_MAX_SEQ)] = 0,
+        last_event_id_header: Annotated[
+            str, Header(alias="Last-Event-ID", pattern=r"^[0-9]{1,18}$")
+        ] = "",
     ) -> Response:
         """The run's events: first what the client missed, then live, until the run ends."""
-        after = last_event_id_header if last_event_id_header is not None else last_event_id or 0
+        # What a browser's EventSource sends on reconnecting wins over the query parameter.
+        after = int(last_event_id_header) if last_event_id_header else last_event_id
         run = await _get_run(run_id)
         if run["status"] != "running" and after >= run["last_seq"]:
             return Response(status_code=204)
         check_stream_room()
         return subscribe(run_id, after)
 
-    @router.get("/runs/{run_id}", dependencies=watching)
+    @router.get("/runs/{run_id}", dependencies=watching, responses=_errors(404))
     async def get_run(run_id: str) -> dict[str, Any]:
         """The run's status, times and span tree."""
         run = await _get_run(run_id)
@@ -189,7 +211,9 @@ def create_router(
             run["trace_url"] = settings.trace_url.format(trace_id=run_id)
         return run
 
-    @router.delete("/runs/{run_id}", status_code=202, dependencies=watching)
+    @router.delete(
+        "/runs/{run_id}", status_code=202, dependencies=watching, responses=_errors(404, 409)
+    )
     async def cancel_run(run_id: str) -> dict[str, str]:
         """Cancel a run started by this server: it stops at its next span, `status: cancelled`."""
         if runner.cancel(run_id):
@@ -206,6 +230,28 @@ def create_router(
         return run
 
     return router
+
+
+class ErrorDetail(BaseModel):
+    detail: str
+
+
+_ERRORS = {
+    404: "Unknown pipeline, or unknown or expired run (or a wrong run token).",
+    409: "The trace already has a run, or the run has ended.",
+    503: "Every worker, queue place or stream is taken: retry after `Retry-After` seconds.",
+}
+
+
+def _stream() -> dict[int | str, dict[str, Any]]:
+    content = {"text/event-stream": {"schema": SSE_MESSAGE_SCHEMA}}
+    return {200: {"description": "The run's events, as they happen.", "content": content}}
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """Errors are JSON even where the answer would be a stream, and documented so."""
+    content = {"application/json": {"schema": ErrorDetail.model_json_schema()}}
+    return {code: {"description": _ERRORS[code], "content": content} for code in codes}
 
 
 def _summary(pipeline: Pipeline) -> str | None:

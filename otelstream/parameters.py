@@ -1,56 +1,94 @@
-"""A pipeline's parameters, checked against its signature before any run starts."""
+"""A run's request, typed per pipeline from its signature: checked before it starts, documented.
+
+`POST /runs` takes `{"pipeline_name": ..., "parameters": {...}}`. Each registered
+pipeline gets a model of its own, whose `parameters` follow the pipeline's
+signature and type hints (`seconds: float` accepts "0.5" and refuses "soon";
+names it does not take are refused unless it takes `**kwargs`), so a bad request
+is a 422 before any run starts and the OpenAPI document shows every pipeline's
+parameters. A name that is not registered falls to a model of its own, which
+the router answers with 404.
+"""
 
 from __future__ import annotations
 
 import functools
 import inspect
+import re
 import typing
-from collections.abc import Callable
-from typing import Any, Literal
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, create_model
 
-__all__ = ["ParameterChecker", "ValidationError"]
+__all__ = ["UnknownPipelineRun", "call_arguments", "parameters_model", "run_request_type"]
 
-
-class ParameterChecker:
-    """Validates (and coerces) a run's `parameters` as the pipeline's signature declares them.
-
-    Type hints are honoured (`seconds: float` accepts "0.5" and refuses "soon");
-    parameters the signature does not name are refused unless it takes `**kwargs`.
-    A signature that cannot be read is not checked.
-    """
-
-    def __init__(self, name: str, pipeline: Callable[..., Any]) -> None:
-        self.model = _model_of(name, pipeline)
-
-    def __call__(self, parameters: dict[str, Any]) -> dict[str, Any]:
-        """The parameters to call the pipeline with; raises pydantic's ValidationError."""
-        if self.model is None:
-            return parameters
-        checked = self.model.model_validate(parameters)
-        values = {field: getattr(checked, field) for field in checked.model_fields_set}
-        return {**values, **(checked.model_extra or {})}
+_UNKNOWN = "__unknown_pipeline__"
 
 
-def _model_of(name: str, pipeline: Callable[..., Any]) -> type[BaseModel] | None:
+class UnknownPipelineRun(BaseModel):
+    """A request naming a pipeline that is not registered: the router answers 404."""
+
+    pipeline_name: str
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+
+def parameters_model(name: str, pipeline: Callable[..., Any]) -> type[BaseModel]:
+    """The pipeline's keyword parameters as a model; one that accepts anything if unreadable."""
+    fields: dict[str, Any] = {}
+    extra: Literal["allow", "forbid"] = "forbid"
     try:
         signature = inspect.signature(pipeline)
         func = pipeline.func if isinstance(pipeline, functools.partial) else pipeline
         hints = typing.get_type_hints(func)
     except (TypeError, ValueError, NameError):
-        return None
-    fields: dict[str, Any] = {}
-    extra: Literal["allow", "forbid"] = "forbid"
-    for parameter in signature.parameters.values():
+        signature, hints, extra = None, {}, "allow"
+    for parameter in signature.parameters.values() if signature else ():
         if parameter.kind is parameter.VAR_KEYWORD:
             extra = "allow"
         elif parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY):
             default = ... if parameter.default is parameter.empty else parameter.default
             fields[parameter.name] = (hints.get(parameter.name, Any), default)
-        elif parameter.kind is parameter.POSITIONAL_ONLY and parameter.default is parameter.empty:
-            return None  # cannot be passed by keyword: leave it to the call to fail
     model: type[BaseModel] = create_model(
-        f"{name}_parameters", __config__=ConfigDict(extra=extra), **fields
+        f"{_identifier(name)}Parameters", __config__=ConfigDict(extra=extra), **fields
     )
     return model
+
+
+def run_request_type(pipelines: Mapping[str, Callable[..., Any]]) -> Any:
+    """The body of `POST /runs`: one model per pipeline, chosen by `pipeline_name`."""
+    names = list(pipelines)
+    members: list[Any] = []
+    for name, pipeline in pipelines.items():
+        parameters = parameters_model(name, pipeline)
+        literal: Any = Literal[name]
+        model = create_model(
+            f"{_identifier(name)}Run",
+            pipeline_name=(literal, ...),
+            parameters=(parameters, Field(default={}, validate_default=True)),
+        )
+        members.append(Annotated[model, Tag(name)])
+    known: list[Any] = names
+    unknown = create_model(
+        "UnknownPipelineRun",
+        __base__=UnknownPipelineRun,
+        pipeline_name=(str, Field(json_schema_extra={"not": {"enum": known}} if names else None)),
+    )
+    members.append(Annotated[unknown, Tag(_UNKNOWN)])
+
+    def pick(value: Any) -> str:
+        name = value.get("pipeline_name") if isinstance(value, dict) else None
+        return name if isinstance(name, str) and name in pipelines else _UNKNOWN
+
+    return Annotated[Union[tuple(members)], Discriminator(pick)]  # noqa: UP007
+
+
+def call_arguments(parameters: BaseModel | Mapping[str, Any]) -> dict[str, Any]:
+    """The keyword arguments to call the pipeline with: what was given, the rest its defaults."""
+    if not isinstance(parameters, BaseModel):
+        return dict(parameters)
+    given = {field: getattr(parameters, field) for field in parameters.model_fields_set}
+    return {**given, **(parameters.model_extra or {})}
+
+
+def _identifier(name: str) -> str:
+    return "".join(part.capitalize() for part in re.split(r"[^0-9A-Za-z]+", name)) or "Pipeline"

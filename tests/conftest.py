@@ -15,6 +15,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.id_generator import IdGenerator
 
 from otelstream import EventStreamProcessor, MemoryHub, Settings, _errors
 from otelstream.testing import free_port
@@ -51,9 +52,19 @@ class Telemetry:
     tracer: trace.Tracer
 
 
+class UrandomIdGenerator(IdGenerator):
+    """Hypothesis seeds `random` for each example, and so the SDK's default ids: not these."""
+
+    def generate_span_id(self) -> int:
+        return int.from_bytes(os.urandom(8)) or 1
+
+    def generate_trace_id(self) -> int:
+        return int.from_bytes(os.urandom(16)) or 1
+
+
 def make_telemetry(**settings: object) -> Telemetry:
     hub = MemoryHub(Settings(**settings))  # type: ignore[arg-type]
-    provider = TracerProvider()
+    provider = TracerProvider(id_generator=UrandomIdGenerator())
     provider.add_span_processor(EventStreamProcessor(hub))
     exporter = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(exporter))

@@ -389,8 +389,12 @@ def test_a_provider_without_the_processor_is_a_clear_error() -> None:
 
 def test_parameters_are_checked_against_the_pipeline_signature(app: App) -> None:
     for parameters, loc, kind in [
-        ({"rows": "many"}, ["body", "parameters", "rows"], "int_parsing"),
-        ({"rows": 1, "colour": "red"}, ["body", "parameters", "colour"], "extra_forbidden"),
+        ({"rows": "many"}, ["body", "two_steps", "parameters", "rows"], "int_parsing"),
+        (
+            {"rows": 1, "colour": "red"},
+            ["body", "two_steps", "parameters", "colour"],
+            "extra_forbidden",
+        ),
     ]:
         response = app.client.post(
             "/run-workflow", json={"pipeline_name": "two_steps", "parameters": parameters}
