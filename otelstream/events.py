@@ -14,6 +14,9 @@ PIPELINE_COMPLETED: Final = "pipeline_completed"
 STREAM_OVERFLOW: Final = "stream_overflow"
 """Sent without an SSE id to a subscriber that fell too far behind, just before its stream ends."""
 
+SERVER_SHUTDOWN: Final = "server_shutdown"
+"""Sent without an SSE id when the server closes a stream on shutdown."""
+
 STARTED_TYPES: Final = frozenset({PIPELINE_STARTED, TASK_STARTED})
 
 _json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
@@ -146,6 +149,7 @@ JSON_SCHEMA: Final[dict[str, Any]] = {
                 TASK_ERROR,
                 PIPELINE_COMPLETED,
                 STREAM_OVERFLOW,
+                SERVER_SHUTDOWN,
             ]
         },
         "name": {"type": "string"},

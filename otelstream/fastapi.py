@@ -17,7 +17,8 @@ from otelstream.hubs import Hub, UnknownRun
 from otelstream.parameters import call_arguments, run_request_type
 from otelstream.runs import Pipeline, PipelineRunner, RunHandle, RunsFull
 from otelstream.settings import Settings
-from otelstream.sse import EventStreamResponse, StreamCount
+from otelstream.shutdown import GracefulShutdown
+from otelstream.sse import EventStreamResponse, OpenStreams
 
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
 _MAX_SEQ = 10**18
@@ -66,7 +67,7 @@ def create_router(
     settings = settings or getattr(hub, "settings", None) or Settings()
     secret = settings.run_token_secret
     tokens = RunTokens(secret.get_secret_value() if secret else None)
-    streams = StreamCount(settings.max_streams)
+    streams = OpenStreams(settings.max_streams)
 
     async def authorize(
         run_id: str,
@@ -89,9 +90,12 @@ def create_router(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runner.open()
+        graceful.install()
         yield
+        graceful.end(runner.fail_running)
         runner.shutdown()
 
+    graceful = GracefulShutdown(runner, streams, settings.shutdown_grace_seconds)
     router = APIRouter(prefix=prefix, tags=["otelstream"], lifespan=lifespan)
 
     async def start(request: RunRequest) -> RunHandle:
@@ -114,7 +118,7 @@ def create_router(
         except UnknownRun:
             raise HTTPException(404, f"unknown or expired run {run_id!r}") from None
         return EventStreamResponse(
-            subscription, run_id, keepalive=settings.keepalive_seconds, count=streams
+            subscription, run_id, keepalive=settings.keepalive_seconds, streams=streams
         )
 
     def check_stream_room() -> None:

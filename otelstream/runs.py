@@ -141,6 +141,30 @@ class PipelineRunner:
             self._end_unstarted(job, RunCancelled(run_id), "cancelled before it began")
         return True
 
+    @property
+    def running(self) -> int:
+        """Runs started here that have not ended, waiting ones included."""
+        return len(self._jobs)
+
+    def close(self) -> None:
+        """Refuse new runs from now on; the ones started go on."""
+        with self._pool_lock:
+            self._closed = True
+
+    def cancel_all(self) -> None:
+        for run_id in list(self._jobs):
+            self.cancel(run_id)
+
+    def fail_running(self, reason: str) -> None:
+        """End the root span of every run still going, as failed: the trace and stream say why.
+
+        The pipeline's thread is not stopped (Python cannot); when it ends, its
+        root span has ended already.
+        """
+        for job in list(self._jobs.values()):
+            job.span.set_status(Status(StatusCode.ERROR, reason))
+            job.span.end()
+
     def open(self) -> None:
         """Accept runs again after `shutdown` (an app whose lifespan starts a second time)."""
         with self._pool_lock:

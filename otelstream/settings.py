@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     """Signs run tokens; the same on every worker (default: drawn per process)."""
     max_streams: int = Field(10_000, ge=1)
     """Event streams open at once; beyond it a new one is refused with 503."""
+    shutdown_grace_seconds: float = Field(10.0, ge=0)
+    """On SIGTERM, how long running pipelines may go on before they are cancelled and every
+    open stream is closed with a `server_shutdown` message."""
     attribute_allowlist: Annotated[frozenset[str], NoDecode] = frozenset()
     """Span attributes copied into events (comma separated); none by default."""
 

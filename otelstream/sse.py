@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from otelstream.events import KEEPALIVE, STREAM_OVERFLOW, encode_sse
+from otelstream.events import KEEPALIVE, SERVER_SHUTDOWN, STREAM_OVERFLOW, encode_sse
 from otelstream.hubs import SubscriberLagged, Subscription
 
 SSE_HEADERS: Mapping[str, str] = {
@@ -29,15 +29,30 @@ def overflow_frame(run_id: str, last_seq: int) -> bytes:
     return encode_sse(json.dumps(message, separators=(",", ":")))
 
 
-class StreamCount:
-    """Open streams of one router, against `max_streams`; touched only on its event loop."""
+def shutdown_frame(run_id: str) -> bytes:
+    """The last message of a stream that the server closes: no `id:`, so a client resumes."""
+    message = {
+        "type": SERVER_SHUTDOWN,
+        "run_id": run_id,
+        "message": "the server is shutting down; reconnect with Last-Event-ID to resume",
+    }
+    return encode_sse(json.dumps(message, separators=(",", ":")))
+
+
+class OpenStreams:
+    """The streams a router has open, against `max_streams`; used only on its event loop."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self.open = 0
+        self.streams: set[EventStreamResponse] = set()
 
     def full(self) -> bool:
-        return self.open >= self.limit
+        return len(self.streams) >= self.limit
+
+    def close_all(self) -> None:
+        """End every open stream with a `server_shutdown` message."""
+        for stream in list(self.streams):
+            stream.stop()
 
 
 class EventStreamResponse(Response):
@@ -55,7 +70,7 @@ class EventStreamResponse(Response):
         run_id: str,
         *,
         keepalive: float,
-        count: StreamCount | None = None,
+        streams: OpenStreams | None = None,
     ) -> None:
         self.status_code = 200
         self.background = None
@@ -65,33 +80,46 @@ class EventStreamResponse(Response):
         self.subscription = subscription
         self.run_id = run_id
         self.keepalive = keepalive
-        self.count = count or StreamCount(limit=0)
+        self.streams = streams or OpenStreams(limit=0)
+        self._task: asyncio.Task[object] | None = None
+        self._stopping = False
+        self._ending = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-        task = asyncio.current_task()
+        task = self._task = asyncio.current_task()
         assert task is not None
         disconnected = asyncio.Event()
         watcher = asyncio.create_task(_watch_disconnect(receive, task, disconnected))
         try:
             async with self.subscription as subscription:
-                self.count.open += 1
+                self.streams.streams.add(self)
                 try:
                     await self._pump(subscription, send)
                 finally:
-                    self.count.open -= 1
+                    self.streams.streams.discard(self)
         except asyncio.CancelledError:
-            if not disconnected.is_set():
+            if not (disconnected.is_set() or self._stopping):
                 raise
-            task.uncancel()  # our own cancellation: the client left, which is not an error
+            task.uncancel()  # our own cancellation, which is not an error
+            if self._stopping and not disconnected.is_set():
+                await send(_body(shutdown_frame(self.run_id)))
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             watcher.cancel()
+
+    def stop(self) -> None:
+        """End the stream now (server shutdown), with a message saying so."""
+        if self._task is not None and not (self._stopping or self._ending):
+            self._stopping = True
+            self._task.cancel()
 
     async def _pump(self, subscription: Subscription, send: Send) -> None:
         while True:
             try:
                 batch = await subscription.next_batch(self.keepalive)
             except SubscriberLagged as lagged:
+                self._ending = True
                 await send(_body(overflow_frame(self.run_id, lagged.last_seq)))
                 break
             if batch is None:
@@ -103,6 +131,7 @@ class EventStreamResponse(Response):
             else:
                 body = b"".join([event.sse for event in batch])
             await send(_body(body))
+        self._ending = True  # from here on the stream ends by itself
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 

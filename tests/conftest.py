@@ -81,6 +81,13 @@ def telemetry() -> Iterator[Telemetry]:
 @contextmanager
 def app_process(app: str, **env: str) -> Iterator[str]:
     """`uvicorn APP` in a process of its own (as a user runs it), on a free port; yields its URL."""
+    with app_subprocess(app, **env) as (url, _process):
+        yield url
+
+
+@contextmanager
+def app_subprocess(app: str, **env: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """As `app_process`, and the process too, for tests that signal it."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)],
@@ -102,10 +109,11 @@ def app_process(app: str, **env: str) -> Iterator[str]:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{app} did not start:\n{process.communicate()[0]}")
             time.sleep(0.05)
-        yield url
+        yield url, process
     finally:
-        process.terminate()
-        output = process.communicate(timeout=10)[0]
+        if process.poll() is None:
+            process.terminate()
+        output = process.communicate(timeout=20)[0]
         if "Exception in ASGI application" in output:
             raise AssertionError(f"{app} failed while serving:\n{output}")
 

@@ -1,0 +1,92 @@
+"""Graceful shutdown: on SIGTERM, runs get a grace period, then open streams are told and closed.
+
+uvicorn, on SIGTERM, stops accepting connections and waits for the open ones to
+end; an event stream ends only with its run. So the router chains a handler in
+front of the server's own (installed at lifespan start-up, where uvicorn's is
+already in place; uvicorn restores the originals on exit): new runs are refused
+at once, running ones have `shutdown_grace_seconds` to finish and stream to the
+end, and then the rest are cancelled and every stream still open ends with a
+`server_shutdown` message, so the server can exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+from otelstream.runs import PipelineRunner
+from otelstream.sse import OpenStreams
+
+logger = logging.getLogger("otelstream.shutdown")
+
+_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_POLL_S = 0.05
+
+
+class GracefulShutdown:
+    def __init__(self, runner: PipelineRunner, streams: OpenStreams, grace_seconds: float) -> None:
+        self.runner = runner
+        self.streams = streams
+        self.grace_seconds = grace_seconds
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._previous: dict[int, Any] = {}
+        self._deadline: float | None = None
+
+    def install(self) -> None:
+        """Chain our handler before the current SIGTERM/SIGINT ones (main thread only)."""
+        self._loop = asyncio.get_running_loop()
+        if threading.current_thread() is not threading.main_thread():
+            return  # signals go to the main thread; an app served elsewhere calls begin()
+        for sig in _SIGNALS:
+            self._previous[sig] = signal.getsignal(sig)
+            signal.signal(sig, self._handle)
+
+    def uninstall(self) -> None:
+        for sig, previous in self._previous.items():
+            with contextlib.suppress(ValueError, TypeError):
+                if signal.getsignal(sig) == self._handle:
+                    signal.signal(sig, previous)
+        self._previous.clear()
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self.begin)
+        previous = self._previous.get(signum)
+        if callable(previous):
+            previous(signum, frame)
+        elif previous == signal.SIG_DFL and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+
+    def begin(self) -> None:
+        """On the loop: refuse new runs, then end the rest within the grace period."""
+        if self._deadline is not None:
+            return
+        logger.info(
+            "otelstream: shutting down; %d runs have %.1f s to finish",
+            self.runner.running,
+            self.grace_seconds,
+        )
+        self.runner.close()
+        self._deadline = time.monotonic() + self.grace_seconds
+        self._check()
+
+    def _check(self) -> None:
+        assert self._deadline is not None and self._loop is not None
+        if self.runner.running and time.monotonic() < self._deadline:
+            self._loop.call_later(_POLL_S, self._check)
+            return
+        self.runner.cancel_all()
+        self.streams.close_all()
+
+    def end(self, on_leftovers: Callable[[str], None]) -> None:
+        """At lifespan shutdown: runs that still have not ended are marked failed."""
+        self.uninstall()
+        if self.runner.running:
+            on_leftovers("the server shut down while the run was running")
