@@ -19,6 +19,7 @@ from otelstream.runs import Pipeline, PipelineRunner, RunHandle, RunsFull
 from otelstream.settings import Settings
 from otelstream.shutdown import GracefulShutdown
 from otelstream.sse import EventStreamResponse, OpenStreams
+from otelstream.ui import ui_router
 
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
 _MAX_SEQ = 10**18
@@ -97,6 +98,7 @@ def create_router(
 
     graceful = GracefulShutdown(runner, streams, settings.shutdown_grace_seconds)
     router = APIRouter(prefix=prefix, tags=["otelstream"], lifespan=lifespan)
+    router.include_router(ui_router())  # the live page, at {prefix}/ui
 
     async def start(request: RunRequest) -> RunHandle:
         if request.pipeline_name not in runner.pipelines:

@@ -1,0 +1,304 @@
+"""A Python client of the runs API: start a run and read its events, resuming after a drop.
+
+Needs the `client` extra (httpx, httpx-sse). The event stream is read with
+httpx-sse, which parses SSE as the spec says; resuming is ours: each
+reconnect sends `Last-Event-ID`, repeats are dropped by `seq`, and a gap (events
+the server no longer has) is an error rather than a silent hole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Self
+
+import httpx
+from httpx_sse import EventSource, ServerSentEvent, aconnect_sse, connect_sse
+
+TERMINAL = "pipeline_completed"
+OVERFLOW = "stream_overflow"
+DEFAULT_TIMEOUT = httpx.Timeout(10.0, read=60.0)
+"""The read timeout outlasts the server's keep-alive comments (15 s by default)."""
+
+
+class ClientError(Exception):
+    """The server refused a request, or could not be reached after the allowed retries."""
+
+
+class RunNotFound(ClientError):
+    """The server does not know the run (never started there, or expired)."""
+
+
+class MissedEvents(ClientError):
+    """The server no longer has events this reader has not seen (its replay buffer moved on)."""
+
+    def __init__(self, run_id: str, expected: int, got: int) -> None:
+        super().__init__(
+            f"run {run_id}: expected event {expected}, the server sent {got}; "
+            f"events {expected} to {got - 1} are no longer kept"
+        )
+        self.run_id, self.expected, self.got = run_id, expected, got
+
+
+@dataclass(frozen=True)
+class StartedRun:
+    run_id: str
+    events_url: str
+    run_url: str
+
+
+class _Resume:
+    """The reader's position in one run: what to ask for on reconnect, what to drop, when to stop.
+
+    Shared by the sync and async clients so both resume the same way.
+    """
+
+    def __init__(self, run_id: str, after: int, max_retries: int, backoff: float) -> None:
+        self.run_id = run_id
+        self.last_seq = after
+        self.done = False
+        self.failures = 0
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.retry_ms: int | None = None
+        self.reached = False
+
+    def headers(self) -> dict[str, str]:
+        return {"Last-Event-ID": str(self.last_seq)} if self.last_seq else {}
+
+    def check(self, response: httpx.Response) -> bool:
+        """True when the response is a stream to read; False when the run is over (204)."""
+        self.reached = True
+        if response.status_code == 204:
+            self.done = True  # finished, and we have every event
+            return False
+        if response.status_code == 404:
+            raise RunNotFound(f"unknown or expired run {self.run_id!r}")
+        if response.status_code >= 500:
+            raise _Retry(f"server answered {response.status_code}", response)
+        if response.status_code != 200:
+            raise ClientError(f"GET events of {self.run_id}: {response.status_code}")
+        return True
+
+    def accept(self, message: ServerSentEvent) -> dict[str, Any] | None:
+        """The event to hand out, or None for a repeat, a comment or the overflow notice."""
+        if message.retry is not None:
+            self.retry_ms = message.retry
+        if not message.data:
+            return None
+        event: dict[str, Any] = json.loads(message.data)
+        seq = event.get("seq")
+        if not isinstance(seq, int):
+            return None  # stream_overflow: the stream ends next and we resume from last_seq
+        if seq <= self.last_seq:
+            return None
+        if seq != self.last_seq + 1:
+            raise MissedEvents(self.run_id, self.last_seq + 1, seq)
+        self.last_seq = seq
+        self.failures = 0
+        if event.get("type") == TERMINAL:
+            self.done = True
+        return event
+
+    def delay(self, progressed: bool, error: Exception | None) -> float:
+        """Seconds to wait before the next attempt; raises once retries are used up."""
+        if progressed and error is None:
+            return 0.0  # the stream ended cleanly after giving us events: resume at once
+        if not self.reached:
+            # never got an answer: a wrong address, not a dropped stream; say so at once
+            raise ClientError(f"cannot reach the server: {error}") from error
+        self.failures += 1
+        if self.failures > self.max_retries:
+            raise ClientError(
+                f"run {self.run_id}: gave up after {self.max_retries} retries ({error})"
+            ) from error
+        base = self.retry_ms / 1000 if self.retry_ms is not None else self.backoff
+        retry_after = getattr(error, "retry_after", None)
+        return float(retry_after) if retry_after else min(30.0, base * 2 ** (self.failures - 1))
+
+
+class _Retry(Exception):
+    def __init__(self, message: str, response: httpx.Response) -> None:
+        super().__init__(message)
+        value = response.headers.get("retry-after", "")
+        self.retry_after = float(value) if value.replace(".", "", 1).isdigit() else None
+
+
+_TRANSIENT = (httpx.TransportError, _Retry)
+
+
+def _run_body(pipeline: str, parameters: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {"pipeline_name": pipeline, "parameters": dict(parameters or {})}
+
+
+def _started(response: httpx.Response) -> StartedRun:
+    if response.status_code != 202:
+        raise ClientError(f"the run did not start: {response.status_code} {_detail(response)}")
+    body = response.json()
+    return StartedRun(body["run_id"], body["events_url"], body["run_url"])
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("detail", response.text))
+    except ValueError:
+        return response.text
+
+
+def _run_json(response: httpx.Response, run_id: str) -> dict[str, Any]:
+    if response.status_code == 404:
+        raise RunNotFound(f"unknown or expired run {run_id!r}")
+    if response.status_code != 200:
+        raise ClientError(f"GET run {run_id}: {response.status_code} {_detail(response)}")
+    body: dict[str, Any] = response.json()
+    return body
+
+
+class Client:
+    """Sync client. `base_url` is where the router is mounted (its prefix included).
+
+    with Client("http://127.0.0.1:8000") as client:
+        run = client.start("example", {"seconds": 0.1})
+        for event in client.events(run.run_id):
+            print(event["type"], event["name"])
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        http: httpx.Client | None = None,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        max_retries: int = 5,
+        backoff: float = 0.5,
+    ) -> None:
+        self._owned = http is None
+        self.http = http or httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout)
+        self.max_retries = max_retries
+        self.backoff = backoff
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._owned:
+            self.http.close()
+
+    def pipelines(self) -> list[dict[str, Any]]:
+        response = self.http.get("/pipelines")
+        response.raise_for_status()
+        found: list[dict[str, Any]] = response.json()["pipelines"]
+        return found
+
+    def start(self, pipeline: str, parameters: Mapping[str, Any] | None = None) -> StartedRun:
+        return _started(self.http.post("/runs", json=_run_body(pipeline, parameters)))
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        """The run's status, times and span tree (`GET /runs/{run_id}`)."""
+        return _run_json(self.http.get(f"/runs/{run_id}"), run_id)
+
+    def events(self, run_id: str, *, after: int = 0) -> Iterator[dict[str, Any]]:
+        """Every event after `after`, in order, each once, until the run ends.
+
+        A dropped or cut stream is reopened with `Last-Event-ID`; raises
+        `MissedEvents` when the server can no longer send what was missed.
+        """
+        state = _Resume(run_id, after, self.max_retries, self.backoff)
+        while not state.done:
+            before, error = state.last_seq, None
+            try:
+                with connect_sse(
+                    self.http, "GET", f"/runs/{run_id}/events", headers=state.headers()
+                ) as source:
+                    if state.check(source.response):
+                        yield from _read(source, state)
+            except _TRANSIENT as exc:
+                error = exc
+            if not state.done:
+                time.sleep(state.delay(state.last_seq > before, error))
+
+    def run(
+        self, pipeline: str, parameters: Mapping[str, Any] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Start `pipeline` and yield its events until it ends."""
+        yield from self.events(self.start(pipeline, parameters).run_id)
+
+
+def _read(source: EventSource, state: _Resume) -> Iterator[dict[str, Any]]:
+    for message in source.iter_sse():
+        event = state.accept(message)
+        if event is not None:
+            yield event
+            if state.done:
+                return
+
+
+class AsyncClient:
+    """The same as `Client`, on asyncio."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        http: httpx.AsyncClient | None = None,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        max_retries: int = 5,
+        backoff: float = 0.5,
+    ) -> None:
+        self._owned = http is None
+        self.http = http or httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout)
+        self.max_retries = max_retries
+        self.backoff = backoff
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._owned:
+            await self.http.aclose()
+
+    async def start(self, pipeline: str, parameters: Mapping[str, Any] | None = None) -> StartedRun:
+        return _started(await self.http.post("/runs", json=_run_body(pipeline, parameters)))
+
+    async def get_run(self, run_id: str) -> dict[str, Any]:
+        return _run_json(await self.http.get(f"/runs/{run_id}"), run_id)
+
+    async def events(self, run_id: str, *, after: int = 0) -> AsyncIterator[dict[str, Any]]:
+        """Every event after `after`, in order, each once, until the run ends."""
+        state = _Resume(run_id, after, self.max_retries, self.backoff)
+        while not state.done:
+            before, error = state.last_seq, None
+            try:
+                async with aconnect_sse(
+                    self.http, "GET", f"/runs/{run_id}/events", headers=state.headers()
+                ) as source:
+                    if state.check(source.response):
+                        async for message in source.aiter_sse():
+                            event = state.accept(message)
+                            if event is not None:
+                                yield event
+                                if state.done:
+                                    break
+            except _TRANSIENT as exc:
+                error = exc
+            if not state.done:
+                await asyncio.sleep(state.delay(state.last_seq > before, error))
+
+
+__all__ = [
+    "AsyncClient",
+    "Client",
+    "ClientError",
+    "MissedEvents",
+    "RunNotFound",
+    "StartedRun",
+]

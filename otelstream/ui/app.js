@@ -1,0 +1,499 @@
+// otelstream live page: lists pipelines, starts runs, and draws a run's span tree as it grows.
+// Plain script, no dependencies, no build. Event data only ever reaches the DOM as textContent.
+"use strict";
+
+(() => {
+  const base = document.querySelector('meta[name="otelstream-base"]').content;
+  const $ = (id) => document.getElementById(id);
+  const TICKS = 5;
+  const MAX_RECOVERIES = 10; // manual re-opens after the browser gave up on the stream
+
+  const STATUS_TEXT = { running: "running", success: "done", error: "failed", cancelled: "cancelled" };
+
+  // -- run state ------------------------------------------------------------------------------
+
+  let run = null; // the run on screen; replaced (never reused) when another run opens
+
+  function newRun(runId) {
+    return {
+      runId,
+      nodes: new Map(), // span_id -> node
+      root: null,
+      lastSeq: 0,
+      finished: false,
+      status: "running",
+      es: null,
+      queue: [], // events received, not yet drawn
+      dirty: new Set(),
+      frame: 0,
+      ticker: 0,
+      recoveries: 0,
+      startMs: null,
+      endMs: null,
+      maxSeenMs: null,
+      skewMs: -Infinity, // server clock minus ours, estimated from the freshest event
+      stats: { received: 0, duplicates: 0, gaps: 0, connections: 0, tasks: 0, failed: 0 },
+    };
+  }
+
+  // -- small helpers --------------------------------------------------------------------------
+
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function formatMs(ms) {
+    if (ms === null || ms === undefined || !Number.isFinite(ms)) return "";
+    if (ms === 0) return "0";
+    if (ms < 1) return `${ms.toFixed(2)} ms`;
+    if (ms < 1000) return `${ms.toFixed(ms < 10 ? 1 : 0)} ms`;
+    if (ms < 60000) return `${(ms / 1000).toFixed(2)} s`;
+    const minutes = Math.floor(ms / 60000);
+    return `${minutes} min ${((ms % 60000) / 1000).toFixed(0)} s`;
+  }
+
+  function setConnection(state, text) {
+    const node = $("connection");
+    node.dataset.state = state;
+    node.textContent = text;
+  }
+
+  function showMessage(text) {
+    const node = $("run-message");
+    node.textContent = text;
+    node.hidden = !text;
+  }
+
+  async function getJSON(url, init) {
+    const response = await fetch(url, init);
+    let body = null;
+    try {
+      body = await response.json();
+    } catch (_) {
+      body = null;
+    }
+    return { response, body };
+  }
+
+  function detail(body, response) {
+    if (body && typeof body.detail === "string") return body.detail;
+    if (body && Array.isArray(body.detail)) return body.detail.map((d) => d.msg).join("; ");
+    return `${response.status} ${response.statusText}`;
+  }
+
+  // -- pipelines and starting a run -------------------------------------------------------------
+
+  async function loadPipelines() {
+    const box = $("pipelines");
+    const empty = $("pipelines-empty");
+    try {
+      const { response, body } = await getJSON(`${base}/pipelines`);
+      if (!response.ok) throw new Error(detail(body, response));
+      const pipelines = body.pipelines || [];
+      empty.textContent = pipelines.length ? "" : "No pipelines are registered.";
+      empty.hidden = pipelines.length > 0;
+      pipelines.forEach((pipeline, index) => {
+        const label = el("label", "pipeline");
+        const input = el("input");
+        input.type = "radio";
+        input.name = "pipeline";
+        input.value = pipeline.name;
+        input.checked = index === 0;
+        const text = el("span", "pipeline-text");
+        text.append(el("span", "pipeline-name", pipeline.name));
+        if (pipeline.description) text.append(el("span", "pipeline-description", pipeline.description));
+        label.append(input, text);
+        box.append(label);
+      });
+      $("start-button").disabled = pipelines.length === 0;
+    } catch (error) {
+      empty.textContent = `Could not list the pipelines: ${error.message}`;
+    }
+  }
+
+  async function startRun(event) {
+    event.preventDefault();
+    const formError = $("form-error");
+    formError.hidden = true;
+    const chosen = document.querySelector('input[name="pipeline"]:checked');
+    if (!chosen) return;
+    let parameters;
+    try {
+      parameters = JSON.parse($("parameters").value.trim() || "{}");
+      if (parameters === null || typeof parameters !== "object" || Array.isArray(parameters)) {
+        throw new Error("the parameters must be a JSON object");
+      }
+    } catch (error) {
+      formError.textContent = `Parameters: ${error.message}`;
+      formError.hidden = false;
+      return;
+    }
+    const button = $("start-button");
+    button.disabled = true;
+    try {
+      const { response, body } = await getJSON(`${base}/runs`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ pipeline_name: chosen.value, parameters }),
+      });
+      if (response.status !== 202) throw new Error(detail(body, response));
+      history.pushState(null, "", `${base}/ui/runs/${encodeURIComponent(body.run_id)}`);
+      openRun(body.run_id);
+    } catch (error) {
+      formError.textContent = `The run did not start: ${error.message}`;
+      formError.hidden = false;
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  // -- opening a run and its stream -----------------------------------------------------------
+
+  function route() {
+    const match = location.pathname.slice(base.length).match(/^\/ui\/runs\/([^/]+)\/?$/);
+    if (match) openRun(decodeURIComponent(match[1]));
+    else closeRun();
+  }
+
+  function closeRun() {
+    if (!run) return;
+    if (run.es) run.es.close();
+    cancelAnimationFrame(run.frame);
+    clearInterval(run.ticker);
+    run = null;
+    $("run").hidden = true;
+    setConnection("idle", "");
+  }
+
+  function openRun(runId) {
+    closeRun();
+    run = newRun(runId);
+    window.otelstream.run = run;
+    $("tree").replaceChildren();
+    $("axis-ticks").replaceChildren();
+    $("run").hidden = false;
+    $("run-name").textContent = "";
+    $("run-id").textContent = runId;
+    $("run-status").dataset.status = "running";
+    $("run-status").textContent = "waiting";
+    $("run-duration").textContent = "";
+    $("run-counts").textContent = "";
+    $("run-error").hidden = true;
+    $("trace-link").hidden = true;
+    showMessage("");
+    loadRunInfo(run);
+    connect(run, 0);
+    const current = run;
+    current.ticker = setInterval(() => {
+      if (current === run && !current.finished) schedule(current); // the running bars grow
+    }, 250);
+  }
+
+  async function loadRunInfo(current) {
+    try {
+      const { response, body } = await getJSON(
+        `${base}/runs/${encodeURIComponent(current.runId)}`,
+      );
+      if (current !== run) return;
+      if (response.status === 404) {
+        notFound(current, detail(body, response));
+        return;
+      }
+      if (response.ok && body) {
+        if (body.trace_url) {
+          const link = $("trace-link");
+          link.href = body.trace_url; // an http(s) URL made by the server from its settings
+          link.hidden = !/^https?:\/\//i.test(body.trace_url);
+        }
+        if (!$("run-name").textContent && body.name) $("run-name").textContent = body.name;
+      }
+    } catch (_) {
+      // the stream shows the run anyway; the trace link is a nicety
+    }
+  }
+
+  function notFound(current, message) {
+    current.finished = true;
+    if (current.es) current.es.close();
+    clearInterval(current.ticker);
+    setConnection("closed", "");
+    $("run-status").dataset.status = "unknown";
+    $("run-status").textContent = "not found";
+    showMessage(message);
+  }
+
+  function connect(current, after) {
+    const url = new URL(`${base}/runs/${encodeURIComponent(current.runId)}/events`, location.href);
+    if (after > 0) url.searchParams.set("last_event_id", String(after));
+    const es = new EventSource(url.pathname + url.search);
+    current.es = es;
+    current.stats.connections += 1;
+    es.onopen = () => {
+      if (current !== run) return;
+      current.recoveries = 0;
+      setConnection("live", "live");
+    };
+    es.onmessage = (message) => receive(current, message);
+    es.onerror = () => {
+      if (current !== run || current.finished) return;
+      if (es.readyState === EventSource.CONNECTING) {
+        // the browser reconnects by itself and sends Last-Event-ID
+        setConnection("reconnecting", "reconnecting…");
+      } else {
+        recover(current);
+      }
+    };
+  }
+
+  // The browser gave up (an error status, or 204): ask the run what is left before trying again,
+  // so a finished run is never polled in a loop.
+  async function recover(current) {
+    if (current.es) current.es.close();
+    setConnection("reconnecting", "reconnecting…");
+    let info = null;
+    try {
+      info = await getJSON(`${base}/runs/${encodeURIComponent(current.runId)}`);
+    } catch (_) {
+      info = null;
+    }
+    if (current !== run || current.finished) return;
+    if (info && info.response.status === 404) {
+      notFound(current, detail(info.body, info.response));
+      return;
+    }
+    if (info && info.body && info.body.status !== "running" && current.lastSeq >= info.body.last_seq) {
+      setConnection("closed", "");
+      return;
+    }
+    current.recoveries += 1;
+    if (current.recoveries > MAX_RECOVERIES) {
+      setConnection("closed", "disconnected");
+      showMessage("The connection to the server was lost; reload the page to try again.");
+      return;
+    }
+    const delay = Math.min(30000, 500 * 2 ** (current.recoveries - 1));
+    setTimeout(() => {
+      if (current === run && !current.finished) connect(current, current.lastSeq);
+    }, delay);
+  }
+
+  function receive(current, message) {
+    if (current !== run) return;
+    let event;
+    try {
+      event = JSON.parse(message.data);
+    } catch (_) {
+      return;
+    }
+    current.stats.received += 1;
+    if (typeof event.seq === "number") {
+      if (event.seq <= current.lastSeq) {
+        current.stats.duplicates += 1; // already drawn: a resumed stream may repeat events
+        return;
+      }
+      if (event.seq !== current.lastSeq + 1) current.stats.gaps += 1;
+      current.lastSeq = event.seq;
+    } else if (event.type === "stream_overflow") {
+      // the server cut us off for falling behind; the browser resumes from the last id
+      setConnection("reconnecting", "catching up…");
+      return;
+    }
+    const at = Date.parse(event.timestamp);
+    if (Number.isFinite(at)) {
+      current.skewMs = Math.max(current.skewMs, at - Date.now());
+    }
+    if (event.type === "pipeline_completed") {
+      // the run is over: stop the stream now, not after the next (204) reconnect
+      current.finished = true;
+      current.es.close();
+      clearInterval(current.ticker);
+      setConnection("closed", "");
+    }
+    current.queue.push(event);
+    schedule(current);
+  }
+
+  // -- drawing: events are applied in batches, once per animation frame -------------------------
+
+  function schedule(current) {
+    if (!current.frame) current.frame = requestAnimationFrame(() => flush(current));
+  }
+
+  function flush(current) {
+    current.frame = 0;
+    if (current !== run) return;
+    const events = current.queue;
+    current.queue = [];
+    for (const event of events) apply(current, event);
+    for (const node of current.dirty) drawNode(current, node);
+    current.dirty.clear();
+    drawRun(current);
+  }
+
+  function nodeFor(current, event) {
+    let node = current.nodes.get(event.span_id);
+    if (!node) {
+      node = {
+        spanId: event.span_id,
+        parentId: event.parent_span_id,
+        name: event.name,
+        depth: 0,
+        status: "running",
+        startMs: null,
+        endMs: null,
+        durationMs: null,
+        error: null,
+        errorType: null,
+        dom: null,
+      };
+      current.nodes.set(event.span_id, node);
+      attach(current, node);
+      if (node !== current.root) current.stats.tasks += 1;
+    }
+    return node;
+  }
+
+  function attach(current, node) {
+    const parent = node.parentId ? current.nodes.get(node.parentId) : null;
+    if (!parent && !current.root && !node.parentId) current.root = node;
+    // a parent missing from the replay (evicted) leaves its children under the root
+    const host = parent || (node === current.root ? null : current.root);
+    node.depth = host ? host.depth + 1 : 0;
+    node.dom = buildNode(node);
+    (host ? host.dom.children : $("tree")).append(node.dom.box);
+  }
+
+  function buildNode(node) {
+    const box = el("div", "node");
+    box.setAttribute("role", "treeitem");
+    box.dataset.spanId = node.spanId;
+    const row = el("div", "row");
+    row.style.setProperty("--depth", String(node.depth));
+    const label = el("div", "label");
+    const name = el("span", "name", node.name);
+    name.title = node.name;
+    const status = el("span", "status");
+    const duration = el("span", "duration");
+    label.append(name, status, duration);
+    const lane = el("div", "lane");
+    const bar = el("div", "bar");
+    lane.append(bar);
+    const error = el("div", "error");
+    error.hidden = true;
+    row.append(label, lane, error);
+    const children = el("div", "children");
+    children.setAttribute("role", "group");
+    box.append(row, children);
+    return { box, row, name, status, duration, bar, error, children };
+  }
+
+  function apply(current, event) {
+    const node = nodeFor(current, event);
+    const at = Date.parse(event.timestamp);
+    if (event.name && event.name !== node.name) node.name = event.name;
+    switch (event.type) {
+      case "pipeline_started":
+      case "task_started":
+        node.startMs = at;
+        break;
+      case "task_completed":
+      case "task_error":
+      case "pipeline_completed": {
+        node.endMs = at;
+        node.durationMs = typeof event.duration_ms === "number" ? event.duration_ms : null;
+        if (node.startMs === null && node.durationMs !== null) node.startMs = at - node.durationMs;
+        if (event.type === "pipeline_completed") node.status = event.status || "success";
+        else node.status = event.type === "task_error" ? "error" : "success";
+        node.error = event.error ?? null;
+        node.errorType = event.error_type ?? null;
+        if (node.status === "error" && node !== current.root) current.stats.failed += 1;
+        break;
+      }
+      default:
+        return; // a type this page does not know: ignore it, as the schema asks
+    }
+    if (node === current.root) {
+      current.startMs = node.startMs;
+      if (event.type === "pipeline_completed") {
+        current.status = node.status;
+        current.endMs = node.endMs;
+      }
+    }
+    if (Number.isFinite(at)) current.maxSeenMs = Math.max(current.maxSeenMs ?? at, at);
+    current.dirty.add(node);
+  }
+
+  function drawNode(current, node) {
+    const dom = node.dom;
+    if (dom.name.textContent !== node.name) {
+      dom.name.textContent = node.name;
+      dom.name.title = node.name;
+    }
+    dom.box.dataset.name = node.name;
+    dom.box.dataset.status = STATUS_TEXT[node.status] || node.status;
+    dom.status.textContent = STATUS_TEXT[node.status] || node.status;
+    dom.duration.textContent = node.durationMs === null ? "" : formatMs(node.durationMs);
+    const origin = current.startMs ?? node.startMs ?? 0;
+    dom.bar.style.setProperty("--start", String(Math.max(0, (node.startMs ?? origin) - origin)));
+    if (node.status !== "running") {
+      const length = node.durationMs ?? Math.max(0, (node.endMs ?? origin) - (node.startMs ?? origin));
+      dom.bar.style.setProperty("--length", String(length));
+    }
+    if (node.error !== null || node.errorType !== null) {
+      dom.error.textContent = node.errorType ? `${node.errorType}: ${node.error ?? ""}` : node.error;
+      dom.error.hidden = false;
+    }
+  }
+
+  function drawRun(current) {
+    const root = current.root;
+    if (root) $("run-name").textContent = root.name;
+    const status = $("run-status");
+    status.dataset.status = current.status;
+    status.textContent = STATUS_TEXT[current.status] || current.status;
+    if (current.startMs === null) return;
+    let total;
+    if (current.finished && current.endMs !== null) {
+      total = root && root.durationMs !== null ? root.durationMs : current.endMs - current.startMs;
+    } else {
+      const serverNow = Date.now() + (Number.isFinite(current.skewMs) ? current.skewMs : 0);
+      total = Math.max(current.maxSeenMs ?? current.startMs, serverNow) - current.startMs;
+    }
+    total = Math.max(total, 1);
+    $("tree").style.setProperty("--total", String(total));
+    $("run-duration").textContent = formatMs(total);
+    const counts = `${current.stats.tasks} task${current.stats.tasks === 1 ? "" : "s"}`;
+    $("run-counts").textContent = current.stats.failed ? `${counts}, ${current.stats.failed} failed` : counts;
+    const error = $("run-error");
+    if (root && root.status === "error" && (root.error || root.errorType)) {
+      error.textContent = root.errorType ? `${root.errorType}: ${root.error ?? ""}` : root.error;
+      error.hidden = false;
+    }
+    drawAxis(total);
+  }
+
+  function drawAxis(total) {
+    const ticks = $("axis-ticks");
+    if (ticks.childElementCount !== TICKS) {
+      ticks.replaceChildren();
+      for (let i = 0; i < TICKS; i += 1) ticks.append(el("span", "tick"));
+    }
+    Array.from(ticks.children).forEach((tick, i) => {
+      tick.textContent = formatMs((total * i) / (TICKS - 1));
+    });
+  }
+
+  // -- start ------------------------------------------------------------------------------------
+
+  window.otelstream = { run: null }; // for people (and tests) looking at the page's state
+
+  document.addEventListener("DOMContentLoaded", () => {
+    $("start-form").addEventListener("submit", startRun);
+    window.addEventListener("popstate", route);
+    loadPipelines();
+    route();
+  });
+})();

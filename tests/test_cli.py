@@ -1,0 +1,131 @@
+"""The `otelstream` command against the example app, as a user runs both: in processes."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from otelstream.cli import main
+from otelstream.testing import free_port
+
+from .conftest import ROOT, app_process
+
+EXAMPLE = "examples.fastapi-telemetry.main:app"
+
+
+@pytest.fixture(scope="module")
+def url() -> Iterator[str]:
+    with app_process(EXAMPLE) as found:
+        yield found
+
+
+def otelstream(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "otelstream", *args],
+        cwd=ROOT,
+        env={**os.environ, "COLUMNS": "120"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def timeless(text: str) -> str:
+    """Durations vary from run to run; everything else must not."""
+    return re.sub(r"\b\d+(\.\d+)? (ms|s)\b", "T", text)
+
+
+def test_run_draws_the_final_tree_and_exits_0(url: str) -> None:
+    done = otelstream("run", url, "nested", "--param", "seconds=0.01")
+    assert done.returncode == 0, done.stderr
+    run_id = done.stdout.split()[2]
+    assert timeless(done.stdout) == (
+        f"started run {run_id}\n"
+        "nested  done  T\n"
+        "├── prepare  done  T\n"
+        "│   ├── load  done  T\n"
+        "│   └── clean  done  T\n"
+        "└── report  done  T\n"
+        f"run {run_id} done in T\n"
+    )
+    assert done.stderr == ""
+
+
+def test_a_failed_run_shows_its_error_and_exits_1(url: str) -> None:
+    failed = otelstream("run", url, "failing", "-p", "seconds=0.01")
+    assert failed.returncode == 1, failed.stderr
+    run_id = failed.stdout.split()[2]
+    assert timeless(failed.stdout) == (
+        f"started run {run_id}\n"
+        "failing  failed  T\n"
+        "ValueError: result 42 is out of range\n"
+        "├── compute  done  T\n"
+        "└── validate  failed  T\n"
+        "    ValueError: result 42 is out of range\n"
+        f"run {run_id} failed in T: ValueError: result 42 is out of range\n"
+    )
+
+
+def test_tail_of_a_finished_run_replays_it(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    response = httpx.post(
+        f"{url}/runs", json={"pipeline_name": "parallel", "parameters": {"width": 3, "seconds": 0}}
+    )
+    run_id = response.json()["run_id"]
+    deadline = time.monotonic() + 10
+    while httpx.get(f"{url}/runs/{run_id}").json()["status"] == "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert main(["tail", url, run_id]) == 0
+    lines = timeless(capsys.readouterr().out).splitlines()
+    assert lines[0] == "parallel  done  T"
+    assert sorted(lines[1:4]) == [f"├── fetch_shard_{i}  done  T" for i in range(3)]
+    assert lines[4:] == ["└── merge  done  T", f"run {run_id} done in T"]
+
+
+def test_server_errors_exit_3_and_usage_errors_exit_2(
+    url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["run", url, "nope"]) == 3
+    assert capsys.readouterr().err == (
+        "otelstream: the run did not start: 404 unknown pipeline 'nope'\n"
+    )
+    assert main(["tail", url, "0" * 32]) == 3
+    assert capsys.readouterr().err == (f"otelstream: unknown or expired run '{'0' * 32}'\n")
+    assert main(["tail", f"http://127.0.0.1:{free_port()}", "0" * 32]) == 3
+    assert capsys.readouterr().err.startswith("otelstream: cannot reach the server")
+    with pytest.raises(SystemExit) as usage:
+        main(["run", url, "example", "--param", "seconds"])
+    assert usage.value.code == 2
+    assert "expected KEY=VALUE, got 'seconds'" in capsys.readouterr().err
+
+
+def test_serve_runs_the_example() -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "otelstream", "serve", "--port", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/pipelines", timeout=1)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None, "otelstream serve exited"
+                assert time.monotonic() < deadline, "otelstream serve did not start"
+                time.sleep(0.05)
+        names = [p["name"] for p in response.json()["pipelines"]]
+        assert names == ["example", "failing", "parallel", "nested"]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

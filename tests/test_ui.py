@@ -1,0 +1,351 @@
+"""The live page in a real headless Chromium, against the example app on a real uvicorn.
+
+Without Chromium or Playwright these tests skip, except under CI (the `CI`
+variable set), where a missing browser is a failure: the page must be tested.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from otelstream.fastapi import create_router
+from otelstream.testing import UvicornServer
+from otelstream.ui import ui_router
+
+from .conftest import ROOT, app_process, make_telemetry
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
+
+TRACE_URL = "http://127.0.0.1:16686/trace/{trace_id}"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+WAIT_MS = 15_000  # every wait in the page has this bound
+
+
+def _missing_browser() -> tuple[str | None, str]:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return None, "Playwright for Python is not installed (it is in the dev group)"
+    chromium = (
+        os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    )
+    if chromium is None:
+        return None, "no Chromium found: install Debian's `chromium` or set CHROMIUM=/path"
+    return chromium, ""
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    chromium, problem = _missing_browser()
+    if chromium is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"the browser tests cannot run under CI: {problem}", pytrace=False)
+        pytest.skip(problem)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def example() -> Iterator[httpx.Client]:
+    """The example app (tests/apps/ui_example.py) in a process of its own."""
+    with (
+        app_process("tests.apps.ui_example:app", OTELSTREAM_TRACE_URL=TRACE_URL) as url,
+        httpx.Client(base_url=url, timeout=10) as client,
+    ):
+        yield client
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh page; any script error or CSP violation in it fails the test."""
+    context = browser.new_context(viewport={"width": 1280, "height": 720})
+    opened = context.new_page()
+    opened.set_default_timeout(WAIT_MS)
+    problems: list[str] = []
+    opened.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    opened.on(
+        "console",
+        lambda message: (
+            problems.append(f"console: {message.text}")
+            if message.type == "error" and "Failed to load resource" not in message.text
+            else None
+        ),
+    )
+    yield opened
+    context.close()
+    assert not problems, problems
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def rows(page: Page) -> list[tuple[str, str, int]]:
+    """(name, status, depth) of every row, in the order the page shows them."""
+    result: list[tuple[str, str, int]] = page.eval_on_selector_all(
+        "#tree .node",
+        """nodes => nodes.map(n => [
+            n.querySelector(':scope > .row .name').textContent,
+            n.dataset.status,
+            Number(n.querySelector(':scope > .row').style.getPropertyValue('--depth')),
+        ])""",
+    )
+    return [tuple(row) for row in result]  # type: ignore[misc]
+
+
+def start_from_page(page: Page, base: str, pipeline: str, parameters: str) -> str:
+    page.goto(f"{base}/ui")
+    page.check(f'input[name="pipeline"][value="{pipeline}"]')
+    page.fill("#parameters", parameters)
+    page.click("#start-button")
+    page.wait_for_url("**/ui/runs/*")
+    run_id = page.url.rsplit("/", 1)[1]
+    assert len(run_id) == 32
+    return run_id
+
+
+def wait_for_status(page: Page, status: str) -> None:
+    page.wait_for_selector(f'#run-status[data-status="{status}"]')
+
+
+def page_state(page: Page) -> dict[str, Any]:
+    state: dict[str, Any] = page.evaluate(
+        "() => ({lastSeq: otelstream.run.lastSeq, stats: otelstream.run.stats})"
+    )
+    return state
+
+
+def events_requests(example: httpx.Client, run_id: str) -> list[dict[str, Any]]:
+    response = example.get("/test/events-requests", params={"run_id": run_id})
+    response.raise_for_status()
+    found: list[dict[str, Any]] = response.json()
+    return found
+
+
+def settle(check: Callable[[], bool], seconds: float) -> None:
+    """Watch `check` for `seconds`; fails as soon as it is false."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert check()
+        time.sleep(0.1)
+
+
+# -- the example, driven from the page -------------------------------------------------------------
+
+
+def test_the_page_lists_pipelines_and_shows_the_example_run(
+    page: Page, example: httpx.Client
+) -> None:
+    base = str(example.base_url).rstrip("/")
+    page.goto(f"{base}/ui")
+    names = page.eval_on_selector_all(".pipeline-name", "els => els.map(e => e.textContent)")
+    assert names == ["example", "failing", "parallel", "nested"]
+    descriptions = page.eval_on_selector_all(
+        ".pipeline-description", "els => els.map(e => e.textContent)"
+    )
+    assert descriptions[0] == "compute, then finalize: the original example."
+
+    run_id = start_from_page(page, base, "example", '{"seconds": 0.4}')
+    wait_for_status(page, "success")
+    assert rows(page) == [("example", "done", 0), ("compute", "done", 1), ("finalize", "done", 1)]
+    assert page.text_content("#run-name") == "example"
+    assert page.text_content("#run-status") == "done"
+    assert page.text_content("#run-id") == run_id
+    assert page.get_attribute("#trace-link", "href") == TRACE_URL.format(trace_id=run_id)
+    assert page.is_visible("#trace-link")
+    durations = page.eval_on_selector_all("#tree .duration", "els => els.map(e => e.textContent)")
+    assert len(durations) == 3 and all(d.endswith(" ms") or d.endswith(" s") for d in durations)
+    # the bars share one axis: compute starts at the left, finalize where compute ends
+    bars = page.eval_on_selector_all(
+        "#tree .bar",
+        "els => els.map(e => { const r = e.getBoundingClientRect(); return [r.left, r.right]; })",
+    )
+    (run_left, run_right), (compute_left, compute_right), (finalize_left, finalize_right) = bars
+    assert run_left <= compute_left < compute_right <= finalize_left + 1
+    assert finalize_left < finalize_right <= run_right + 1
+    assert page_state(page)["stats"]["duplicates"] == 0
+    (ROOT / "artifacts").mkdir(exist_ok=True)
+    page.screenshot(path=str(ROOT / "artifacts" / "ui-example.png"), full_page=True)
+
+
+def test_a_failing_run_shows_its_error(page: Page, example: httpx.Client) -> None:
+    base = str(example.base_url).rstrip("/")
+    start_from_page(page, base, "failing", '{"seconds": 0.05}')
+    wait_for_status(page, "error")
+    assert rows(page) == [
+        ("failing", "failed", 0),
+        ("compute", "done", 1),
+        ("validate", "failed", 1),
+    ]
+    validate = page.locator('#tree .node[data-name="validate"] > .row > .error')
+    assert validate.text_content() == "ValueError: result 42 is out of range"
+    assert page.locator('#tree .node[data-name="compute"] > .row > .error').is_hidden()
+    assert page.text_content("#run-status") == "failed"
+    assert page.text_content("#run-error") == "ValueError: result 42 is out of range"
+
+
+@pytest.mark.parametrize("replay_all", [False, True], ids=["resume", "server-repeats"])
+def test_a_cut_stream_resumes_without_duplicates_or_gaps(
+    page: Page, example: httpx.Client, replay_all: bool
+) -> None:
+    """The server ends the first stream after two events, in the middle of `compute`.
+
+    The page must reconnect with Last-Event-ID: 2 and show each task once; in
+    `server-repeats` the resumed stream starts over and the page drops the repeats.
+    """
+    base = str(example.base_url).rstrip("/")
+    example.post("/test/arm-cut", params={"after": 2, "replay_all": replay_all})
+    run_id = start_from_page(page, base, "example", '{"seconds": 1.0}')
+    wait_for_status(page, "success")
+    assert rows(page) == [("example", "done", 0), ("compute", "done", 1), ("finalize", "done", 1)]
+    requests = events_requests(example, run_id)
+    assert [(r["last_event_id"], r["status"]) for r in requests] == [(None, 200), ("2", 200)]
+    state = page_state(page)
+    assert state["lastSeq"] == 6
+    assert state["stats"]["gaps"] == 0
+    assert state["stats"]["duplicates"] == (2 if replay_all else 0)
+    assert state["stats"]["received"] == (8 if replay_all else 6)
+
+
+def test_a_finished_run_is_not_polled(page: Page, example: httpx.Client) -> None:
+    """Each stream carries `retry: 250`, so a page that kept reconnecting would show at once."""
+    base = str(example.base_url).rstrip("/")
+    run_id = start_from_page(page, base, "example", '{"seconds": 0.05}')
+    wait_for_status(page, "success")
+    settle(lambda: len(events_requests(example, run_id)) == 1, seconds=2.0)
+    assert page.get_attribute("#connection", "data-state") == "closed"
+
+
+def test_opening_a_finished_run_by_its_url_rebuilds_it(page: Page, example: httpx.Client) -> None:
+    response = example.post(
+        "/runs", json={"pipeline_name": "nested", "parameters": {"seconds": 0.01}}
+    )
+    run_id = response.json()["run_id"]
+    deadline = time.monotonic() + 10
+    while example.get(f"/runs/{run_id}").json()["status"] == "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    base = str(example.base_url).rstrip("/")
+    page.goto(f"{base}/ui/runs/{run_id}")
+    wait_for_status(page, "success")
+    assert rows(page) == [
+        ("nested", "done", 0),
+        ("prepare", "done", 1),
+        ("load", "done", 2),
+        ("clean", "done", 2),
+        ("report", "done", 1),
+    ]
+    settle(lambda: len(events_requests(example, run_id)) == 1, seconds=1.0)
+
+
+def test_an_unknown_run_says_so(page: Page, example: httpx.Client) -> None:
+    base = str(example.base_url).rstrip("/")
+    page.goto(f"{base}/ui/runs/{'0' * 32}")
+    wait_for_status(page, "unknown")
+    assert page.text_content("#run-status") == "not found"
+    assert page.text_content("#run-message") == f"unknown or expired run '{'0' * 32}'"
+    assert rows(page) == []
+
+
+def test_hundreds_of_tasks_each_drawn_once(page: Page, example: httpx.Client) -> None:
+    """Rows are added once each and updated in place: no re-render of the whole tree."""
+    page.add_init_script(
+        """
+        window.addedRows = 0;
+        new MutationObserver(records => {
+            for (const r of records) for (const n of r.addedNodes)
+                if (n.classList && n.classList.contains('node')) window.addedRows += 1;
+        }).observe(document, {childList: true, subtree: true});
+        """
+    )
+    base = str(example.base_url).rstrip("/")
+    start_from_page(page, base, "parallel", '{"width": 200, "seconds": 0.2}')
+    wait_for_status(page, "success")
+    shown = rows(page)
+    assert len(shown) == 202
+    assert shown[0] == ("parallel", "done", 0)
+    assert shown[-1] == ("merge", "done", 1)
+    assert sorted(name for name, _, _ in shown[1:-1]) == sorted(
+        f"fetch_shard_{i}" for i in range(200)
+    )
+    assert {(status, depth) for _, status, depth in shown[1:]} == {("done", 1)}
+    assert page.evaluate("window.addedRows") == 202
+    assert page.text_content("#run-counts") == "201 tasks"
+
+
+# -- event data is text, and the page follows the router's prefix ---------------------------------
+
+
+def test_event_data_is_shown_as_text_under_a_prefix(page: Page) -> None:
+    telemetry = make_telemetry()
+    tracer = telemetry.tracer
+    hostile = '<img src=x onerror="window.pwned=1">'
+
+    def hostile_pipeline() -> None:
+        with tracer.start_as_current_span("task:<b>bold</b>"):
+            raise RuntimeError(hostile)
+
+    router = create_router(
+        hub=telemetry.hub,
+        pipelines={"<i>x</i>": hostile_pipeline},
+        tracer_provider=telemetry.provider,
+        prefix="/otel",
+    )
+    router.include_router(ui_router())  # as create_router does it
+    app = FastAPI()
+    app.include_router(router)
+    with UvicornServer(app) as server:
+        run_id = start_from_page(page, f"{server.url}/otel", "<i>x</i>", "{}")
+        assert page.url == f"{server.url}/otel/ui/runs/{run_id}"
+        wait_for_status(page, "error")
+        assert rows(page) == [("<i>x</i>", "failed", 0), ("<b>bold</b>", "failed", 1)]
+        error = page.locator('#tree .node[data-name="<b>bold</b>"] > .row > .error')
+        assert error.text_content() == f"RuntimeError: {hostile}"
+        assert page.locator("#tree img, #tree b, #tree i, #run-error img").count() == 0
+        assert page.evaluate("window.pwned") is None
+    telemetry.provider.shutdown()
+
+
+# -- without a browser: where the page looks for the API, and how it is served ---------------------
+
+
+def test_the_page_calls_the_api_where_its_own_path_hangs_from() -> None:
+    inner = FastAPI()
+    inner.include_router(ui_router("/otel"))
+    app = FastAPI()
+    app.mount("/mounted", inner)
+    with UvicornServer(app) as server, httpx.Client(base_url=server.url) as client:
+        for path in ("/mounted/otel/ui", f"/mounted/otel/ui/runs/{'a' * 32}"):
+            page = client.get(path)
+            assert page.status_code == 200
+            assert page.headers["content-type"] == "text/html; charset=utf-8"
+            assert "script-src 'self'" in page.headers["content-security-policy"]
+            assert '<meta name="otelstream-base" content="/mounted/otel">' in page.text
+        script = re.search(r'src="(/mounted/otel/ui/static/app\.js\?v=\w+)"', page.text)
+        assert script is not None
+        asset = client.get(script.group(1))
+        assert asset.status_code == 200
+        assert asset.headers["content-type"] == "text/javascript; charset=utf-8"
+        assert asset.headers["cache-control"] == "public, max-age=31536000, immutable"
+        assert client.get("/mounted/otel/ui/static/app.js").headers["cache-control"] == "no-cache"
+        assert client.get("/mounted/otel/ui/static/secret.py").status_code == 404
