@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, R
 from opentelemetry import trace
 from pydantic import BaseModel, Field
 
+from otelstream._limits import body_limited_route
 from otelstream.access import RunTokens
 from otelstream.events import SSE_MESSAGE_SCHEMA
 from otelstream.hubs import Hub, UnknownRun
@@ -97,7 +98,12 @@ def create_router(
         runner.shutdown()
 
     graceful = GracefulShutdown(runner, streams, settings.shutdown_grace_seconds)
-    router = APIRouter(prefix=prefix, tags=["otelstream"], lifespan=lifespan)
+    router = APIRouter(
+        prefix=prefix,
+        tags=["otelstream"],
+        lifespan=lifespan,
+        route_class=body_limited_route(settings.max_body_bytes),
+    )
     router.include_router(ui_router())  # the live page, at {prefix}/ui
 
     async def start(request: RunRequest) -> RunHandle:
@@ -134,7 +140,7 @@ def create_router(
         status_code=200,
         response_class=EventStreamResponse,
         dependencies=starting,
-        responses={**_stream(), **_errors(404, 409, 503)},
+        responses={**_stream(), **_errors(404, 409, 413, 503)},
     )
     @typed
     async def run_workflow(request: RunRequest) -> Response:
@@ -165,7 +171,7 @@ def create_router(
         status_code=202,
         dependencies=starting,
         response_model_exclude_none=True,
-        responses=_errors(404, 409, 503),
+        responses=_errors(404, 409, 413, 503),
     )
     @typed
     async def start_run(request: RunRequest) -> RunStarted:
@@ -245,6 +251,7 @@ class ErrorDetail(BaseModel):
 _ERRORS = {
     404: "Unknown pipeline, or unknown or expired run (or a wrong run token).",
     409: "The trace already has a run, or the run has ended.",
+    413: "The request body is over `max_body_bytes`.",
     503: "Every worker, queue place or stream is taken: retry after `Retry-After` seconds.",
 }
 

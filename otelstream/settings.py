@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     """Signs run tokens; the same on every worker (default: drawn per process)."""
     max_streams: int = Field(10_000, ge=1)
     """Event streams open at once; beyond it a new one is refused with 503."""
+    max_body_bytes: int = Field(65_536, ge=64)
+    """Request bodies (a run's parameters) larger than this are refused with 413."""
     shutdown_grace_seconds: float = Field(10.0, ge=0)
     """On SIGTERM, how long running pipelines may go on before they are cancelled and every
     open stream is closed with a `server_shutdown` message."""

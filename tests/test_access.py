@@ -145,3 +145,26 @@ def test_settings_read_the_secret_from_the_environment(monkeypatch: pytest.Monke
     assert settings.run_token_secret is not None
     assert settings.run_token_secret.get_secret_value() == "from-env"
     assert "from-env" not in repr(settings)
+
+
+def test_request_bodies_are_bounded() -> None:
+    for app in serve_app(max_body_bytes=1024):
+        padding = "x" * 2048
+        body = {"pipeline_name": "two_steps", "parameters": {"rows": 1, "padding": padding}}
+        announced = app.client.post("/runs", json=body)
+        assert announced.status_code == 413
+        assert announced.json() == {"detail": "the request body is over 1024 bytes"}
+
+        def chunks() -> Iterator[bytes]:  # sent chunked, with no Content-Length
+            yield b'{"pipeline_name": "two_steps", "parameters": {"padding": "'
+            for _ in range(8):
+                yield b"y" * 256
+            yield b'"}}'
+
+        chunked = app.client.post(
+            "/run-workflow", content=chunks(), headers={"content-type": "application/json"}
+        )
+        assert chunked.status_code == 413
+        assert not app.hub._runs, "no run was started"
+        fits = app.client.post("/runs", json={"pipeline_name": "two_steps"})
+        assert fits.status_code == 202
