@@ -10,10 +10,40 @@ from contextlib import contextmanager
 
 logger = logging.getLogger("otelstream")
 
-_INTERVAL_S = 10.0
-_lock = threading.Lock()
-_last_logged = 0.0
-_suppressed = 0
+
+class _RateLimit:
+    """At most one log line every few seconds, counting the ones held back."""
+
+    def __init__(self, interval_s: float = 10.0) -> None:
+        self.interval_s = interval_s
+        self.last = float("-inf")
+        self.held_back = 0
+        self._lock = threading.Lock()
+
+    def admit(self) -> tuple[bool, int]:
+        """(may log now, how many were held back since the last line)."""
+        now = time.monotonic()
+        with self._lock:
+            if now - self.last < self.interval_s:
+                self.held_back += 1
+                return False, 0
+            self.last, held_back, self.held_back = now, self.held_back, 0
+        return True, held_back
+
+    def reset(self) -> None:
+        with self._lock:
+            self.last, self.held_back = float("-inf"), 0
+
+
+errors_limit = _RateLimit()
+warnings_limit = _RateLimit()
+
+
+def warn_limited(message: str, *args: object) -> None:
+    """A warning about a bound reached on the hot path, rate limited like internal errors."""
+    may, suppressed = warnings_limit.admit()
+    if may:
+        logger.warning(message + " (%d more not logged)", *args, suppressed)
 
 
 @contextmanager
@@ -26,13 +56,9 @@ def internal_errors(where: str) -> Iterator[None]:
     try:
         yield
     except Exception:
-        global _last_logged, _suppressed
-        now = time.monotonic()
-        with _lock:
-            if now - _last_logged < _INTERVAL_S:
-                _suppressed += 1
-                return
-            _last_logged, suppressed, _suppressed = now, _suppressed, 0
+        may, suppressed = errors_limit.admit()
+        if not may:
+            return
         logger.exception(
             "otelstream: internal error in %s (the application goes on; %d more not logged)",
             where,

@@ -34,7 +34,7 @@ def no_internal_errors(
     request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
 ) -> Iterator[None]:
     """otelstream swallows its own errors in production; a test fails when one happens."""
-    _errors._last_logged = 0.0  # the rate limit must not hide one test's error from the next
+    _errors.errors_limit.reset()  # the rate limit must not hide one test's error from the next
     yield
     if request.node.get_closest_marker("internal_errors"):
         return

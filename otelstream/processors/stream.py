@@ -7,7 +7,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from otelstream import projection
 from otelstream._context import RUN_KEY, RunCancelled, RunMark
-from otelstream._errors import internal_errors, logger
+from otelstream._errors import internal_errors, warn_limited
 from otelstream.hubs import Hub
 from otelstream.settings import Settings
 
@@ -18,7 +18,8 @@ class EventStreamProcessor(SpanProcessor):
     A span counts when its context carries the run mark that `streamed_run`
     (or the router) puts above a run's root span. Any other span costs one
     context lookup on start and one dict lookup on end. Nothing here blocks or
-    raises into the code that opened the span.
+    raises into the code that opened the span, but for `RunCancelled` where a
+    cancelled run opens its next span: that is how cancellation reaches it.
     """
 
     def __init__(self, hub: Hub, settings: Settings | None = None) -> None:
@@ -52,7 +53,7 @@ class EventStreamProcessor(SpanProcessor):
                 return
             run_id, name = task_run_id, self._policy.clip(task)
         if len(self._open) >= self._max_open:
-            logger.warning("otelstream: %d spans open, not streaming %r", self._max_open, name)
+            warn_limited("otelstream: %d spans open, not streaming %r", self._max_open, name)
             return
         self._open[context.span_id] = (run_id, name, is_root)
         attributes = self._policy.attributes(span.attributes)
