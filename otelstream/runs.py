@@ -51,16 +51,28 @@ def _run_id(span: Span) -> str:
 
 @contextmanager
 def streamed_run(
-    name: str, *, tracer_provider: trace.TracerProvider | None = None
+    name: str, *, tracer_provider: trace.TracerProvider | None = None, new_trace: bool = False
 ) -> Iterator[RunHandle]:
     """Stream a block of your own code: opens the root span `pipeline:{name}` and yields the run.
 
     Spans opened inside the block (and in threads that carry its context)
     become the run's tasks. Inside another streamed run it is just a task.
+    The run id is the trace id, so a trace holds one run: for a second run in
+    the same request, pass `new_trace=True` (its root then links to the
+    current span instead of being its child).
     """
-    token = None if get_current().get(RUN_KEY) is not None else attach(marked_context(name))
+    current = get_current()
+    links: list[trace.Link] = []
+    token = None
+    if current.get(RUN_KEY) is None:
+        parent = None
+        if new_trace:
+            origin = trace.get_current_span(current).get_span_context()
+            links = [trace.Link(origin)] if origin.is_valid else []
+            parent = Context()
+        token = attach(marked_context(name, parent))
     try:
-        span = _tracer(tracer_provider).start_span(f"pipeline:{name}")
+        span = _tracer(tracer_provider).start_span(f"pipeline:{name}", links=links)
         with trace.use_span(span, end_on_exit=True):
             yield RunHandle(_run_id(span), name, span)
     finally:

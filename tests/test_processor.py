@@ -268,3 +268,26 @@ def test_errors_can_be_redacted_to_their_type_and_long_text_is_cut() -> None:
     assert (events[2]["error"], events[2]["error_type"]) == ("PermissionError", "PermissionError")
     assert (events[3]["error"], events[3]["error_type"]) == ("PermissionError", "PermissionError")
     assert "sk-live" not in repr(events)
+
+
+def test_a_second_run_in_one_trace_needs_a_new_trace(telemetry: Telemetry) -> None:
+    with telemetry.tracer.start_as_current_span("POST /work") as request:
+        with streamed_run("first", tracer_provider=telemetry.provider) as first:
+            pass
+        with streamed_run("second", tracer_provider=telemetry.provider) as same_trace:
+            pass
+        with streamed_run("third", tracer_provider=telemetry.provider, new_trace=True) as third:
+            with telemetry.tracer.start_as_current_span("task:t"):
+                pass
+    assert same_trace.run_id == first.run_id
+    assert telemetry.hub.dropped_events == 2, "the second run's events had nowhere to go"
+    assert third.run_id != first.run_id
+    assert shape(events_of(telemetry.hub, third.run_id)) == [
+        ("pipeline_started", "third"),
+        ("task_started", "t"),
+        ("task_completed", "t"),
+        ("pipeline_completed", "third"),
+    ]
+    root = next(s for s in telemetry.exporter.get_finished_spans() if s.name == "pipeline:third")
+    assert root.parent is None
+    assert [link.context.span_id for link in root.links] == [request.get_span_context().span_id]

@@ -10,6 +10,7 @@ import time
 from collections import OrderedDict, deque
 from typing import Any, Self
 
+from otelstream._errors import warn_limited
 from otelstream.events import PIPELINE_COMPLETED, PIPELINE_STARTED, Event
 from otelstream.hubs import SubscriberLagged, UnknownRun
 from otelstream.hubs._runs import RunTree
@@ -57,6 +58,12 @@ class MemoryHub:
                 run = self._runs[run_id] = _Run(run_id, self.settings)
             elif run.finished:
                 self.dropped_events += 1
+                if event.type == PIPELINE_STARTED:
+                    warn_limited(
+                        "otelstream: trace %s already had a run, so this one is not streamed "
+                        "(one run per trace: start it in a new trace)",
+                        run_id,
+                    )
                 return
             run.last_seq = event.seq = run.last_seq + 1
             run.events.append(event)
