@@ -14,6 +14,8 @@ PIPELINE_COMPLETED: Final = "pipeline_completed"
 STREAM_OVERFLOW: Final = "stream_overflow"
 """Sent without an SSE id to a subscriber that fell too far behind, just before its stream ends."""
 
+EVENTS_LOST: Final = "events_lost"
+"""Sent without an SSE id when a hub could not deliver some of a run's events (Redis down)."""
 SERVER_SHUTDOWN: Final = "server_shutdown"
 """Sent without an SSE id when the server closes a stream on shutdown."""
 
@@ -150,6 +152,7 @@ JSON_SCHEMA: Final[dict[str, Any]] = {
                 PIPELINE_COMPLETED,
                 STREAM_OVERFLOW,
                 SERVER_SHUTDOWN,
+                EVENTS_LOST,
             ]
         },
         "name": {"type": "string"},

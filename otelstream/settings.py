@@ -49,6 +49,14 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(10.0, ge=0)
     """On SIGTERM, how long running pipelines may go on before they are cancelled and every
     open stream is closed with a `server_shutdown` message."""
+    hub: str = "memory"
+    """Where runs live: `memory` (this process only) or `redis://host:port/db`, shared by
+    every worker and process that publishes or streams (needs the `redis` extra)."""
+    redis_buffer_events: int = Field(10_000, ge=1)
+    """Events waiting to be written to Redis; past it new events are counted as lost."""
+    redis_running_ttl_seconds: float = Field(86_400.0, gt=0)
+    """A running run's Redis keys expire this long after its last event (a run whose end never
+    reached Redis); a finished run's after `run_retention_seconds`."""
     attribute_allowlist: Annotated[frozenset[str], NoDecode] = frozenset()
     """Span attributes copied into events (comma separated); none by default."""
 

@@ -20,13 +20,15 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
-from otelstream import MemoryHub
+from otelstream import Settings
 from otelstream.fastapi import create_router
+from otelstream.hubs import hub_from_settings
 from otelstream.telemetry import setup_telemetry
 
 from .pipelines import PIPELINE_REGISTRY
+from .worker_pipelines import worker_pipelines
 
-hub = MemoryHub()
+hub = hub_from_settings(Settings())  # OTELSTREAM_HUB: memory (default) or redis://host:port/db
 # Builds the tracer provider from OTEL_* (or extends one that opentelemetry-instrument set up)
 # and adds EventStreamProcessor(hub), the one processor that feeds the streams.
 telemetry = setup_telemetry(hub)
@@ -36,11 +38,16 @@ telemetry = setup_telemetry(hub)
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
     telemetry.shutdown()  # sends the spans still queued for export
+    hub.close()  # a Redis hub writes what it still holds
 
 
 app = FastAPI(title="otelstream example", lifespan=lifespan)
 app.include_router(
-    create_router(hub=hub, pipelines=PIPELINE_REGISTRY, tracer_provider=telemetry.provider)
+    create_router(
+        hub=hub,
+        pipelines={**PIPELINE_REGISTRY, **worker_pipelines(hub)},  # "remote" needs Redis
+        tracer_provider=telemetry.provider,
+    )
 )
 # One server span per request, parent of the run's pipeline span; incoming `traceparent` headers
 # are honoured. No span per SSE chunk sent or body chunk received. FastAPI's own telemetry stands

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 from otelstream.events import Event
+
+if TYPE_CHECKING:
+    from otelstream.settings import Settings
 
 
 class UnknownRun(LookupError):
@@ -46,12 +49,47 @@ class Hub(Protocol):
         ...
 
     def subscribe(self, run_id: str, after: int = 0) -> Subscription:
-        """Raises `UnknownRun` at once; events come from `after + 1` on."""
+        """Events come from `after + 1` on; raises `UnknownRun` at once, or on entering the
+        subscription where knowing takes I/O (RedisHub, for a run not started in this process)."""
         ...
 
     async def get_run(self, run_id: str) -> dict[str, Any] | None:
         """The run as JSON (name, status, times, span tree), or None."""
         ...
 
+    def close(self) -> None:
+        """Deliver what is buffered and let go of connections (at the app's shutdown)."""
+        ...
 
-__all__ = ["Hub", "SubscriberLagged", "Subscription", "UnknownRun"]
+
+def from_url(url: str = "memory", settings: Settings | None = None) -> Hub:
+    """The hub a URL names: `memory` (this process) or `redis://host:port/db` (many processes)."""
+    if url == "memory":
+        from otelstream.hubs.memory import MemoryHub
+
+        return MemoryHub(settings)
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        try:
+            from otelstream.hubs.redis import RedisHub
+        except ImportError as exc:
+            raise ImportError(f"hub {url!r} needs the `redis` extra of otelstream") from exc
+        return RedisHub(url, settings)
+    raise ValueError(f"unknown hub {url!r}: use memory or redis://host:port/db")
+
+
+def hub_from_settings(settings: Settings | None = None) -> Hub:
+    """The hub `OTELSTREAM_HUB` (`Settings.hub`) names, built with these settings."""
+    from otelstream.settings import Settings
+
+    settings = settings or Settings()
+    return from_url(settings.hub, settings)
+
+
+__all__ = [
+    "Hub",
+    "SubscriberLagged",
+    "Subscription",
+    "UnknownRun",
+    "from_url",
+    "hub_from_settings",
+]

@@ -110,6 +110,9 @@ class MemoryHub:
             snapshot = run.tree.snapshot(run_id, run.last_seq)
         return snapshot.to_dict()  # built outside the lock: publishers never wait for it
 
+    def close(self) -> None:
+        """Nothing to deliver or let go of: every event is in place once published."""
+
     def subscriber_count(self, run_id: str | None = None) -> int:
         """Open subscriptions, of one run or of all; for tests and health checks."""
         with self._lock:

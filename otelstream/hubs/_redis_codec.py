@@ -1,0 +1,145 @@
+"""How RedisHub keeps a run in Redis: key names, Lua scripts, events to stream entries and back.
+
+A run is two keys in one hash slot (`{run_id}` is a Redis Cluster hash tag):
+
+- `PREFIX:{run_id}:events`, a stream whose entry `SEQ-0` holds the event with
+  that seq: `e` its public JSON (seq included), `t` its time in ns, `d` its
+  duration in ns (the JSON rounds both);
+- `PREFIX:{run_id}:meta`, a hash: `seq` (the last seq given), `start` and
+  `start_t` (the `pipeline_started` entry, for a run whose stream was trimmed),
+  `done` (the seq of `pipeline_completed`), `lost` and `marks` (events that
+  never reached Redis, see below).
+
+Entry ids with a non-zero second part (`SEQ-N`) are *loss markers*: written by
+a publisher that failed to store some of the run's events, they sit between
+`SEQ` and `SEQ + 1` and carry no seq of their own, so seqs stay 1..N.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Final
+
+from otelstream.events import EVENTS_LOST, Event, encode_sse
+
+"""Sent without an SSE id when events of the run were lost, just before the stream ends."""
+
+_SEQ_FIELD = '"seq":0,'
+_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # as Event.to_json
+
+# KEYS: stream, meta. ARGV: type, JSON before the seq, JSON after it, time_ns, duration_ns ("" if
+# none), maxlen, TTL in ms while running, TTL in ms once finished, "1" if this publisher has
+# stored an event of the run before (so a missing run means it expired or Redis lost it).
+# Returns the seq given, 0 for an event after the run's end, -1 for a vanished run.
+PUBLISH: Final = """
+if redis.call('HEXISTS', KEYS[2], 'done') == 1 then return 0 end
+if ARGV[9] == '1' and redis.call('EXISTS', KEYS[2]) == 0 then return -1 end
+local seq = redis.call('HINCRBY', KEYS[2], 'seq', 1)
+local data = ARGV[2] .. seq .. ARGV[3]
+if ARGV[5] == '' then
+  redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[6], seq .. '-0', 'e', data, 't', ARGV[4])
+else
+  redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[6], seq .. '-0', 'e', data, 't', ARGV[4], 'd', ARGV[5])
+end
+local ttl = ARGV[7]
+if ARGV[1] == 'pipeline_started' then
+  redis.call('HSET', KEYS[2], 'start', data, 'start_t', ARGV[4])
+elseif ARGV[1] == 'pipeline_completed' then
+  redis.call('HSET', KEYS[2], 'done', seq)
+  ttl = ARGV[8]
+end
+redis.call('PEXPIRE', KEYS[1], ttl)
+redis.call('PEXPIRE', KEYS[2], ttl)
+return seq
+"""
+
+# KEYS: stream, meta. ARGV: events lost, maxlen. Adds a loss marker after the run's last seq.
+MARK_LOST: Final = """
+if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+local seq = redis.call('HGET', KEYS[2], 'seq') or '0'
+local mark = redis.call('HINCRBY', KEYS[2], 'marks', 1)
+redis.call('HINCRBY', KEYS[2], 'lost', ARGV[1])
+redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[2], seq .. '-' .. mark, 'lost', ARGV[1])
+return 1
+"""
+
+
+def stream_key(prefix: str, run_id: str) -> str:
+    return f"{prefix}:{{{run_id}}}:events"
+
+
+def meta_key(prefix: str, run_id: str) -> str:
+    return f"{prefix}:{{{run_id}}}:meta"
+
+
+def run_of(key: str) -> str:
+    """The run id in a key made by `stream_key`."""
+    return key[key.index("{") + 1 : key.index("}")]
+
+
+def encode(event: Event) -> tuple[str, str, str, str]:
+    """(JSON before the seq, after it, time_ns, duration_ns): the script splices in the seq.
+
+    Keys before `seq` are fixed names and a JSON string cannot hold an
+    unescaped quote, so the first `"seq":0,` is the field itself.
+    """
+    data = event.to_dict()
+    data["seq"] = 0
+    head, tail = _json.encode(data).split(_SEQ_FIELD, 1)
+    duration = "" if event.duration_ns is None else str(event.duration_ns)
+    return head + '"seq":', "," + tail, str(event.time_ns), duration
+
+
+def decode(fields: dict[str, str]) -> Event:
+    """The event of one stream entry, as the publishing process built it."""
+    data: dict[str, Any] = json.loads(fields["e"])
+    parent = data["parent_span_id"]
+    duration = fields.get("d")
+    return Event(
+        data["type"],
+        data["name"],
+        data["run_id"],
+        int(data["span_id"], 16),
+        None if parent is None else int(parent, 16),
+        int(fields["t"]),
+        duration_ns=None if duration is None else int(duration),
+        status=data.get("status"),
+        error=data.get("error"),
+        error_type=data.get("error_type"),
+        attributes=data.get("attributes"),
+        seq=data["seq"],
+    )
+
+
+def marker_seq(entry_id: str) -> int | None:
+    """The seq a loss marker follows, or None for an ordinary event entry (`SEQ-0`)."""
+    major, _, minor = entry_id.partition("-")
+    return None if minor in ("", "0") else int(major)
+
+
+class LostEvent(Event):
+    """Tells a subscriber that events of its run were lost; framed without an SSE `id:`.
+
+    Without an id a browser's `Last-Event-ID` stays that of the last real
+    event, so reconnecting resumes right after it (and does not see this
+    marker again).
+    """
+
+    __slots__ = ("message",)
+
+    def __init__(self, run_id: str, last_seq: int, message: str) -> None:
+        super().__init__(EVENTS_LOST, "", run_id, 0, None, time.time_ns(), seq=last_seq)
+        self.message = message
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": EVENTS_LOST,
+            "run_id": self.run_id,
+            "last_seq": self.seq,
+            "message": self.message,
+        }
+
+    @property
+    def sse(self) -> bytes:
+        return encode_sse(self.to_json())
