@@ -10,7 +10,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from otelstream.events import KEEPALIVE, SERVER_SHUTDOWN, STREAM_OVERFLOW, encode_sse
-from otelstream.hubs import SubscriberLagged, Subscription
+from otelstream.hubs import SubscriberLagged, Subscription, UnknownRun
 
 SSE_HEADERS: Mapping[str, str] = {
     "cache-control": "no-cache",
@@ -98,6 +98,9 @@ class EventStreamResponse(Response):
                     await self._pump(subscription, send)
                 finally:
                     self.streams.streams.discard(self)
+        except UnknownRun:  # gone (expired) between the check and here: end the stream empty;
+            # a browser's reconnect then gets the 404 that stops it
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
         except asyncio.CancelledError:
             if not (disconnected.is_set() or self._stopping):
                 raise
