@@ -33,12 +33,21 @@ class UnknownPipelineRun(BaseModel):
 
 
 def parameters_model(name: str, pipeline: Callable[..., Any]) -> type[BaseModel]:
-    """The pipeline's keyword parameters as a model; one that accepts anything if unreadable."""
+    """The pipeline's keyword parameters as a model; one that accepts anything if unreadable.
+
+    A pipeline may also declare its model: a pydantic model class as its
+    `parameters_model` attribute, whose fields are then its keyword arguments.
+    """
+    func = pipeline.func if isinstance(pipeline, functools.partial) else pipeline
+    declared = getattr(pipeline, "parameters_model", None) or getattr(
+        func, "parameters_model", None
+    )
+    if isinstance(declared, type) and issubclass(declared, BaseModel):
+        return declared
     fields: dict[str, Any] = {}
     extra: Literal["allow", "forbid"] = "forbid"
     try:
         signature = inspect.signature(pipeline)
-        func = pipeline.func if isinstance(pipeline, functools.partial) else pipeline
         hints = typing.get_type_hints(func)
     except (TypeError, ValueError, NameError):
         signature, hints, extra = None, {}, "allow"

@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 import schemathesis
 from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 
 from otelstream.fastapi import create_router
-from otelstream.testing import UvicornServer
+from otelstream.testing import UvicornServer, read_events
 
 from .conftest import make_telemetry
 
@@ -88,3 +89,38 @@ def test_each_pipeline_documents_its_parameters() -> None:
     stream = document["paths"]["/runs/{run_id}/events"]["get"]["responses"]
     assert set(stream) == {"200", "204", "404", "422", "503"}
     assert "application/json" in stream["404"]["content"]
+
+
+def test_a_pipeline_may_declare_its_parameters_model() -> None:
+    from pydantic import BaseModel, Field
+
+    class Crawl(BaseModel):
+        url: str = Field(pattern=r"^https://")
+        depth: int = Field(1, ge=1, le=5)
+
+    seen: list[dict[str, Any]] = []
+
+    def crawl(**parameters: Any) -> None:
+        seen.append(parameters)
+
+    crawl.parameters_model = Crawl  # type: ignore[attr-defined]
+    telemetry = make_telemetry()
+    app = FastAPI()
+    app.include_router(
+        create_router(
+            hub=telemetry.hub, pipelines={"crawl": crawl}, tracer_provider=telemetry.provider
+        )
+    )
+    assert app.openapi()["components"]["schemas"]["Crawl"]["properties"]["depth"]["maximum"] == 5
+    with UvicornServer(app) as server, httpx.Client(base_url=server.url, timeout=10) as client:
+        bad = client.post(
+            "/runs", json={"pipeline_name": "crawl", "parameters": {"url": "ftp://x"}}
+        )
+        assert bad.status_code == 422
+        assert [e["loc"] for e in bad.json()["detail"]] == [["body", "crawl", "parameters", "url"]]
+        good = {"pipeline_name": "crawl", "parameters": {"url": "https://x", "depth": 3}}
+        run_id = client.post("/runs", json=good).json()["run_id"]
+        events = read_events(client, "GET", f"/runs/{run_id}/events")
+    assert events[-1]["status"] == "success"
+    assert seen == [{"url": "https://x", "depth": 3}]
+    telemetry.provider.shutdown()
