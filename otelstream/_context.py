@@ -2,9 +2,29 @@
 
 from __future__ import annotations
 
+import contextvars
+from collections.abc import Callable
+
 from opentelemetry import context as otel_context
 
 RUN_KEY = otel_context.create_key("otelstream-run")
+
+
+def _current_context_reader() -> Callable[[], otel_context.Context]:
+    """`get_current()` without its two Python calls: the SDK's own ContextVar's `get`.
+
+    Read here only, once (the runtime context's attribute is private); another
+    runtime context, or a renamed attribute, falls back to `get_current`.
+    """
+    runtime = getattr(otel_context, "_RUNTIME_CONTEXT", None)
+    variable = getattr(runtime, "_current_context", None)
+    if isinstance(variable, contextvars.ContextVar):
+        return variable.get
+    return otel_context.get_current
+
+
+current_context = _current_context_reader()
+"""The current OpenTelemetry Context, read as cheaply as every span's start needs."""
 
 
 class RunMark:

@@ -22,13 +22,25 @@ SERVER_SHUTDOWN: Final = "server_shutdown"
 STARTED_TYPES: Final = frozenset({PIPELINE_STARTED, TASK_STARTED})
 
 _json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_string = json.encoder.encode_basestring  # a str as JSON, as `_json` writes it
+
+
+_second: tuple[int, str] = (-1, "")  # the last second formatted, and its text
 
 
 def format_time(time_ns: int) -> str:
-    """RFC 3339 UTC with microseconds, as browsers' `Date` parse it."""
+    """RFC 3339 UTC with microseconds, as browsers' `Date` parse it.
+
+    Date and time of day are formatted once per second, not once per event.
+    """
+    global _second
     seconds, nanos = divmod(time_ns, 1_000_000_000)
-    moment = datetime.fromtimestamp(seconds, UTC).replace(microsecond=nanos // 1000)
-    return moment.isoformat().replace("+00:00", "Z")
+    cached, text = _second  # one tuple: another thread sees the old pair or the new one
+    if cached != seconds:
+        text = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _second = (seconds, text)
+    micros = nanos // 1000
+    return f"{text}.{micros:06d}Z" if micros else f"{text}Z"
 
 
 class Event:
@@ -112,6 +124,19 @@ class Event:
         return data
 
     def to_json(self) -> str:
+        # most events: the same text as `to_dict` gives, without a dict or the encoder
+        # (not for subclasses, which may override `to_dict`)
+        plain = self.status is None and self.error is None and self.error_type is None
+        if plain and not self.attributes and type(self) is Event:
+            parent = "null" if self.parent_span_id is None else f'"{self.parent_span_id:016x}"'
+            head = (
+                f'{{"type":"{self.type}","name":{_string(self.name)},"run_id":"{self.run_id}",'
+                f'"span_id":"{self.span_id:016x}","parent_span_id":{parent},"seq":{self.seq},'
+                f'"timestamp":"{format_time(self.time_ns)}"'
+            )
+            if self.duration_ns is None:
+                return head + "}"
+            return f'{head},"duration_ms":{self.duration_ns / 1e6!r}}}'
         return _json.encode(self.to_dict())
 
     @property

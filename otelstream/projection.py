@@ -120,7 +120,7 @@ def ended(
     duration_ns = end_ns - (span.start_time or end_ns)
     failed = failure(span)
     error = None if failed is None else policy.error(failed)
-    attributes = policy.attributes(span.attributes)
+    attributes = policy.attributes(span.attributes) if policy.allowlist else None
     if is_root:
         return Event(
             PIPELINE_COMPLETED,

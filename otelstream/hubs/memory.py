@@ -18,7 +18,17 @@ from otelstream.settings import Settings
 
 
 class _Run:
-    __slots__ = ("events", "finished", "last_seq", "run_id", "subscribers", "tree")
+    __slots__ = (
+        "events",
+        "finished",
+        "last_seq",
+        "lock",
+        "run_id",
+        "subscribers",
+        "tree",
+        "unfolded",
+        "wakers",
+    )
 
     def __init__(self, run_id: str, settings: Settings) -> None:
         self.run_id = run_id
@@ -27,6 +37,18 @@ class _Run:
         self.finished = False
         self.subscribers: tuple[_Subscriber, ...] = ()
         self.tree = RunTree(max_spans=settings.replay_events)
+        self.lock = threading.Lock()  # the run's state; taken before the hub's lock, never after
+        self.unfolded = 0
+        """The newest events of `events` not applied to `tree` yet: it is folded when read."""
+        self.wakers: tuple[_LoopWaker, ...] = ()  # one per event loop that has subscribers
+
+    def fold(self) -> RunTree:
+        """Apply what the tree has not seen (run lock held): once per read, not per event."""
+        events, count, apply = self.events, self.unfolded, self.tree.apply
+        for i in range(len(events) - count, len(events)):
+            apply(events[i])
+        self.unfolded = 0
+        return self.tree
 
 
 class MemoryHub:
@@ -49,15 +71,20 @@ class MemoryHub:
     # -- the hot path -------------------------------------------------------------------------
 
     def publish(self, run_id: str, event: Event) -> None:
-        with self._lock:
-            run = self._runs.get(run_id)
-            if run is None:
-                if event.type != PIPELINE_STARTED or not self._admit():
+        run = self._runs.get(run_id)  # one dict read, atomic: the hub's lock is for changes
+        if run is None:
+            with self._lock:
+                run = self._runs.get(run_id)
+                if run is None:
+                    if event.type != PIPELINE_STARTED or not self._admit():
+                        self.dropped_events += 1
+                        return
+                    run = self._runs[run_id] = _Run(run_id, self.settings)
+        completed = event.type == PIPELINE_COMPLETED
+        with run.lock:
+            if run.finished:  # also a run evicted since it was looked up: those are finished
+                with self._lock:
                     self.dropped_events += 1
-                    return
-                run = self._runs[run_id] = _Run(run_id, self.settings)
-            elif run.finished:
-                self.dropped_events += 1
                 if event.type == PIPELINE_STARTED:
                     warn_limited(
                         "otelstream: trace %s already had a run, so this one is not streamed "
@@ -66,15 +93,19 @@ class MemoryHub:
                     )
                 return
             run.last_seq = event.seq = run.last_seq + 1
+            if run.unfolded == run.events.maxlen:  # the oldest unfolded event would be lost
+                run.fold()
             run.events.append(event)
-            run.tree.apply(event)
-            if event.type == PIPELINE_COMPLETED:
+            run.unfolded += 1
+            if completed:
                 run.finished = True
+            wakers = run.wakers
+        if completed:
+            with self._lock:
                 self._finished[run_id] = time.monotonic()
                 self._evict()
-            subscribers = run.subscribers
-        for subscriber in subscribers:
-            subscriber.notify()
+        for waker in wakers:  # one per loop, however many subscribers it has
+            waker.notify()
 
     def _admit(self) -> bool:
         self._evict()
@@ -105,9 +136,10 @@ class MemoryHub:
         with self._lock:
             self._evict()
             run = self._runs.get(run_id)
-            if run is None:
-                return None
-            snapshot = run.tree.snapshot(run_id, run.last_seq)
+        if run is None:
+            return None
+        with run.lock:
+            snapshot = run.fold().snapshot(run_id, run.last_seq)
         return snapshot.to_dict()  # built outside the lock: publishers never wait for it
 
     def close(self) -> None:
@@ -120,7 +152,7 @@ class MemoryHub:
             return sum(len(run.subscribers) for run in runs if run is not None)
 
     def _read(self, run: _Run, after: int, first: bool) -> tuple[list[Event], bool]:
-        with self._lock:
+        with run.lock:
             pending = run.last_seq - after
             if pending > 0:
                 if not first and pending > self.settings.subscriber_max_lag:
@@ -135,12 +167,53 @@ class MemoryHub:
             return [], run.finished
 
     def _attach(self, run: _Run, subscriber: _Subscriber) -> None:
-        with self._lock:
+        with run.lock:
             run.subscribers = (*run.subscribers, subscriber)
+            _regroup(run)
 
     def _detach(self, run: _Run, subscriber: _Subscriber) -> None:
-        with self._lock:
+        with run.lock:
             run.subscribers = tuple(s for s in run.subscribers if s is not subscriber)
+            _regroup(run)
+
+
+def _regroup(run: _Run) -> None:
+    """One waker per loop of the run's subscribers (run lock held); a pending one carries over."""
+    old = {waker.loop: waker for waker in run.wakers}
+    by_loop: dict[asyncio.AbstractEventLoop, list[_Subscriber]] = {}
+    for subscriber in run.subscribers:
+        by_loop.setdefault(subscriber._loop, []).append(subscriber)
+    wakers = []
+    for loop, subscribers in by_loop.items():
+        waker = old.get(loop) or _LoopWaker(loop)
+        waker.subscribers = tuple(subscribers)
+        wakers.append(waker)
+    run.wakers = tuple(wakers)
+
+
+class _LoopWaker:
+    """Wakes every subscriber of one run on one loop, so that an event costs the publisher one
+    flag check per loop, not one call per subscriber, and a burst one wake-up per loop turn."""
+
+    __slots__ = ("loop", "scheduled", "subscribers")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.scheduled = False
+        self.subscribers: tuple[_Subscriber, ...] = ()
+
+    def notify(self) -> None:
+        """Any thread. The flag is racy on purpose: a lost race costs a spare wake-up only."""
+        if not self.scheduled:
+            self.scheduled = True
+            # A closed loop raises RuntimeError: its readers will never read again.
+            with contextlib.suppress(RuntimeError):
+                self.loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        self.scheduled = False
+        for subscriber in self.subscribers:
+            subscriber._wake()
 
 
 class _Subscriber:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from opentelemetry.context import Context, get_current
+from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from otelstream import projection
-from otelstream._context import RUN_KEY, RunCancelled, RunMark
-from otelstream._errors import internal_errors, warn_limited
+from otelstream._context import RUN_KEY, RunCancelled, RunMark, current_context
+from otelstream._errors import report, warn_limited
 from otelstream.hubs import Hub
 from otelstream.settings import Settings
 
@@ -33,12 +33,14 @@ class EventStreamProcessor(SpanProcessor):
         self._open: dict[int, tuple[str, str, bool]] = {}
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        mark = (get_current() if parent_context is None else parent_context).get(RUN_KEY)
+        mark = (current_context() if parent_context is None else parent_context).get(RUN_KEY)
         if isinstance(mark, RunMark):
             if mark.cancelled and mark.run_id is not None:
                 raise RunCancelled(mark.run_id)  # on purpose: cancellation is cooperative
-            with internal_errors("EventStreamProcessor.on_start"):
+            try:  # not `with internal_errors(...)`: that costs ~1 µs a span
                 self._start(span, mark)
+            except Exception:
+                report("EventStreamProcessor.on_start")
 
     def _start(self, span: Span, mark: RunMark) -> None:
         context, parent = span.context, span.parent
@@ -56,7 +58,8 @@ class EventStreamProcessor(SpanProcessor):
             warn_limited("otelstream: %d spans open, not streaming %r", self._max_open, name)
             return
         self._open[context.span_id] = (run_id, name, is_root)
-        attributes = self._policy.attributes(span.attributes)
+        policy = self._policy
+        attributes = policy.attributes(span.attributes) if policy.allowlist else None
         self.hub.publish(
             run_id,
             projection.started(
@@ -71,14 +74,18 @@ class EventStreamProcessor(SpanProcessor):
         )
 
     def on_end(self, span: ReadableSpan) -> None:
+        if not self._open:  # no streamed span is open anywhere: nothing to look up
+            return
         found = self._open.pop(span.context.span_id, None)
         if found is not None:
-            with internal_errors("EventStreamProcessor.on_end"):
+            try:
                 run_id, name, is_root = found
                 event = projection.ended(
                     span, is_root=is_root, name=name, run_id=run_id, policy=self._policy
                 )
                 self.hub.publish(run_id, event)
+            except Exception:
+                report("EventStreamProcessor.on_end")
 
     def shutdown(self) -> None:
         self._open.clear()
