@@ -96,18 +96,20 @@ class EventStreamResponse(Response):
                 self.streams.streams.add(self)
                 try:
                     await self._pump(subscription, send)
+                except asyncio.CancelledError:
+                    if not self._stopping or disconnected.is_set():
+                        raise
+                    task.uncancel()  # our own: the server is shutting down
+                    await self._last_words(subscription, send)
                 finally:
                     self.streams.streams.discard(self)
         except UnknownRun:  # gone (expired) between the check and here: end the stream empty;
             # a browser's reconnect then gets the 404 that stops it
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            await _end(send)
         except asyncio.CancelledError:
-            if not (disconnected.is_set() or self._stopping):
+            if not disconnected.is_set():
                 raise
-            task.uncancel()  # our own cancellation, which is not an error
-            if self._stopping and not disconnected.is_set():
-                await send(_body(shutdown_frame(self.run_id)))
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            task.uncancel()  # our own: the client left, which is not an error
         finally:
             watcher.cancel()
 
@@ -116,6 +118,18 @@ class EventStreamResponse(Response):
         if self._task is not None and not (self._stopping or self._ending):
             self._stopping = True
             self._task.cancel()
+
+    async def _last_words(self, subscription: Subscription, send: Send) -> None:
+        """Send what is already there; then end, saying why unless the run has ended too."""
+        self._ending = True
+        try:
+            while batch := await subscription.next_batch(timeout=0):
+                await send(_body(b"".join([event.sse for event in batch])))
+        except SubscriberLagged:
+            batch = []
+        if batch is not None:  # the run goes on without this stream
+            await send(_body(shutdown_frame(self.run_id)))
+        await _end(send)
 
     async def _pump(self, subscription: Subscription, send: Send) -> None:
         while True:
@@ -135,11 +149,15 @@ class EventStreamResponse(Response):
                 body = b"".join([event.sse for event in batch])
             await send(_body(body))
         self._ending = True  # from here on the stream ends by itself
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        await _end(send)
 
 
 def _body(data: bytes) -> dict[str, object]:
     return {"type": "http.response.body", "body": data, "more_body": True}
+
+
+async def _end(send: Send) -> None:
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 async def _watch_disconnect(
