@@ -128,11 +128,12 @@ def test_a_streamed_run_inside_a_streamed_run_is_one_run(telemetry: Telemetry) -
 
 
 def test_log_records_are_not_tasks(telemetry: Telemetry) -> None:
+    logfire = telemetry.provider.get_tracer("logfire")  # what logfire's spans come from
     with streamed_run("etl", tracer_provider=telemetry.provider) as run:
-        with telemetry.tracer.start_as_current_span(
+        with logfire.start_as_current_span(
             "task:{name}", attributes={"logfire.msg": "task:compute", "name": "compute"}
         ):
-            telemetry.tracer.start_span(
+            logfire.start_span(
                 "row {n} skipped", attributes={"logfire.span_type": "log", "logfire.msg": "r"}
             ).end()
     assert shape(events_of(telemetry.hub, run.run_id))[1:3] == [

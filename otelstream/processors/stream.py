@@ -50,7 +50,11 @@ class EventStreamProcessor(SpanProcessor):
             name = self._policy.clip(mark.name)
             run_id = mark.run_id = format(context.trace_id, "032x")
         else:
-            task_run_id, task = mark.run_id, projection.task_name(span.name, span.attributes)
+            # only logfire's spans need their attributes read to be named (or skipped)
+            scope = span.instrumentation_scope
+            from_logfire = scope is not None and scope.name == "logfire"
+            logfire_attributes = span.attributes if from_logfire else None
+            task_run_id, task = mark.run_id, projection.task_name(span.name, logfire_attributes)
             if task_run_id is None or task is None:
                 return
             run_id, name = task_run_id, self._policy.clip(task)
