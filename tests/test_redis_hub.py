@@ -369,3 +369,23 @@ def test_a_hub_is_chosen_by_url(server: RedisServer) -> None:
         hub.close()
     with pytest.raises(ValueError, match="memory or redis://"):
         from_url("kafka://x")
+
+
+def test_a_burst_of_readers_waits_for_connections_instead_of_failing(
+    make_hub: Callable[..., RedisHub],
+) -> None:
+    writer, reader = make_hub(), make_hub()  # the reader knows the run only through Redis
+    run_id = "b" * 32
+    writer.publish(run_id, event("pipeline_started", run_id, 1))
+    writer.publish(run_id, event("pipeline_completed", run_id, 1, status="success"))
+
+    async def burst() -> list[Any]:
+        await writer.flush()
+        lookups = [reader.get_run(run_id) for _ in range(300)]
+        streams = [drain(reader, run_id) for _ in range(300)]
+        return await asyncio.gather(*lookups, *streams)
+
+    results = asyncio.run(burst())
+    runs, streams = results[:300], results[300:]
+    assert {run["status"] for run in runs} == {"success"}
+    assert {tuple(e.seq for e in events) for events in streams} == {(1, 2)}

@@ -34,7 +34,7 @@ from typing import Any, Final, Self, TypeVar, cast
 from opentelemetry import context as otel_context
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from redis.asyncio import Redis
-from redis.asyncio.connection import Connection
+from redis.asyncio.connection import BlockingConnectionPool, Connection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
@@ -63,6 +63,8 @@ _BATCH: Final = 500
 _READ_COUNT: Final = 1_000
 """Entries per stream and XREAD."""
 _BLOCK_MS: Final = 2_000
+_MAX_CONNECTIONS: Final = 32  # beside the one blocking reader
+_POOL_WAIT_S: Final = 10.0  # how long a command waits for a free connection
 """An XREAD returns at least this often; new runs normally interrupt it with CLIENT UNBLOCK."""
 _BACKOFF_S: Final = (0.05, 2.0)
 _FLUSH_S: Final = 2.0
@@ -356,9 +358,16 @@ class RedisHub:
             "retry": Retry(NoBackoff(), 0),  # fail fast: the hub decides what a failure means
             "socket_connect_timeout": self._socket_timeout,
         }
-        client = self._client = Redis.from_url(
-            self.url, socket_timeout=self._socket_timeout, **options
+        # A bounded pool whose callers wait for a free connection: a burst of streams opening
+        # at once (each looks its run up) must queue, not fail with "too many connections".
+        pool = BlockingConnectionPool.from_url(
+            self.url,
+            max_connections=_MAX_CONNECTIONS,
+            timeout=_POOL_WAIT_S,
+            socket_timeout=self._socket_timeout,
+            **options,
         )
+        client = self._client = Redis.from_pool(pool)
         reader = Redis.from_url(
             self.url,
             single_connection_client=True,
