@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import fanout, latency, memory, spans
+from bench import fanout, latency, memory, redis_hub, spans
 from bench._common import Goal, Section, table
 
 PARTS: dict[str, Callable[[bool], Section]] = {
@@ -27,6 +27,7 @@ PARTS: dict[str, Callable[[bool], Section]] = {
     "latency": latency.run,
     "fanout": fanout.run,
     "memory": memory.run,
+    "redis": redis_hub.run,
 }
 
 PEERS = [
@@ -42,17 +43,6 @@ PEERS = [
     "anyio",
     "pydantic",
 ]
-
-REDIS = Section(
-    "5. Redis hub",
-    ["Not measured yet: a placeholder, no code."],
-    [
-        "When the Redis hub is ready, this part will run parts 2 and 3 with it (a "
-        "`redis-server` started on a free 127.0.0.1 port and shut down after, the pipelines in "
-        "another process than the uvicorn worker) and report its added latency and its "
-        "events/s against the memory hub, in the same run.",
-    ],
-)
 
 
 def _machine() -> list[str]:
@@ -105,8 +95,6 @@ def main() -> int:
             traceback.print_exc()
             failed.append(name)
         print(f"   {name}: {time.monotonic() - part_start:.1f} s", file=sys.stderr, flush=True)
-    if not options.only:
-        sections.append(REDIS)
     goals = [goal for section in sections for goal in section.goals]
     report = "\n\n".join(section.markdown() for section in [_goals(goals), *sections])
     print(report)

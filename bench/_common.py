@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,8 +91,9 @@ class Server:
     client reading its sockets is not what is measured.
     """
 
-    def __init__(self, app: str) -> None:
+    def __init__(self, app: str, env: Mapping[str, str] | None = None) -> None:
         self.app = app
+        self.env = dict(env or {})  # on top of this process's environment (e.g. OTELSTREAM_HUB)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
@@ -107,7 +109,8 @@ class Server:
         command += ["--log-level", "warning", "--no-access-log", "--backlog", "4096"]
         # uvicorn puts --app-dir (default: the cwd) first on sys.path: make it the path's head
         command += ["--app-dir", python_path().split(os.pathsep)[0]]
-        env = {**os.environ, "PYTHONPATH": python_path()}
+        # the memory hub unless told otherwise: a stray OTELSTREAM_HUB must not change parts 2-3
+        env = {**os.environ, "OTELSTREAM_HUB": "memory", **self.env, "PYTHONPATH": python_path()}
         self.process = subprocess.Popen(command, cwd=ROOT, env=env)
 
     def wait_ready(self, timeout: float = 20.0) -> None:
@@ -148,13 +151,14 @@ class Server:
 
 
 @contextmanager
-def servers(*apps: str) -> Iterator[list[Server]]:
-    """Started `Server`s, always stopped on the way out (also on errors and Ctrl-C).
+def servers(*apps: str | Server) -> Iterator[list[Server]]:
+    """Started `Server`s (an app's `MODULE:APP`, or a `Server` not spawned yet), always stopped
+    on the way out (also on errors and Ctrl-C).
 
     Started side by side, as their start-up (imports) is most of a smoke run;
     they are measured one at a time, and an idle server costs the others nothing.
     """
-    running = [Server(app) for app in apps]
+    running = [app if isinstance(app, Server) else Server(app) for app in apps]
     try:
         for each in running:
             each.spawn()
@@ -177,3 +181,76 @@ def connect(port: int, request: bytes, timeout: float = 10.0) -> socket.socket:
 def get_request(path: str) -> bytes:
     """`Connection: close`, so the end of a stream is the end of the socket."""
     return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
+
+
+def find_redis() -> tuple[str | None, str]:
+    """`redis-server`'s path, or None and why: it is not installed, or redis-py (otelstream's
+    `redis` extra, which the Redis hub needs) does not import."""
+    executable = shutil.which("redis-server")
+    if executable is None:
+        return None, "redis-server not found"
+    try:
+        import redis  # noqa: F401
+    except ImportError:
+        return None, "redis-py (the `redis` extra) not installed"
+    return executable, ""
+
+
+class RedisServer:
+    """`redis-server --port N --save '' --appendonly no` on a free port of 127.0.0.1."""
+
+    def __init__(self, executable: str) -> None:
+        self.executable = executable
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def start(self, timeout: float = 10.0) -> None:
+        command = [self.executable, "--port", str(self.port), "--bind", "127.0.0.1"]
+        command += ["--save", "", "--appendonly", "no", "--loglevel", "warning"]
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + timeout
+        while not self._answers():
+            if self.process.poll() is not None:
+                raise BenchError(f"redis-server exited with {self.process.returncode}")
+            if time.monotonic() > deadline:
+                raise BenchError(f"redis-server did not answer within {timeout} s")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        """SIGTERM (nothing to save: `--save ''`), SIGKILL if it takes over 10 s."""
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+    def _answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+
+@contextmanager
+def redis_server(executable: str) -> Iterator[RedisServer]:
+    """A started `RedisServer`, always stopped on the way out."""
+    server = RedisServer(executable)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()

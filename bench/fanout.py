@@ -133,7 +133,10 @@ def _measure(
     timeout: float,
     go: Callable[[], None],
     settle: float,
+    burst: int | None = None,
 ) -> _Result:
+    """`burst`: subscribers connected at once at most, each burst attached before the next one
+    (part 5: the Redis hub's connection pool cannot take 1,000 stream openings at once)."""
     client = _Client(running.port, events)
     try:
         total = len(paths)
@@ -158,8 +161,13 @@ def _measure(
         client.pump(attached(warm), 30, f"{warm} subscribers")
         time.sleep(settle / 2)
         baseline = rss_bytes(running.pid)
-        for path in paths[warm:]:
-            client.subscribe(path)
+        step = burst or total
+        for first in range(warm, total, step):
+            for path in paths[first : first + step]:
+                client.subscribe(path)
+            if burst:
+                count = min(first + step, total)
+                client.pump(attached(count), 60, f"{count} subscribers")
         client.pump(attached(total), 60, f"{total} subscribers")
         time.sleep(settle)
         idle = (rss_bytes(running.pid) - baseline) / (total - warm)
@@ -179,17 +187,28 @@ def _measure(
 
 
 def _otelstream(
-    running: Server, runs: int, per_run: int, events: int, timeout: float, settle: float
+    running: Server,
+    runs: int,
+    per_run: int,
+    events: int,
+    timeout: float,
+    settle: float,
+    label: str = "otelstream (events from real spans in pipeline threads)",
+    on_go: Callable[[], None] | None = None,
+    burst: int | None = None,
 ) -> _Result:
+    """`on_go` is called just before the start signal (part 5 reads redis-server's CPU then);
+    `burst` as in `_measure`."""
     body = {"pipeline_name": "fanout", "parameters": {"events": events}}
     urls = [running.post("/runs", body).json()["events_url"] for _ in range(runs)]
     paths = [url for _ in range(per_run) for url in urls]
-    label = "otelstream (events from real spans in pipeline threads)"
 
     def go() -> None:
+        if on_go is not None:
+            on_go()
         running.post("/bench/go")
 
-    return _measure(label, running, paths, events, timeout, go, settle)
+    return _measure(label, running, paths, events, timeout, go, settle, burst)
 
 
 def _peer(

@@ -1,17 +1,24 @@
-"""otelstream served as a user serves it: create_router, and pipelines that only open spans."""
+"""otelstream served as a user serves it: create_router, and pipelines that only open spans.
+
+The hub is the one `OTELSTREAM_HUB` names, as in an application: `memory` by
+default, `redis://127.0.0.1:PORT/0` for part 5 (with its other `OTELSTREAM_REDIS_*`
+settings from the environment too).
+"""
 
 from __future__ import annotations
 
 import threading
 import time
+from typing import Protocol, cast
 
 from fastapi import FastAPI, Request
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
 from bench.servers._control import FANOUT_TASK, control_routes
-from otelstream import EventStreamProcessor, MemoryHub, Settings
+from otelstream import EventStreamProcessor, Settings
 from otelstream.fastapi import create_router
+from otelstream.hubs import Hub, hub_from_settings
 
 END_NS = "bench.end_ns"
 
@@ -21,7 +28,15 @@ settings = Settings(
     max_queued_runs=256,
     attribute_allowlist=frozenset({END_NS}),  # the latency pipeline's timestamps
 )
-hub = MemoryHub(settings)
+
+
+class _CountingHub(Hub, Protocol):
+    """`MemoryHub` and `RedisHub` both count the subscriptions open in this process."""
+
+    def subscriber_count(self, run_id: str | None = None) -> int: ...
+
+
+hub = cast(_CountingHub, hub_from_settings(settings))
 provider = TracerProvider()
 provider.add_span_processor(EventStreamProcessor(hub))
 tracer = provider.get_tracer("bench")
