@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from otelstream.testing import free_port
+from otelstream.testing import RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -196,61 +196,15 @@ def find_redis() -> tuple[str | None, str]:
     return executable, ""
 
 
-class RedisServer:
-    """`redis-server --port N --save '' --appendonly no` on a free port of 127.0.0.1."""
-
-    def __init__(self, executable: str) -> None:
-        self.executable = executable
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    def start(self, timeout: float = 10.0) -> None:
-        command = [self.executable, "--port", str(self.port), "--bind", "127.0.0.1"]
-        command += ["--save", "", "--appendonly", "no", "--loglevel", "warning"]
-        self.process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        deadline = time.monotonic() + timeout
-        while not self._answers():
-            if self.process.poll() is not None:
-                raise BenchError(f"redis-server exited with {self.process.returncode}")
-            if time.monotonic() > deadline:
-                raise BenchError(f"redis-server did not answer within {timeout} s")
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        """SIGTERM (nothing to save: `--save ''`), SIGKILL if it takes over 10 s."""
-        process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-    def _answers(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
-                sock.sendall(b"PING\r\n")
-                return sock.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
-
-
 @contextmanager
 def redis_server(executable: str) -> Iterator[RedisServer]:
     """A started `RedisServer`, always stopped on the way out."""
     server = RedisServer(executable)
     try:
-        server.start()
+        try:
+            server.start()
+        except RuntimeError as exc:
+            raise BenchError(str(exc)) from exc
         yield server
     finally:
         server.stop()

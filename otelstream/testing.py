@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -81,3 +82,70 @@ def read_events(client: httpx.Client, method: str, url: str, **kwargs: Any) -> l
             raise AssertionError(f"SSE id {message.id!r} differs from seq in {event}")
         events.append(event)
     return events
+
+
+class RedisServer:
+    """A real `redis-server` on a free port of 127.0.0.1, that nothing persists for.
+
+    `redis-server --port N --save '' --appendonly no`: a restart starts empty,
+    as after a crash. For tests and benchmarks of the Redis hub.
+    """
+
+    def __init__(self, executable: str = "redis-server") -> None:
+        self.executable = executable
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None, "not started"
+        return self.process.pid
+
+    def start(self, timeout: float = 10.0) -> None:
+        command = [self.executable, "--port", str(self.port), "--bind", "127.0.0.1"]
+        command += ["--save", "", "--appendonly", "no", "--loglevel", "warning"]
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + timeout
+        while not self._answers():
+            if self.process.poll() is not None:
+                raise RuntimeError(f"redis-server exited with {self.process.returncode}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server did not answer on port {self.port}")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        """SIGTERM (there is nothing to save), SIGKILL if it takes over 10 s."""
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash: connections drop and the data is gone."""
+        process, self.process = self.process, None
+        if process is not None:
+            process.kill()
+            process.wait(10)
+
+    def command(self, *args: str | int) -> object:
+        """One command over a short-lived connection (needs redis-py: the `redis` extra)."""
+        import redis
+
+        with redis.Redis.from_url(self.url, decode_responses=True) as client:
+            return client.execute_command(*args)
+
+    def _answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False

@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,6 +41,18 @@ def no_internal_errors(
         return
     errors = [r for r in caplog.records if r.getMessage().startswith("otelstream: internal error")]
     assert not errors, f"otelstream logged internal errors: {errors}"
+
+
+class Gate:
+    """Holds a pipeline in the middle of its run until the test opens it."""
+
+    def __init__(self) -> None:
+        self.reached = threading.Event()
+        self.opened = threading.Event()
+
+    def __call__(self) -> None:
+        self.reached.set()
+        assert self.opened.wait(10), "the test never opened the gate"
 
 
 @dataclass

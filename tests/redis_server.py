@@ -1,4 +1,4 @@
-"""A real redis-server for the tests, on a free port of 127.0.0.1, that a test may kill and restart.
+"""The Redis tests' server (`otelstream.testing.RedisServer`): a test may kill and restart it.
 
 Missing redis-server (or redis-py) fails the tests when `CI` is set and skips them otherwise.
 """
@@ -7,14 +7,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 
 import pytest
 
-from otelstream.testing import free_port
+from otelstream.testing import RedisServer
 
 
 def require_redis() -> str:
@@ -36,60 +33,6 @@ def require_redis() -> str:
     return executable
 
 
-class RedisServer:
-    """`redis-server --port N --save '' --appendonly no`: nothing survives a restart."""
-
-    def __init__(self, executable: str) -> None:
-        self.executable = executable
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                self.executable,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while not self._answers():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server did not start on port {self.port}")
-            time.sleep(0.01)
-
-    def kill(self) -> None:
-        """SIGKILL, as a crash: connections drop, unsaved data is gone."""
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait(10)
-            self.process = None
-
-    def command(self, *args: str | int) -> object:
-        """One command over a short-lived sync connection (for checks, not for the hub)."""
-        import redis
-
-        with redis.Redis.from_url(self.url, decode_responses=True) as client:
-            return client.execute_command(*args)
-
-    def _answers(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
-                sock.sendall(b"PING\r\n")
-                return sock.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
-
-
 def redis_server() -> Iterator[RedisServer]:
     """For a fixture: a started server, killed at the end."""
     server = RedisServer(require_redis())
@@ -97,4 +40,7 @@ def redis_server() -> Iterator[RedisServer]:
     try:
         yield server
     finally:
-        server.kill()
+        server.stop()
+
+
+__all__ = ["RedisServer", "redis_server", "require_redis"]

@@ -15,8 +15,8 @@ from otelstream.access import RunTokens
 from otelstream.fastapi import create_router
 from otelstream.testing import UvicornServer, iter_sse, read_events
 
-from .conftest import make_telemetry, shape
-from .test_router import TWO_STEPS, App, Gate, pipelines_for, serve_app
+from .conftest import Gate, make_telemetry, shape
+from .test_router import TWO_STEPS, App, pipelines_for, serve_app
 
 
 def test_tokens_are_per_run_and_per_secret() -> None:

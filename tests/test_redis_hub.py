@@ -23,7 +23,7 @@ from otelstream.events import Event
 from otelstream.fastapi import create_router
 from otelstream.testing import UvicornServer, iter_sse, read_events
 
-from .conftest import ROOT, app_process, shape
+from .conftest import ROOT, Gate, app_process, shape
 from .redis_server import RedisServer, redis_server
 
 if TYPE_CHECKING:
@@ -199,16 +199,6 @@ def test_lost_events_are_counted_and_every_subscriber_is_told(
     run = asyncio.run(other.get_run(run_id))
     assert run is not None and run["events_lost"] == lost
     assert run["last_seq"] == 602 - lost
-
-
-class Gate:
-    def __init__(self) -> None:
-        self.reached = threading.Event()
-        self.opened = threading.Event()
-
-    def __call__(self) -> None:
-        self.reached.set()
-        assert self.opened.wait(10), "the test never opened the gate"
 
 
 @pytest.mark.internal_errors

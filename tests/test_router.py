@@ -17,21 +17,9 @@ from otelstream import MemoryHub, streamed_run
 from otelstream.fastapi import create_router
 from otelstream.testing import UvicornServer, iter_sse, read_events
 
-from .conftest import Telemetry, make_telemetry, shape
+from .conftest import Gate, Telemetry, make_telemetry, shape
 
 TIMEOUT = httpx.Timeout(10.0)
-
-
-class Gate:
-    """Holds a pipeline in the middle of its run until the test opens it."""
-
-    def __init__(self) -> None:
-        self.reached = threading.Event()
-        self.opened = threading.Event()
-
-    def __call__(self) -> None:
-        self.reached.set()
-        assert self.opened.wait(10), "the test never opened the gate"
 
 
 def pipelines_for(provider: TracerProvider, gate: Gate) -> dict[str, Callable[..., Any]]:
