@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import threading
 import time
@@ -14,6 +13,7 @@ from otelstream._errors import warn_limited
 from otelstream.events import PIPELINE_COMPLETED, PIPELINE_STARTED, Event
 from otelstream.hubs import SubscriberLagged, UnknownRun
 from otelstream.hubs._runs import RunTree
+from otelstream.hubs._wake import LoopWaker, Subscriber
 from otelstream.settings import Settings
 
 
@@ -35,12 +35,12 @@ class _Run:
         self.events: deque[Event] = deque(maxlen=settings.replay_events)
         self.last_seq = 0
         self.finished = False
-        self.subscribers: tuple[_Subscriber, ...] = ()
+        self.subscribers: tuple[Subscriber, ...] = ()
         self.tree = RunTree(max_spans=settings.replay_events)
         self.lock = threading.Lock()  # the run's state; taken before the hub's lock, never after
         self.unfolded = 0
         """The newest events of `events` not applied to `tree` yet: it is folded when read."""
-        self.wakers: tuple[_LoopWaker, ...] = ()  # one per event loop that has subscribers
+        self.wakers: tuple[LoopWaker, ...] = ()  # one per event loop that has subscribers
 
     def fold(self) -> RunTree:
         """Apply what the tree has not seen (run lock held): once per read, not per event."""
@@ -166,12 +166,12 @@ class MemoryHub:
                 return batch, run.finished
             return [], run.finished
 
-    def _attach(self, run: _Run, subscriber: _Subscriber) -> None:
+    def _attach(self, run: _Run, subscriber: Subscriber) -> None:
         with run.lock:
             run.subscribers = (*run.subscribers, subscriber)
             _regroup(run)
 
-    def _detach(self, run: _Run, subscriber: _Subscriber) -> None:
+    def _detach(self, run: _Run, subscriber: Subscriber) -> None:
         with run.lock:
             run.subscribers = tuple(s for s in run.subscribers if s is not subscriber)
             _regroup(run)
@@ -180,85 +180,15 @@ class MemoryHub:
 def _regroup(run: _Run) -> None:
     """One waker per loop of the run's subscribers (run lock held); a pending one carries over."""
     old = {waker.loop: waker for waker in run.wakers}
-    by_loop: dict[asyncio.AbstractEventLoop, list[_Subscriber]] = {}
+    by_loop: dict[asyncio.AbstractEventLoop, list[Subscriber]] = {}
     for subscriber in run.subscribers:
-        by_loop.setdefault(subscriber._loop, []).append(subscriber)
+        by_loop.setdefault(subscriber.loop, []).append(subscriber)
     wakers = []
     for loop, subscribers in by_loop.items():
-        waker = old.get(loop) or _LoopWaker(loop)
+        waker = old.get(loop) or LoopWaker(loop)
         waker.subscribers = tuple(subscribers)
         wakers.append(waker)
     run.wakers = tuple(wakers)
-
-
-class _LoopWaker:
-    """Wakes every subscriber of one run on one loop, so that an event costs the publisher one
-    flag check per loop, not one call per subscriber, and a burst one wake-up per loop turn."""
-
-    __slots__ = ("loop", "scheduled", "subscribers")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.scheduled = False
-        self.subscribers: tuple[_Subscriber, ...] = ()
-
-    def notify(self) -> None:
-        """Any thread. The flag is racy on purpose: a lost race costs a spare wake-up only."""
-        if not self.scheduled:
-            self.scheduled = True
-            # A closed loop raises RuntimeError: its readers will never read again.
-            with contextlib.suppress(RuntimeError):
-                self.loop.call_soon_threadsafe(self._wake)
-
-    def _wake(self) -> None:
-        self.scheduled = False
-        for subscriber in self.subscribers:
-            subscriber._wake()
-
-
-class _Subscriber:
-    """Wakes one reader on its own loop; a burst of events costs one wake-up, not one each."""
-
-    __slots__ = ("_loop", "_ready", "_scheduled", "_waiter")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._scheduled = False
-        self._ready = False
-        self._waiter: asyncio.Future[None] | None = None
-
-    def notify(self) -> None:
-        """Any thread. The flag is racy on purpose: a lost race costs a spare wake-up only."""
-        if not self._scheduled:
-            self._scheduled = True
-            # A closed loop raises RuntimeError: its reader will never read again.
-            with contextlib.suppress(RuntimeError):
-                self._loop.call_soon_threadsafe(self._wake)
-
-    def _wake(self) -> None:
-        self._scheduled = False
-        self._ready = True
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    async def wait(self, timeout: float) -> bool:
-        """True when woken, False when `timeout` seconds passed first."""
-        if not self._ready:
-            waiter = self._waiter = self._loop.create_future()
-            timer = self._loop.call_later(timeout, _expire, waiter)
-            try:
-                await waiter
-            finally:
-                timer.cancel()
-                self._waiter = None
-        woken, self._ready = self._ready, False
-        return woken
-
-
-def _expire(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
 
 
 class MemorySubscription:
@@ -267,10 +197,10 @@ class MemorySubscription:
         self._run = run
         self.last_seq = after
         self._first = True
-        self._subscriber: _Subscriber | None = None
+        self._subscriber: Subscriber | None = None
 
     async def __aenter__(self) -> Self:
-        self._subscriber = _Subscriber(asyncio.get_running_loop())
+        self._subscriber = Subscriber(asyncio.get_running_loop())
         self._hub._attach(self._run, self._subscriber)
         return self
 

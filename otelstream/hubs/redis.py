@@ -53,7 +53,7 @@ from otelstream.hubs._redis_codec import (
     stream_key,
 )
 from otelstream.hubs._runs import RunTree
-from otelstream.hubs.memory import _Subscriber
+from otelstream.hubs._wake import Subscriber
 from otelstream.settings import Settings
 
 T = TypeVar("T")
@@ -126,7 +126,7 @@ class _Watch:
         self.finished = False
         self.reading = True
         self.failed: str | None = None
-        self.subscribers: tuple[_Subscriber, ...] = ()
+        self.subscribers: tuple[Subscriber, ...] = ()
 
 
 class RedisHub:
@@ -231,7 +231,7 @@ class RedisHub:
         with internal_errors("RedisHub"):
             raise EventsNotStored(f"{count} event(s) of run {run_id} not stored: {why}")
 
-    def _fail(self, run_id: str, message: str) -> tuple[_Subscriber, ...]:
+    def _fail(self, run_id: str, message: str) -> tuple[Subscriber, ...]:
         """Lock held: the run's watch ends its subscribers; a new subscriber starts afresh."""
         watch = self._watches.pop(run_id, None)
         if watch is None:
@@ -274,7 +274,7 @@ class RedisHub:
             watches = self._watches.values() if run_id is None else [self._watches.get(run_id)]
             return sum(len(watch.subscribers) for watch in watches if watch is not None)
 
-    def _attach(self, run_id: str, after: int, subscriber: _Subscriber) -> _Watch:
+    def _attach(self, run_id: str, after: int, subscriber: Subscriber) -> _Watch:
         with self._lock:
             watch = self._watches.get(run_id)
             created = watch is None
@@ -286,7 +286,7 @@ class RedisHub:
             self._ensure_loop().call_soon_threadsafe(self._watches_changed)
         return watch
 
-    def _detach(self, watch: _Watch, subscriber: _Subscriber) -> None:
+    def _detach(self, watch: _Watch, subscriber: Subscriber) -> None:
         with self._lock:
             watch.subscribers = tuple(s for s in watch.subscribers if s is not subscriber)
             if not watch.subscribers and self._watches.get(watch.run_id) is watch:
@@ -586,7 +586,7 @@ class RedisHub:
 
     def _apply(self, response: Any, watched: dict[str, _Watch]) -> None:
         """Entries for the watches the XREAD was made for, if they are still the run's watch."""
-        woken: list[_Subscriber] = []
+        woken: list[Subscriber] = []
         with self._lock:
             for key, entries in response:
                 watch = watched.get(key)
@@ -669,7 +669,7 @@ class RedisSubscription:
         self._first = True
         self._done = False
         self._watch: _Watch | None = None
-        self._subscriber: _Subscriber | None = None
+        self._subscriber: Subscriber | None = None
         self._backlog: list[Event] = []
         self._markers: list[int] = []
         self._failed: str | None = None
@@ -687,7 +687,7 @@ class RedisSubscription:
                 raise UnknownRun(run_id)
             if done is not None and self._start >= done:
                 self._done = True  # the run is over and the reader has every event
-        subscriber = self._subscriber = _Subscriber(asyncio.get_running_loop())
+        subscriber = self._subscriber = Subscriber(asyncio.get_running_loop())
         if self._done:
             return self
         watch = self._watch = hub._attach(run_id, self._start, subscriber)
