@@ -146,5 +146,30 @@ def events_of(hub: MemoryHub, run_id: str) -> list[dict[str, object]]:
     return asyncio.run(drain())
 
 
+EXAMPLE_SHAPE = [
+    ("pipeline_started", "example"),
+    ("task_started", "compute"),
+    ("task_completed", "compute"),
+    ("task_started", "finalize"),
+    ("task_completed", "finalize"),
+    ("pipeline_completed", "example"),
+]
+"""(type, name) of the example app's `example` pipeline, event by event."""
+
+NESTED_SHAPE = [
+    ("pipeline_started", "nested"),
+    ("task_started", "prepare"),
+    ("task_started", "load"),
+    ("task_completed", "load"),
+    ("task_started", "clean"),
+    ("task_completed", "clean"),
+    ("task_completed", "prepare"),
+    ("task_started", "report"),
+    ("task_completed", "report"),
+    ("pipeline_completed", "nested"),
+]
+"""The same for its `nested` pipeline."""
+
+
 def shape(events: list[dict[str, object]]) -> list[tuple[object, object]]:
     return [(event["type"], event["name"]) for event in events]

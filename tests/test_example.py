@@ -14,7 +14,7 @@ import pytest
 
 from otelstream.testing import read_events
 
-from .conftest import app_process, shape
+from .conftest import EXAMPLE_SHAPE, NESTED_SHAPE, app_process, shape
 
 EXAMPLE = "examples.fastapi-telemetry.main:app"
 
@@ -38,14 +38,7 @@ def check_ids(events: list[dict[str, Any]]) -> None:
 
 def test_example_pipeline(example: httpx.Client) -> None:
     events = run(example, "example", seconds=0.05)
-    assert shape(events) == [
-        ("pipeline_started", "example"),
-        ("task_started", "compute"),
-        ("task_completed", "compute"),
-        ("task_started", "finalize"),
-        ("task_completed", "finalize"),
-        ("pipeline_completed", "example"),
-    ]
+    assert shape(events) == EXAMPLE_SHAPE
     check_ids(events)
     assert events[-1]["status"] == "success"
     assert events[2]["duration_ms"] >= 50
@@ -93,18 +86,7 @@ def test_parallel_pipeline_runs_its_shards_in_threads(example: httpx.Client) -> 
 def test_nested_pipeline_keeps_its_tree(example: httpx.Client) -> None:
     events = run(example, "nested", seconds=0.01)
     check_ids(events)
-    assert shape(events) == [
-        ("pipeline_started", "nested"),
-        ("task_started", "prepare"),
-        ("task_started", "load"),
-        ("task_completed", "load"),
-        ("task_started", "clean"),
-        ("task_completed", "clean"),
-        ("task_completed", "prepare"),
-        ("task_started", "report"),
-        ("task_completed", "report"),
-        ("pipeline_completed", "nested"),
-    ]
+    assert shape(events) == NESTED_SHAPE
     ids = {(e["name"]): e["span_id"] for e in events if e["type"] == "task_started"}
     parents = {e["name"]: e["parent_span_id"] for e in events if e["type"] == "task_started"}
     assert parents["load"] == parents["clean"] == ids["prepare"]
@@ -131,14 +113,7 @@ def test_the_readme_curl_command(example: httpx.Client) -> None:
     )  # fmt: skip
     lines = [line for line in result.stdout.splitlines() if line.startswith("data: ")]
     events = [json.loads(line[len("data: ") :]) for line in lines]
-    assert shape(events) == [
-        ("pipeline_started", "example"),
-        ("task_started", "compute"),
-        ("task_completed", "compute"),
-        ("task_started", "finalize"),
-        ("task_completed", "finalize"),
-        ("pipeline_completed", "example"),
-    ]
+    assert shape(events) == EXAMPLE_SHAPE
     assert events[-1]["status"] == "success"
 
 

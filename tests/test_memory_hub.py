@@ -4,28 +4,13 @@ test_hub_conformance.py, run against each of them."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 
 from otelstream import MemoryHub, Settings, UnknownRun
-from otelstream.events import Event
 from otelstream.hubs import SubscriberLagged
 
-RUN = "0af7651916cd43dd8448eb211c80319c"
-
-
-def start(hub: MemoryHub, run_id: str = RUN) -> None:
-    hub.publish(run_id, Event("pipeline_started", "p", run_id, 1, None, time.time_ns()))
-
-
-def task(hub: MemoryHub, span_id: int, run_id: str = RUN) -> None:
-    hub.publish(run_id, Event("task_started", f"t{span_id}", run_id, span_id, 1, time.time_ns()))
-
-
-def finish(hub: MemoryHub, run_id: str = RUN, status: str = "success") -> None:
-    event = Event("pipeline_completed", "p", run_id, 1, None, time.time_ns(), status=status)
-    hub.publish(run_id, event)
+from .test_hub_conformance import RUN, finish, start, task
 
 
 def test_a_live_subscriber_whose_events_were_evicted_is_cut_off() -> None:

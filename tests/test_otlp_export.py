@@ -15,7 +15,7 @@ import pytest
 
 from otelstream.testing import read_events
 
-from .conftest import app_process, shape
+from .conftest import NESTED_SHAPE, app_process, shape
 from .otlp_receiver import RECEIVERS, SPAN_KIND_SERVER, OtlpReceiver, ReceivedSpan
 
 APP = "examples.fastapi-telemetry.main:app"
@@ -75,18 +75,7 @@ def test_a_run_is_exported_as_the_trace_it_streamed(receiver: OtlpReceiver) -> N
                 json=NESTED,
                 headers={"traceparent": f"00-{TRACE_ID}-{CALLER_SPAN}-01"},
             )
-    assert shape(events) == [
-        ("pipeline_started", "nested"),
-        ("task_started", "prepare"),
-        ("task_started", "load"),
-        ("task_completed", "load"),
-        ("task_started", "clean"),
-        ("task_completed", "clean"),
-        ("task_completed", "prepare"),
-        ("task_started", "report"),
-        ("task_completed", "report"),
-        ("pipeline_completed", "nested"),
-    ]
+    assert shape(events) == NESTED_SHAPE
     run_id = events[0]["run_id"]
     spans = receiver.spans(run_id)
     structure(events, spans)

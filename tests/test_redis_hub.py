@@ -23,21 +23,14 @@ from otelstream.events import Event
 from otelstream.fastapi import create_router
 from otelstream.testing import UvicornServer, iter_sse, read_events
 
-from .conftest import ROOT, Gate, app_process, shape
+from .conftest import EXAMPLE_SHAPE, ROOT, Gate, app_process, shape
 from .redis_server import RedisServer, redis_server
+from .test_router import TWO_STEPS
 
 if TYPE_CHECKING:
     from otelstream.hubs.redis import RedisHub  # imported once redis_server() found redis-py
 
 TIMEOUT = httpx.Timeout(10.0)
-TWO_STEPS = [
-    ("pipeline_started", "two_steps"),
-    ("task_started", "extract"),
-    ("task_completed", "extract"),
-    ("task_started", "load"),
-    ("task_completed", "load"),
-    ("pipeline_completed", "two_steps"),
-]
 
 
 @pytest.fixture(scope="module")
@@ -277,16 +270,6 @@ def two_workers(server: RedisServer) -> Iterator[tuple[httpx.Client, httpx.Clien
             yield client_a, client_b
 
 
-EXAMPLE = [
-    ("pipeline_started", "example"),
-    ("task_started", "compute"),
-    ("task_completed", "compute"),
-    ("task_started", "finalize"),
-    ("task_completed", "finalize"),
-    ("pipeline_completed", "example"),
-]
-
-
 def test_start_on_one_worker_stream_and_resume_on_another(
     two_workers: tuple[httpx.Client, httpx.Client],
 ) -> None:
@@ -300,7 +283,7 @@ def test_start_on_one_worker_stream_and_resume_on_another(
         if len(first) == 2:
             break  # the connection drops here
     rest = read_events(b, "GET", url, headers={"Last-Event-ID": "2"})
-    assert shape(first + rest) == EXAMPLE
+    assert shape(first + rest) == EXAMPLE_SHAPE
     assert [e["seq"] for e in first + rest] == list(range(1, 7))
     assert {e["run_id"] for e in first + rest} == {run_id}
     whole = read_events(b, "GET", url)  # a late subscriber on B
