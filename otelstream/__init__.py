@@ -1,14 +1,52 @@
-"""otelstream: live Server-Sent Events of your pipelines, from the OpenTelemetry spans they make."""
+"""otelstream: live Server-Sent Events of your pipelines, from the OpenTelemetry spans they make.
 
-from otelstream._context import RunCancelled
-from otelstream.events import Event
-from otelstream.hubs import Hub, UnknownRun
-from otelstream.hubs.memory import MemoryHub
-from otelstream.processors import EventStreamProcessor
-from otelstream.runs import PipelineRunner, RunHandle, streamed_run
-from otelstream.sampling import RunSampler
-from otelstream.settings import Settings
-from otelstream.telemetry import Telemetry, setup_telemetry
+The names below load on first use (PEP 562), so `import otelstream.client` pulls in
+neither the OpenTelemetry SDK nor the server side.
+"""
+
+import importlib as _importlib
+import typing as _typing
+
+if _typing.TYPE_CHECKING:
+    from otelstream._context import RunCancelled
+    from otelstream.events import Event
+    from otelstream.hubs import Hub, UnknownRun
+    from otelstream.hubs.memory import MemoryHub
+    from otelstream.processors import EventStreamProcessor
+    from otelstream.runs import PipelineRunner, RunHandle, streamed_run
+    from otelstream.sampling import RunSampler
+    from otelstream.settings import Settings
+    from otelstream.telemetry import Telemetry, setup_telemetry
+
+_WHERE = {
+    "Event": "otelstream.events",
+    "EventStreamProcessor": "otelstream.processors",
+    "Hub": "otelstream.hubs",
+    "MemoryHub": "otelstream.hubs.memory",
+    "PipelineRunner": "otelstream.runs",
+    "RunCancelled": "otelstream._context",
+    "RunHandle": "otelstream.runs",
+    "RunSampler": "otelstream.sampling",
+    "Settings": "otelstream.settings",
+    "Telemetry": "otelstream.telemetry",
+    "UnknownRun": "otelstream.hubs",
+    "setup_telemetry": "otelstream.telemetry",
+    "streamed_run": "otelstream.runs",
+}
+
+
+def __getattr__(name: str) -> _typing.Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'otelstream' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(module), name)
+    globals()[name] = value  # once: later reads are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
 
 __all__ = [
     "Event",

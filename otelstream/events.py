@@ -212,3 +212,22 @@ SSE_MESSAGE_SCHEMA: Final[dict[str, Any]] = {
     },
     "required": ["data"],
 }
+
+
+__all__ = [
+    "EVENTS_LOST",
+    "JSON_SCHEMA",
+    "KEEPALIVE",
+    "PIPELINE_COMPLETED",
+    "PIPELINE_STARTED",
+    "SERVER_SHUTDOWN",
+    "SSE_MESSAGE_SCHEMA",
+    "STARTED_TYPES",
+    "STREAM_OVERFLOW",
+    "TASK_COMPLETED",
+    "TASK_ERROR",
+    "TASK_STARTED",
+    "Event",
+    "encode_sse",
+    "format_time",
+]

@@ -11,15 +11,15 @@ from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, R
 from opentelemetry import trace
 from pydantic import BaseModel, Field
 
+from otelstream._access import RunTokens
 from otelstream._limits import body_limited_route
-from otelstream.access import RunTokens
+from otelstream._parameters import call_arguments, run_request_type
+from otelstream._shutdown import GracefulShutdown
+from otelstream._sse import EventStreamResponse, OpenStreams
 from otelstream.events import SSE_MESSAGE_SCHEMA
 from otelstream.hubs import Hub, UnknownRun
-from otelstream.parameters import call_arguments, run_request_type
 from otelstream.runs import Pipeline, PipelineRunner, RunHandle, RunsFull
 from otelstream.settings import Settings
-from otelstream.shutdown import GracefulShutdown
-from otelstream.sse import EventStreamResponse, OpenStreams
 from otelstream.ui import ui_router
 
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
@@ -271,3 +271,13 @@ def _summary(pipeline: Pipeline) -> str | None:
     func = getattr(pipeline, "func", pipeline)  # functools.partial
     doc = getattr(func, "__doc__", None)
     return doc.strip().splitlines()[0] if doc else None
+
+
+__all__ = [
+    "ErrorDetail",
+    "PipelineInfo",
+    "PipelineList",
+    "RunRequest",
+    "RunStarted",
+    "create_router",
+]

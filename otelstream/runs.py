@@ -251,3 +251,6 @@ class _Job:
 
 async def _wait_for(awaitable: Any) -> Any:
     return await awaitable
+
+
+__all__ = ["Pipeline", "PipelineRunner", "RunHandle", "RunsFull", "UnknownPipeline", "streamed_run"]

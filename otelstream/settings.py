@@ -66,3 +66,6 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return frozenset(part.strip() for part in value.split(",") if part.strip())
         return value
+
+
+__all__ = ["Settings"]

@@ -149,3 +149,6 @@ class RedisServer:
                 return sock.recv(16).startswith(b"+PONG")
         except OSError:
             return False
+
+
+__all__ = ["RedisServer", "UvicornServer", "free_port", "iter_sse", "read_events", "serve"]

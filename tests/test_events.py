@@ -80,7 +80,7 @@ def test_format_time_is_rfc3339_utc() -> None:
 
 
 def test_the_overflow_message_has_no_id() -> None:
-    from otelstream.sse import overflow_frame
+    from otelstream._sse import overflow_frame
 
     frame = overflow_frame(RUN, 41)
     assert frame.startswith(b"data: {") and b"\nid:" not in frame and frame.endswith(b"\n\n")

@@ -1,5 +1,28 @@
+import importlib
+import subprocess
+import sys
+
+import pytest
+
 import otelstream
 import otelstream.fastapi
+
+PUBLIC_MODULES = [
+    "otelstream",
+    "otelstream.cli",
+    "otelstream.client",
+    "otelstream.events",
+    "otelstream.fastapi",
+    "otelstream.hubs",
+    "otelstream.hubs.memory",
+    "otelstream.processors",
+    "otelstream.propagation",
+    "otelstream.runs",
+    "otelstream.sampling",
+    "otelstream.settings",
+    "otelstream.telemetry",
+    "otelstream.testing",
+]
 
 
 def test_all_exports_import() -> None:
@@ -9,12 +32,35 @@ def test_all_exports_import() -> None:
 
 
 def test_nothing_public_is_missing_from_all() -> None:
+    for name in otelstream.__all__:
+        getattr(otelstream, name)  # every lazy name loaded
     public = {
         name
         for name, value in vars(otelstream).items()
         if not name.startswith("_") and not isinstance(value, type(otelstream))
     }
     assert public == set(otelstream.__all__)
+
+
+@pytest.mark.parametrize("module", PUBLIC_MODULES)
+def test_public_modules_say_what_they_export(module: str) -> None:
+    mod = importlib.import_module(module)
+    exported = mod.__all__
+    assert len(set(exported)) == len(exported), module
+    for name in exported:
+        assert hasattr(mod, name), f"{module}.{name}"
+
+
+def test_the_client_imports_neither_the_sdk_nor_the_server() -> None:
+    code = (
+        "import sys, otelstream.client\n"
+        "heavy = [m for m in sys.modules if m.startswith(('opentelemetry', 'fastapi', "
+        "'starlette', 'otelstream.hubs', 'otelstream.fastapi'))]\n"
+        "print(heavy)\n"
+        "assert not heavy\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_contract_names() -> None:

@@ -1,7 +1,7 @@
 import pytest
 from opentelemetry.trace import StatusCode
 
-from otelstream.projection import allowed_attributes, failure, task_name
+from otelstream._projection import allowed_attributes, failure, task_name
 
 from .conftest import Telemetry
 

@@ -225,3 +225,6 @@ class MemorySubscription:
             if waited:
                 return []
             waited = not await subscriber.wait(timeout)
+
+
+__all__ = ["MemoryHub", "MemorySubscription"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
-from otelstream import projection
+from otelstream import _projection as projection
 from otelstream._context import RUN_KEY, RunCancelled, RunMark, current_context
 from otelstream._errors import report, warn_limited
 from otelstream.hubs import Hub

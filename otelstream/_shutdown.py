@@ -21,10 +21,10 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
+from otelstream._sse import OpenStreams
 from otelstream.runs import PipelineRunner
-from otelstream.sse import OpenStreams
 
-logger = logging.getLogger("otelstream.shutdown")
+logger = logging.getLogger("otelstream._shutdown")
 
 _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _POLL_S = 0.05
