@@ -17,7 +17,7 @@ from otelstream._parameters import call_arguments, run_request_type
 from otelstream._shutdown import GracefulShutdown
 from otelstream._sse import EventStreamResponse, OpenStreams
 from otelstream.events import SSE_MESSAGE_SCHEMA
-from otelstream.hubs import Hub, UnknownRun
+from otelstream.hubs import Hub, RunPosition, UnknownRun
 from otelstream.runs import Pipeline, PipelineRunner, RunHandle, RunsFull
 from otelstream.settings import Settings
 from otelstream.ui import ui_router
@@ -66,7 +66,7 @@ def create_router(
     reading and cancelling runs (they may take the `run_id` path parameter):
     FastAPI dependencies for your authentication and authorisation.
     """
-    settings = settings or getattr(hub, "settings", None) or Settings()
+    settings = settings or hub.settings
     secret = settings.run_token_secret
     tokens = RunTokens(secret.get_secret_value() if secret else None)
     streams = OpenStreams(settings.max_streams)
@@ -111,7 +111,7 @@ def create_router(
             raise HTTPException(404, f"unknown pipeline {request.pipeline_name!r}")
         parameters = call_arguments(request.parameters)
         parent = trace.get_current_span().get_span_context()
-        if parent.is_valid and await hub.get_run(format(parent.trace_id, "032x")) is not None:
+        if parent.is_valid and await hub.position(format(parent.trace_id, "032x")) is not None:
             # the run id is the trace id: a client that sends the traceparent of a trace that
             # already has a run must start a new trace for the next one
             raise HTTPException(409, f"trace {parent.trace_id:032x} already has a run")
@@ -208,8 +208,8 @@ def create_router(
         """The run's events: first what the client missed, then live, until the run ends."""
         # What a browser's EventSource sends on reconnecting wins over the query parameter.
         after = int(last_event_id_header) if last_event_id_header else last_event_id
-        run = await _get_run(run_id)
-        if run["status"] != "running" and after >= run["last_seq"]:
+        position = await _position(run_id)
+        if position.finished and after >= position.last_seq:
             return Response(status_code=204)
         check_stream_room()
         return subscribe(run_id, after)
@@ -230,10 +230,16 @@ def create_router(
         """Cancel a run started by this server: it stops at its next span, `status: cancelled`."""
         if runner.cancel(run_id):
             return {"run_id": run_id, "status": "cancelling"}
-        run = await _get_run(run_id)
-        if run["status"] != "running":
-            raise HTTPException(409, f"run {run_id} has already ended ({run['status']})")
+        position = await _position(run_id)
+        if position.finished:
+            raise HTTPException(409, f"run {run_id} has already ended ({position.status})")
         raise HTTPException(409, f"run {run_id} was not started by this server")
+
+    async def _position(run_id: str) -> RunPosition:
+        position = await hub.position(run_id) if _RUN_ID.fullmatch(run_id) else None
+        if position is None:
+            raise HTTPException(404, f"unknown or expired run {run_id!r}")
+        return position
 
     async def _get_run(run_id: str) -> dict[str, Any]:
         run = await hub.get_run(run_id) if _RUN_ID.fullmatch(run_id) else None

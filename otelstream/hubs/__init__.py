@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, Self
 
 from otelstream.events import Event
 
@@ -12,6 +12,25 @@ if TYPE_CHECKING:
 
 class UnknownRun(LookupError):
     """No such run: never started here, or already evicted by the retention bounds."""
+
+
+class HubUnavailable(RuntimeError):
+    """The hub's store cannot be reached (Redis down): answer 503 with Retry-After, never 404."""
+
+    def __init__(self, message: str = "the hub cannot be reached", retry_after: int = 2) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RunPosition(NamedTuple):
+    """Where a run stands, known in O(1) of its length: what opening a stream needs."""
+
+    last_seq: int
+    """The seq of the run's newest event."""
+    finished: bool
+    """Whether `pipeline_completed` has been published."""
+    status: str
+    """`running`, or the run's end: `success`, `error`, `cancelled`."""
 
 
 class SubscriberLagged(Exception):
@@ -44,6 +63,9 @@ class Subscription(Protocol):
 class Hub(Protocol):
     """Sequences, keeps and fans out the events of runs; the run id is the trace id."""
 
+    settings: Settings
+    """The settings the hub was built with; the router and processor default to them."""
+
     def publish(self, run_id: str, event: Event) -> None:
         """Called on the span hot path from any thread: must not block, wait or do I/O."""
         ...
@@ -54,7 +76,16 @@ class Hub(Protocol):
         ...
 
     async def get_run(self, run_id: str) -> dict[str, Any] | None:
-        """The run as JSON (name, status, times, span tree), or None."""
+        """The run as JSON (name, status, times, span tree), or None; may raise HubUnavailable."""
+        ...
+
+    async def position(self, run_id: str) -> RunPosition | None:
+        """Where the run stands (None: unknown or expired), O(1) in its length; may raise
+        HubUnavailable."""
+        ...
+
+    def subscriber_count(self, run_id: str | None = None) -> int:
+        """Open subscriptions in this process, of one run or of all."""
         ...
 
     def close(self) -> None:
@@ -87,6 +118,8 @@ def hub_from_settings(settings: Settings | None = None) -> Hub:
 
 __all__ = [
     "Hub",
+    "HubUnavailable",
+    "RunPosition",
     "SubscriberLagged",
     "Subscription",
     "UnknownRun",

@@ -11,7 +11,7 @@ from typing import Any, Self
 
 from otelstream._errors import warn_limited
 from otelstream.events import PIPELINE_COMPLETED, PIPELINE_STARTED, Event
-from otelstream.hubs import SubscriberLagged, UnknownRun
+from otelstream.hubs import RunPosition, SubscriberLagged, UnknownRun
 from otelstream.hubs._runs import RunTree
 from otelstream.hubs._wake import LoopWaker, Subscriber
 from otelstream.settings import Settings
@@ -141,6 +141,17 @@ class MemoryHub:
         with run.lock:
             snapshot = run.fold().snapshot(run_id, run.last_seq)
         return snapshot.to_dict()  # built outside the lock: publishers never wait for it
+
+    async def position(self, run_id: str) -> RunPosition | None:
+        with self._lock:
+            self._evict()
+            run = self._runs.get(run_id)
+        if run is None:
+            return None
+        with run.lock:
+            last_seq, finished = run.last_seq, run.finished
+            status = (run.events[-1].status or "success") if finished else "running"
+        return RunPosition(last_seq, finished, status)
 
     def close(self) -> None:
         """Nothing to deliver or let go of: every event is in place once published."""

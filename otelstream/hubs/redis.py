@@ -40,7 +40,7 @@ from redis.backoff import NoBackoff
 
 from otelstream._errors import internal_errors
 from otelstream.events import PIPELINE_COMPLETED, PIPELINE_STARTED, Event
-from otelstream.hubs import SubscriberLagged, UnknownRun
+from otelstream.hubs import RunPosition, SubscriberLagged, UnknownRun
 from otelstream.hubs._redis_codec import (
     MARK_LOST,
     PUBLISH,
@@ -249,6 +249,10 @@ class RedisHub:
     async def get_run(self, run_id: str) -> dict[str, Any] | None:
         """From Redis, after what this process published before the call is written."""
         return await self._call(self._get_run(run_id))
+
+    async def position(self, run_id: str) -> RunPosition | None:
+        """O(1) in the run's length: the run's hash, and its last entry once it has ended."""
+        return await self._call(self._position(run_id))
 
     async def flush(self, timeout: float = 5.0) -> None:
         """Wait (up to `timeout`) until every event published before the call is written."""
@@ -633,6 +637,22 @@ class RedisHub:
             else:
                 markers.append(marker)
         return events, markers
+
+    async def _position(self, run_id: str) -> RunPosition | None:
+        assert self._client is not None
+        await self._flush(_FLUSH_S)
+        seq, done = await self._client.hmget(meta_key(self.key_prefix, run_id), "seq", "done")
+        if seq is None:
+            with self._lock:
+                known = run_id in self._opened
+            return RunPosition(0, False, "running") if known else None
+        if done is None:
+            return RunPosition(int(seq), False, "running")
+        last: list[tuple[str, dict[str, str]]] = cast(
+            Any, await self._client.xrange(stream_key(self.key_prefix, run_id), done, done)
+        )
+        status = decode(last[0][1]).status if last else None
+        return RunPosition(int(seq), True, status or "success")
 
     async def _get_run(self, run_id: str) -> dict[str, Any] | None:
         assert self._client is not None

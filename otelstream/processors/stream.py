@@ -24,7 +24,7 @@ class EventStreamProcessor(SpanProcessor):
 
     def __init__(self, hub: Hub, settings: Settings | None = None) -> None:
         self.hub = hub
-        settings = settings or getattr(hub, "settings", None) or Settings()
+        settings = settings or hub.settings
         self._policy = projection.Policy(
             settings.attribute_allowlist, settings.max_string_length, settings.redact_errors
         )
