@@ -159,7 +159,7 @@ def setup_telemetry(
     `set_global=False` a provider built here is not made the global one (tests).
     Call it once per provider: every call adds another processor.
     """
-    settings = settings or hub.settings
+    settings = settings or (hub.settings if hub is not None else Settings())
     hub = hub if hub is not None else MemoryHub(settings)
     processor = EventStreamProcessor(hub, settings)
 
