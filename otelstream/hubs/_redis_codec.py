@@ -78,17 +78,25 @@ def run_of(key: str) -> str:
     return key[key.index("{") + 1 : key.index("}")]
 
 
-def encode(event: Event) -> tuple[str, str, str, str]:
+def encode(event: Event) -> tuple[bytes, bytes, str, str]:
     """(JSON before the seq, after it, time_ns, duration_ns): the script splices in the seq.
 
     Keys before `seq` are fixed names and a JSON string cannot hold an
-    unescaped quote, so the first `"seq":0,` is the field itself.
+    unescaped quote, so the first `"seq":0,` is the field itself. The JSON is
+    encoded as `encode_sse` encodes it (UTF-8, `backslashreplace`), so a lone
+    surrogate (what `os.fsdecode` makes of a non-UTF-8 name) becomes the JSON
+    escape `\\udcff`: the entry holds the very bytes the memory hub sends, and
+    no string can fail the batch it is written in.
     """
     data = event.to_dict()
     data["seq"] = 0
     head, tail = _json.encode(data).split(_SEQ_FIELD, 1)
     duration = "" if event.duration_ns is None else str(event.duration_ns)
-    return head + '"seq":', "," + tail, str(event.time_ns), duration
+    return _utf8(head + '"seq":'), _utf8("," + tail), str(event.time_ns), duration
+
+
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "backslashreplace")
 
 
 def decode(fields: dict[str, str]) -> Event:

@@ -37,8 +37,9 @@ from redis.asyncio import Redis
 from redis.asyncio.connection import BlockingConnectionPool, Connection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
 
-from otelstream._errors import internal_errors
+from otelstream._errors import internal_errors, report, warn_limited
 from otelstream.events import PIPELINE_COMPLETED, PIPELINE_STARTED, Event
 from otelstream.hubs import RunPosition, SubscriberLagged, UnknownRun
 from otelstream.hubs._redis_codec import (
@@ -71,10 +72,6 @@ _FLUSH_S: Final = 2.0
 """How long `get_run` waits for events published before it to be written."""
 
 _MORE, _END, _LOST = 0, 1, 2
-
-
-class EventsNotStored(RuntimeError):
-    """Logged (rate limited) when events could not be queued for Redis."""
 
 
 def _option(settings: Settings, name: str, default: float) -> float:
@@ -155,6 +152,7 @@ class RedisHub:
         self._ttl_running = str(max(1, int(running * 1000)))
         self._ttl_finished = str(int(settings.run_retention_seconds * 1000))
         self._maxlen = str(settings.replay_events)
+        self._common = (self._maxlen, self._ttl_running, self._ttl_finished)
         self._socket_timeout = socket_timeout
         self._keep = settings.max_active_runs + settings.max_finished_runs
 
@@ -219,7 +217,7 @@ class RedisHub:
                 runs.popitem(last=False)
 
     def _lose(self, run_id: str, count: int, why: str) -> None:
-        """Count, log, tell this process's subscribers of the run, and queue a marker."""
+        """Count, warn, tell this process's subscribers of the run, and queue a marker."""
         with self._lock:
             self.lost_events += count
             self._unmarked[run_id] = self._unmarked.get(run_id, 0) + count
@@ -228,8 +226,23 @@ class RedisHub:
             subscribers = self._fail(run_id, f"events of this run were lost: {why}")
         for subscriber in subscribers:
             subscriber.notify()
-        with internal_errors("RedisHub"):
-            raise EventsNotStored(f"{count} event(s) of run {run_id} not stored: {why}")
+        warn_limited(
+            "otelstream: %d event(s) of run %s were not stored in Redis: %s; its streams end "
+            "with events_lost (if Redis is slow or down, check it; if the buffer fills up, "
+            "raise OTELSTREAM_REDIS_BUFFER_EVENTS)",
+            count,
+            run_id,
+            why,
+        )
+
+    def _unreachable(self, exc: BaseException) -> None:
+        """An operational failure, not a bug: say what to do, at most every few seconds."""
+        warn_limited(
+            "otelstream: Redis at %s cannot be reached (%s): check that it is running and "
+            "reachable; meanwhile events are counted lost and streams end with events_lost",
+            self.url,
+            exc,
+        )
 
     def _fail(self, run_id: str, message: str) -> tuple[Subscriber, ...]:
         """Lock held: the run's watch ends its subscribers; a new subscriber starts afresh."""
@@ -474,25 +487,52 @@ class RedisHub:
                 item.future.set_result(None)
 
     async def _write(self, client: Redis, publish: Any, batch: list[tuple[str, Event]]) -> bool:
-        """One pipelined round trip; False when Redis failed (the batch's events are lost)."""
-        sent: list[tuple[str, Event]] = []
+        """One pipelined round trip; False when Redis failed (the batch's events are lost).
+
+        An event that cannot be encoded, or that Redis refuses, costs only itself:
+        it is counted lost and its run's streams are told; the rest is written.
+        """
         results: list[Any] | None = None
-        common = (self._maxlen, self._ttl_running, self._ttl_finished)
+        bad_batch = False
         async with client.pipeline(transaction=False) as pipe:
-            for run_id, event in batch:
-                with internal_errors("RedisHub: encoding an event"):
-                    head, tail, time_ns, duration = encode(event)
-                    stored = "1" if run_id in self._stored else "0"
-                    keys = [stream_key(self.key_prefix, run_id), meta_key(self.key_prefix, run_id)]
-                    args = [event.type, head, tail, time_ns, duration, *common, stored]
-                    await publish(keys=keys, args=args, client=pipe)
-                    sent.append((run_id, event))
-            with internal_errors("RedisHub: writing events to Redis"):
+            sent = [item for item in batch if await self._queue(pipe, publish, *item)]
+            if not sent:
+                return True
+            try:
                 results = await pipe.execute(raise_on_error=False)
+            except (RedisError, OSError) as exc:
+                self._unreachable(exc)
+            except Exception:  # not Redis's doing: one event is bad, find it
+                report("RedisHub: writing a batch of events")
+                bad_batch = True
+        if bad_batch:
+            if len(sent) == 1:
+                self._lose(sent[0][0], 1, "it could not be sent to Redis")
+                return True
+            for item in sent:  # one by one, so only the culprit is lost
+                await self._write(client, publish, [item])
+            return True
         if results is None:
             for run_id, count in _count_by_run(sent).items():
                 self._lose(run_id, count, "Redis did not answer")
             return False
+        self._settle(sent, results)
+        return True
+
+    async def _queue(self, pipe: Any, publish: Any, run_id: str, event: Event) -> bool:
+        """Add one event's script call to `pipe`; False (and the event lost) if it cannot be."""
+        try:
+            head, tail, time_ns, duration = encode(event)
+        except Exception as exc:
+            self._lose(run_id, 1, f"it could not be encoded ({exc!r})")
+            return False
+        stored = "1" if run_id in self._stored else "0"
+        keys = [stream_key(self.key_prefix, run_id), meta_key(self.key_prefix, run_id)]
+        args = [event.type, head, tail, time_ns, duration, *self._common, stored]
+        await publish(keys=keys, args=args, client=pipe)
+        return True
+
+    def _settle(self, sent: list[tuple[str, Event]], results: list[Any]) -> None:
         for (run_id, event), result in zip(sent, results, strict=True):
             if isinstance(result, Exception) or result == -1:
                 why = "its run vanished from Redis" if result == -1 else str(result)
@@ -504,7 +544,6 @@ class RedisHub:
                     self._stored.pop(run_id, None)
             elif run_id not in self._stored:
                 self._remember(self._stored, run_id)
-        return True
 
     async def _write_markers(self, client: Redis, mark: Any) -> None:
         with self._lock:
@@ -763,4 +802,4 @@ async def _close_clients(*clients: Redis) -> None:
             await client.aclose()
 
 
-__all__ = ["EventsNotStored", "RedisHub", "RedisSubscription"]
+__all__ = ["RedisHub", "RedisSubscription"]
