@@ -21,7 +21,7 @@ from otelstream.fastapi import create_router
 from otelstream.testing import UvicornServer
 from otelstream.ui import ui_router
 
-from .conftest import ROOT, app_process, make_telemetry
+from .conftest import ROOT, Gate, app_process, make_telemetry
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -164,6 +164,12 @@ def test_the_page_lists_pipelines_and_shows_the_example_run(
         ".pipeline-description", "els => els.map(e => e.textContent)"
     )
     assert descriptions[0] == "compute, then finalize: the original example."
+    # a docstring's `code` is drawn as a <code> element, not as raw backticks
+    assert descriptions[2] == "fetch width shards in parallel threads, then merge them."
+    codes = page.eval_on_selector_all(
+        ".pipeline-description code", "els => els.map(e => e.textContent)"
+    )
+    assert codes == ["width"]
 
     run_id = start_from_page(page, base, "example", '{"seconds": 0.4}')
     wait_for_status(page, "success")
@@ -202,6 +208,99 @@ def test_a_failing_run_shows_its_error(page: Page, example: httpx.Client) -> Non
     assert page.locator('#tree .node[data-name="compute"] > .row > .error').is_hidden()
     assert page.text_content("#run-status") == "failed"
     assert page.text_content("#run-error") == "ValueError: result 42 is out of range"
+
+
+def test_a_parameter_error_names_the_field(page: Page, example: httpx.Client) -> None:
+    base = str(example.base_url).rstrip("/")
+    page.goto(f"{base}/ui")
+    page.check('input[name="pipeline"][value="example"]')
+    page.fill("#parameters", '{"bogus": 1}')
+    page.click("#start-button")
+    page.wait_for_selector("#form-error:not([hidden])")
+    assert page.text_content("#form-error") == (
+        "The run did not start: parameters.bogus: Extra inputs are not permitted"
+    )
+
+
+def test_a_run_opened_midway_shows_its_real_elapsed_time(page: Page, example: httpx.Client) -> None:
+    """The events replayed to a late page are seconds old: they must not set its clock."""
+    run_id = example.post(
+        "/runs", json={"pipeline_name": "example", "parameters": {"seconds": 6}}
+    ).json()["run_id"]
+    started = _seconds(example.get(f"/runs/{run_id}").json()["started_at"])
+    time.sleep(max(0.0, started + 3.0 - time.time()))
+    base = str(example.base_url).rstrip("/")
+    page.goto(f"{base}/ui/runs/{run_id}")
+    page.wait_for_function("() => document.querySelector('#run-duration').textContent !== ''")
+    for _ in range(3):
+        shown, now_ms = page.evaluate(
+            "() => [document.querySelector('#run-duration').textContent, Date.now()]"
+        )
+        assert shown.endswith(" s"), shown
+        elapsed = now_ms / 1000 - started
+        # the page redraws every 250 ms; the Date header gives the clock to half a second
+        assert elapsed - 1.0 < float(shown.removesuffix(" s")) < elapsed + 1.0, (shown, elapsed)
+        time.sleep(0.4)
+    assert page.text_content("#run-status") == "running"
+
+
+def _seconds(rfc3339: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp()
+
+
+def test_tasks_whose_first_events_were_evicted_sit_under_a_placeholder(page: Page) -> None:
+    """With 3 events kept, a late page gets events 6 to 8: `three` starts, ends, `wait` starts.
+
+    Their parent's events are gone: they sit under a placeholder, under a stand-in for the run
+    (named from GET /runs/{id}), which the run's `pipeline_completed` later turns into the root.
+    """
+    telemetry = make_telemetry(replay_events=3)
+    tracer = telemetry.tracer
+    gate = Gate()
+
+    def gated() -> None:
+        for name in ("one", "two", "three"):
+            with tracer.start_as_current_span(f"task:{name}"):
+                pass
+        with tracer.start_as_current_span("task:wait"):
+            gate()
+
+    app = FastAPI()
+    app.include_router(
+        create_router(
+            hub=telemetry.hub, pipelines={"gated": gated}, tracer_provider=telemetry.provider
+        )
+    )
+    try:
+        with UvicornServer(app) as server, httpx.Client(base_url=server.url) as client:
+            run_id = client.post("/runs", json={"pipeline_name": "gated"}).json()["run_id"]
+            assert gate.reached.wait(10)
+            page.goto(f"{server.url}/ui/runs/{run_id}")
+            page.wait_for_selector('#tree .node[data-name="wait"]')
+            assert rows(page) == [
+                ("gated", "running", 0),
+                ("earlier events missed", "missed", 1),
+                ("three", "done", 2),
+                ("wait", "running", 2),
+            ]
+            assert page.text_content("#run-message") == (
+                "Events 1 to 5 of this run are no longer kept by the server: tasks whose parent "
+                "is unknown are shown under “earlier events missed”."
+            )
+            gate.opened.set()
+            wait_for_status(page, "success")
+            assert rows(page) == [
+                ("gated", "done", 0),
+                ("earlier events missed", "missed", 1),
+                ("three", "done", 2),
+                ("wait", "done", 2),
+            ]
+            assert page.text_content("#run-counts") == "2 tasks"
+    finally:
+        gate.opened.set()
+        telemetry.provider.shutdown()
 
 
 @pytest.mark.parametrize("replay_all", [False, True], ids=["resume", "server-repeats"])
@@ -302,6 +401,7 @@ def test_event_data_is_shown_as_text_under_a_prefix(page: Page) -> None:
     hostile = '<img src=x onerror="window.pwned=1">'
 
     def hostile_pipeline() -> None:
+        """runs `<img src=x onerror="window.pwned=1">` and fails"""
         with tracer.start_as_current_span("task:<b>bold</b>"):
             raise RuntimeError(hostile)
 
@@ -317,6 +417,8 @@ def test_event_data_is_shown_as_text_under_a_prefix(page: Page) -> None:
     with UvicornServer(app) as server:
         run_id = start_from_page(page, f"{server.url}/otel", "<i>x</i>", "{}")
         assert page.url == f"{server.url}/otel/ui/runs/{run_id}"
+        assert page.locator("#pipelines img").count() == 0
+        assert page.text_content(".pipeline-description code") == hostile
         wait_for_status(page, "error")
         assert rows(page) == [("<i>x</i>", "failed", 0), ("<b>bold</b>", "failed", 1)]
         error = page.locator('#tree .node[data-name="<b>bold</b>"] > .row > .error')

@@ -8,13 +8,19 @@
   const TICKS = 5;
   const MAX_RECOVERIES = 10; // manual re-opens after the browser gave up on the stream
 
-  const STATUS_TEXT = { running: "running", success: "done", error: "failed", cancelled: "cancelled" };
+  const STATUS_TEXT = {
+    running: "running",
+    success: "done",
+    error: "failed",
+    cancelled: "cancelled",
+    missed: "missed",
+  };
 
   // -- run state ------------------------------------------------------------------------------
 
   let run = null; // the run on screen; replaced (never reused) when another run opens
 
-  function newRun(runId) {
+  function newRun(runId, fresh) {
     return {
       runId,
       nodes: new Map(), // span_id -> node
@@ -31,7 +37,16 @@
       startMs: null,
       endMs: null,
       maxSeenMs: null,
-      skewMs: -Infinity, // server clock minus ours, estimated from the freshest event
+      // The server's clock minus ours. Replayed events are old, so only live ones count: those
+      // after the run's last_seq when GET /runs/{id} answered (every event of a run this page
+      // has just started). Until one arrives, the Date header of that answer gives it to ±0.5 s.
+      skewMs: 0,
+      liveSkew: false,
+      liveAfter: fresh ? 0 : null, // events with a greater seq are live; null: not known yet
+      samples: [], // [seq, server time minus ours] of events received before liveAfter is known
+      missed: null, // the placeholder that holds tasks whose parent's events are gone
+      firstSeq: 1,
+      info: null, // GET /runs/{id}
       stats: { received: 0, duplicates: 0, gaps: 0, connections: 0, tasks: 0, failed: 0 },
     };
   }
@@ -80,8 +95,24 @@
 
   function detail(body, response) {
     if (body && typeof body.detail === "string") return body.detail;
-    if (body && Array.isArray(body.detail)) return body.detail.map((d) => d.msg).join("; ");
+    if (body && Array.isArray(body.detail)) return body.detail.map(validationError).join("; ");
     return `${response.status} ${response.statusText}`;
+  }
+
+  // A 422 item names the field it is about: loc is ["body", the pipeline's tag, ...the path]
+  function validationError(item) {
+    const loc = Array.isArray(item.loc) ? item.loc.slice(item.loc[0] === "body" ? 2 : 0) : [];
+    return loc.length ? `${loc.join(".")}: ${item.msg}` : String(item.msg);
+  }
+
+  // A docstring's `code` spans become <code> elements: DOM nodes with text, never markup
+  function withCode(node, text) {
+    text.split("`").forEach((part, index, parts) => {
+      const closed = index % 2 === 1 && index < parts.length - 1;
+      if (closed) node.append(el("code", "", part));
+      else if (part) node.append(index % 2 === 1 ? `\`${part}` : part);
+    });
+    return node;
   }
 
   // -- pipelines and starting a run -------------------------------------------------------------
@@ -104,7 +135,9 @@
         input.checked = index === 0;
         const text = el("span", "pipeline-text");
         text.append(el("span", "pipeline-name", pipeline.name));
-        if (pipeline.description) text.append(el("span", "pipeline-description", pipeline.description));
+        if (pipeline.description) {
+          text.append(withCode(el("span", "pipeline-description"), pipeline.description));
+        }
         label.append(input, text);
         box.append(label);
       });
@@ -141,7 +174,7 @@
       });
       if (response.status !== 202) throw new Error(detail(body, response));
       history.pushState(null, "", `${base}/ui/runs/${encodeURIComponent(body.run_id)}`);
-      openRun(body.run_id);
+      openRun(body.run_id, true);
     } catch (error) {
       formError.textContent = `The run did not start: ${error.message}`;
       formError.hidden = false;
@@ -168,9 +201,9 @@
     setConnection("idle", "");
   }
 
-  function openRun(runId) {
+  function openRun(runId, fresh = false) {
     closeRun();
-    run = newRun(runId);
+    run = newRun(runId, fresh);
     window.otelstream.run = run;
     $("tree").replaceChildren();
     $("axis-ticks").replaceChildren();
@@ -194,6 +227,7 @@
 
   async function loadRunInfo(current) {
     try {
+      const sent = Date.now();
       const { response, body } = await getJSON(
         `${base}/runs/${encodeURIComponent(current.runId)}`,
       );
@@ -202,7 +236,21 @@
         notFound(current, detail(body, response));
         return;
       }
+      const serverMs = Date.parse(response.headers.get("date") || "");
+      if (!current.liveSkew && Number.isFinite(serverMs)) {
+        // the header has whole seconds: the server's time was within the second after it
+        current.skewMs = serverMs + 500 - (sent + Date.now()) / 2;
+      }
+      const known = response.ok && body && Number.isInteger(body.last_seq);
+      knowLiveAfter(current, known ? body.last_seq : current.lastSeq);
       if (response.ok && body) {
+        current.info = body;
+        const stand = current.root && current.root.standIn ? current.root : null;
+        if (stand) {
+          fillStandIn(current, stand);
+          current.dirty.add(stand);
+          schedule(current);
+        }
         if (body.trace_url) {
           const link = $("trace-link");
           link.href = body.trace_url; // an http(s) URL made by the server from its settings
@@ -212,6 +260,25 @@
       }
     } catch (_) {
       // the stream shows the run anyway; the trace link is a nicety
+      if (current === run) knowLiveAfter(current, current.lastSeq);
+    }
+  }
+
+  function knowLiveAfter(current, seq) {
+    if (current.liveAfter !== null) return;
+    current.liveAfter = seq;
+    for (const [sampleSeq, skew] of current.samples) clockSample(current, sampleSeq, skew);
+    current.samples = [];
+  }
+
+  // A live event was published moments before it arrived: its timestamp, minus our clock, is
+  // a lower bound on the skew, and the freshest of them the closest one.
+  function clockSample(current, seq, skew) {
+    if (current.liveAfter === null) {
+      current.samples.push([seq, skew]);
+    } else if (seq > current.liveAfter) {
+      current.skewMs = current.liveSkew ? Math.max(current.skewMs, skew) : skew;
+      current.liveSkew = true;
     }
   }
 
@@ -295,6 +362,10 @@
         return;
       }
       if (event.seq !== current.lastSeq + 1) current.stats.gaps += 1;
+      if (current.lastSeq === 0 && event.seq > 1) {
+        current.firstSeq = event.seq; // the run's first events are gone from the replay buffer
+        missedMessage(current);
+      }
       current.lastSeq = event.seq;
     } else if (event.type === "stream_overflow") {
       // the server cut us off for falling behind; the browser resumes from the last id
@@ -302,8 +373,8 @@
       return;
     }
     const at = Date.parse(event.timestamp);
-    if (Number.isFinite(at)) {
-      current.skewMs = Math.max(current.skewMs, at - Date.now());
+    if (Number.isFinite(at) && typeof event.seq === "number") {
+      clockSample(current, event.seq, at - Date.now());
     }
     if (event.type === "pipeline_completed") {
       // the run is over: stop the stream now, not after the next (204) reconnect
@@ -335,6 +406,13 @@
 
   function nodeFor(current, event) {
     let node = current.nodes.get(event.span_id);
+    if (!node && !event.parent_span_id && current.root && current.root.standIn) {
+      node = current.root; // the pipeline span the stand-in stood for
+      node.standIn = false;
+      node.spanId = event.span_id;
+      node.dom.box.dataset.spanId = event.span_id;
+      current.nodes.set(event.span_id, node);
+    }
     if (!node) {
       node = {
         spanId: event.span_id,
@@ -357,13 +435,67 @@
   }
 
   function attach(current, node) {
-    const parent = node.parentId ? current.nodes.get(node.parentId) : null;
-    if (!parent && !current.root && !node.parentId) current.root = node;
-    // a parent missing from the replay (evicted) leaves its children under the root
-    const host = parent || (node === current.root ? null : current.root);
+    let host = null;
+    if (node.parentId) host = current.nodes.get(node.parentId) || missedHolder(current);
+    else if (!current.root) current.root = node;
+    place(node, host);
+  }
+
+  function place(node, host) {
     node.depth = host ? host.depth + 1 : 0;
     node.dom = buildNode(node);
     (host ? host.dom.children : $("tree")).append(node.dom.box);
+  }
+
+  // A task whose parent's events are gone (evicted from the replay buffer before this page
+  // came) goes under one placeholder, itself under the run's root, or a stand-in for it
+  // until the pipeline_completed event names the root.
+  function missedHolder(current) {
+    if (current.missed) return current.missed;
+    if (!current.root) {
+      current.root = standIn("run", "running", true);
+      fillStandIn(current, current.root);
+      place(current.root, null);
+      current.dirty.add(current.root);
+    }
+    current.missed = standIn("earlier events missed", "missed", false);
+    place(current.missed, current.root);
+    current.dirty.add(current.missed);
+    missedMessage(current);
+    return current.missed;
+  }
+
+  function standIn(name, status, isRoot) {
+    return {
+      spanId: "",
+      parentId: null,
+      name,
+      depth: 0,
+      status,
+      startMs: null,
+      endMs: null,
+      durationMs: null,
+      error: null,
+      errorType: null,
+      dom: null,
+      standIn: isRoot,
+    };
+  }
+
+  // The run's name and start, from GET /runs/{id}, until its pipeline_completed arrives
+  function fillStandIn(current, stand) {
+    if (!current.info) return;
+    if (current.info.name) stand.name = current.info.name;
+    const started = Date.parse(current.info.started_at);
+    if (Number.isFinite(started) && stand.startMs === null) stand.startMs = current.startMs = started;
+  }
+
+  function missedMessage(current) {
+    const which = current.firstSeq > 1 ? `Events 1 to ${current.firstSeq - 1}` : "Some events";
+    showMessage(
+      `${which} of this run are no longer kept by the server: ` +
+        "tasks whose parent is unknown are shown under “earlier events missed”.",
+    );
   }
 
   function buildNode(node) {
