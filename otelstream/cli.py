@@ -3,6 +3,10 @@
 Needs the `client` extra (httpx, httpx-sse, rich); `serve` needs uvicorn.
 Exit status: 0 the run succeeded, 1 it failed (or was cancelled), 2 bad usage,
 3 the server refused or could not be reached.
+
+Everything printed comes from outside (task names, errors, the server's answers,
+URLs) or holds brackets (`pip install 'otelstream[example]'`): it is printed as
+rich `Text`, on consoles with markup off, so nothing is read as rich markup.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import threading
 from collections.abc import Sequence
@@ -132,13 +137,13 @@ def follow(client: Client, run_id: str, console: Console) -> int:
         for event in client.events(run_id):
             view.apply(event)
         console.print(view)
-    console.print(view.summary(), highlight=False, soft_wrap=True)
+    console.print(Text(view.summary()), soft_wrap=True)
     try:
         trace_url = client.get_run(run_id).get("trace_url")
     except (ClientError, httpx.HTTPError):
         trace_url = None
     if trace_url:
-        console.print(f"trace: {trace_url}", highlight=False, soft_wrap=True)
+        console.print(Text(f"trace: {trace_url}"), soft_wrap=True)
     return EXIT_OK if view.status == "success" else EXIT_FAILED
 
 
@@ -153,10 +158,18 @@ def parse_param(text: str) -> tuple[str, Any]:
         return key, value
 
 
+def base_url(text: str) -> str:
+    """The router's URL; `localhost:8000` means `http://localhost:8000`, as curl reads it."""
+    return text if _SCHEME.match(text) else f"http://{text}"
+
+
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+
+
 def _run(args: argparse.Namespace, console: Console) -> int:
     with Client(args.url) as client:
         started = client.start(args.pipeline, dict(args.param))
-        console.print(f"started run {started.run_id}", style="dim", highlight=False)
+        console.print(Text(f"started run {started.run_id}", style="dim"))
         return follow(client, started.run_id, console)
 
 
@@ -169,7 +182,7 @@ def _serve(args: argparse.Namespace, console: Console) -> int:
     try:
         import uvicorn
     except ImportError:
-        console.print("otelstream serve needs uvicorn: pip install 'otelstream[example]'")
+        console.print(Text("otelstream serve needs uvicorn: pip install 'otelstream[example]'"))
         return EXIT_USAGE
     sys.path.insert(0, os.path.abspath(args.app_dir))  # as `uvicorn --app-dir` does
     uvicorn.run(args.app, host=args.host, port=args.port, reload=args.reload)
@@ -186,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="start a pipeline and draw its live tree")
     run.add_argument(
-        "url", help="where the otelstream router is served, e.g. http://127.0.0.1:8000"
+        "url", type=base_url, help="where the otelstream router is served, e.g. 127.0.0.1:8000"
     )
     run.add_argument("pipeline")
     run.add_argument(
@@ -195,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     run.set_defaults(handler=_run)
     tail = commands.add_parser("tail", help="draw the live tree of a run that was started")
-    tail.add_argument("url")
+    tail.add_argument("url", type=base_url)
     tail.add_argument("run_id")
     tail.set_defaults(handler=_tail)
     serve = commands.add_parser("serve", help="run an ASGI app with uvicorn (default: the example)")
@@ -210,12 +223,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    console = Console(highlight=False)
+    console = Console(highlight=False, markup=False)
     try:
         code: int = args.handler(args, console)
         return code
     except (ClientError, httpx.HTTPError) as exc:
-        Console(stderr=True, highlight=False).print(f"otelstream: {exc}", style="red")
+        message = f"otelstream: {exc}"
+        if isinstance(exc, httpx.TransportError):
+            message = f"otelstream: cannot reach the server at {args.url}: {exc}"
+        errors = Console(stderr=True, highlight=False, markup=False)
+        errors.print(Text(message, style="red"), soft_wrap=True)
         return EXIT_UNREACHABLE
     except KeyboardInterrupt:
         return 130

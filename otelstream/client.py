@@ -56,7 +56,8 @@ class _Resume:
     Shared by the sync and async clients so both resume the same way.
     """
 
-    def __init__(self, run_id: str, after: int, max_retries: int, backoff: float) -> None:
+    def __init__(self, url: str, run_id: str, after: int, max_retries: int, backoff: float) -> None:
+        self.url = url
         self.run_id = run_id
         self.last_seq = after
         self.done = False
@@ -109,7 +110,7 @@ class _Resume:
             return 0.0  # the stream ended cleanly after giving us events: resume at once
         if not self.reached:
             # never got an answer: a wrong address, not a dropped stream; say so at once
-            raise ClientError(f"cannot reach the server: {error}") from error
+            raise ClientError(f"cannot reach the server at {self.url}: {error}") from error
         self.failures += 1
         if self.failures > self.max_retries:
             raise ClientError(
@@ -209,7 +210,9 @@ class Client:
         A dropped or cut stream is reopened with `Last-Event-ID`; raises
         `MissedEvents` when the server can no longer send what was missed.
         """
-        state = _Resume(run_id, after, self.max_retries, self.backoff)
+        state = _Resume(
+            str(self.http.base_url).rstrip("/"), run_id, after, self.max_retries, self.backoff
+        )
         while not state.done:
             before, error = state.last_seq, None
             try:
@@ -274,7 +277,9 @@ class AsyncClient:
 
     async def events(self, run_id: str, *, after: int = 0) -> AsyncIterator[dict[str, Any]]:
         """Every event after `after`, in order, each once, until the run ends."""
-        state = _Resume(run_id, after, self.max_retries, self.backoff)
+        state = _Resume(
+            str(self.http.base_url).rstrip("/"), run_id, after, self.max_retries, self.backoff
+        )
         while not state.done:
             before, error = state.last_seq, None
             try:

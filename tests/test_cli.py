@@ -11,11 +11,13 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from otelstream.cli import main
-from otelstream.testing import free_port
+from otelstream.fastapi import create_router
+from otelstream.testing import UvicornServer, free_port
 
-from .conftest import ROOT, app_process
+from .conftest import ROOT, app_process, make_telemetry
 
 EXAMPLE = "examples.fastapi-telemetry.main:app"
 
@@ -129,3 +131,60 @@ def test_serve_runs_the_example() -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_brackets_in_names_errors_and_hints_are_printed_as_they_are(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """rich reads `[bold]` as markup: nothing from outside, nor our own hints, may be read so."""
+    telemetry = make_telemetry()
+    tracer = telemetry.tracer
+
+    def brackets() -> None:
+        with tracer.start_as_current_span("task:[bold]shout[/bold]"):
+            raise ValueError("[red]disk[/red] full [link=https://x]")
+
+    app = FastAPI()
+    app.include_router(
+        create_router(
+            hub=telemetry.hub,
+            pipelines={"[b]rackets": brackets},
+            tracer_provider=telemetry.provider,
+        )
+    )
+    try:
+        with UvicornServer(app) as server:
+            address = server.url.removeprefix("http://")  # no scheme: http:// is meant
+            assert main(["run", address, "[b]rackets"]) == 1
+            out = timeless(capsys.readouterr().out)
+            run_id = out.split()[2]
+            error = "ValueError: [red]disk[/red] full [link=https://x]"
+            assert out == (
+                f"started run {run_id}\n"
+                f"[b]rackets  failed  T\n{error}\n"
+                f"└── [bold]shout[/bold]  failed  T\n    {error}\n"
+                f"run {run_id} failed in T: {error}\n"
+            )
+            assert main(["run", address, "[bold]nope"]) == 3
+            assert capsys.readouterr().err == (
+                "otelstream: the run did not start: 404 unknown pipeline '[bold]nope'\n"
+            )
+    finally:
+        telemetry.provider.shutdown()
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # as if uvicorn were not installed
+    assert main(["serve"]) == 2
+    assert capsys.readouterr().out == (
+        "otelstream serve needs uvicorn: pip install 'otelstream[example]'\n"
+    )
+
+
+def test_connection_errors_name_the_url(capsys: pytest.CaptureFixture[str]) -> None:
+    address = f"127.0.0.1:{free_port()}"
+    assert main(["run", address, "example"]) == 3
+    assert capsys.readouterr().err.startswith(
+        f"otelstream: cannot reach the server at http://{address}: "
+    )
+    assert main(["tail", address, "0" * 32]) == 3
+    assert capsys.readouterr().err.startswith(
+        f"otelstream: cannot reach the server at http://{address}: "
+    )
