@@ -243,7 +243,12 @@ def _read(source: EventSource, state: _Resume) -> Iterator[dict[str, Any]]:
 
 
 class AsyncClient:
-    """The same as `Client`, on asyncio."""
+    """The same as `Client`, on asyncio: the same methods, awaited (`aclose` for `close`).
+
+    async with AsyncClient("http://127.0.0.1:8000") as client:
+        async for event in client.run("example", {"seconds": 0.1}):
+            print(event["type"], event["name"])
+    """
 
     def __init__(
         self,
@@ -269,10 +274,17 @@ class AsyncClient:
         if self._owned:
             await self.http.aclose()
 
+    async def pipelines(self) -> list[dict[str, Any]]:
+        response = await self.http.get("/pipelines")
+        response.raise_for_status()
+        found: list[dict[str, Any]] = response.json()["pipelines"]
+        return found
+
     async def start(self, pipeline: str, parameters: Mapping[str, Any] | None = None) -> StartedRun:
         return _started(await self.http.post("/runs", json=_run_body(pipeline, parameters)))
 
     async def get_run(self, run_id: str) -> dict[str, Any]:
+        """The run's status, times and span tree (`GET /runs/{run_id}`)."""
         return _run_json(await self.http.get(f"/runs/{run_id}"), run_id)
 
     async def events(self, run_id: str, *, after: int = 0) -> AsyncIterator[dict[str, Any]]:
@@ -297,6 +309,14 @@ class AsyncClient:
                 error = exc
             if not state.done:
                 await asyncio.sleep(state.delay(state.last_seq > before, error))
+
+    async def run(
+        self, pipeline: str, parameters: Mapping[str, Any] | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Start `pipeline` and yield its events until it ends."""
+        started = await self.start(pipeline, parameters)
+        async for event in self.events(started.run_id):
+            yield event
 
 
 __all__ = [

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -89,6 +90,72 @@ def served() -> Iterator[Served]:
         yield found
 
 
+class AsyncAsSync:
+    """`AsyncClient` behind `Client`'s interface, on an event loop of its own: so one set of
+    cases proves both clients, method by method."""
+
+    def __init__(self, base_url: str, **options: Any) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.client = AsyncClient(base_url, **options)
+
+    def __enter__(self) -> AsyncAsSync:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.loop.run_until_complete(self.client.aclose())
+        self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+        self.loop.close()
+
+    def pipelines(self) -> list[dict[str, Any]]:
+        return self.loop.run_until_complete(self.client.pipelines())
+
+    def start(self, pipeline: str, parameters: Mapping[str, Any] | None = None) -> Any:
+        return self.loop.run_until_complete(self.client.start(pipeline, parameters))
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        return self.loop.run_until_complete(self.client.get_run(run_id))
+
+    def events(self, run_id: str, *, after: int = 0) -> Iterator[dict[str, Any]]:
+        return self._each(self.client.events(run_id, after=after))
+
+    def run(
+        self, pipeline: str, parameters: Mapping[str, Any] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        return self._each(self.client.run(pipeline, parameters))
+
+    def _each(self, events: AsyncIterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        while True:
+            try:
+                yield self.loop.run_until_complete(anext(events))
+            except StopAsyncIteration:
+                return
+
+
+ClientFactory = Callable[..., Any]
+
+
+@pytest.fixture(params=["sync", "async"])
+def client_class(request: pytest.FixtureRequest) -> ClientFactory:
+    """`Client`, or `AsyncClient` driven through the same calls."""
+    return Client if request.param == "sync" else AsyncAsSync
+
+
+def test_both_clients_have_the_same_methods() -> None:
+    def public(cls: type) -> set[str]:
+        return {name for name in vars(cls) if not name.startswith("_")}
+
+    assert public(AsyncClient) == public(Client) - {"close"} | {"aclose"}
+    for name in public(Client) - {"close"}:
+        sync, async_ = getattr(Client, name), getattr(AsyncClient, name)
+        assert inspect.signature(sync).parameters.keys() == (
+            inspect.signature(async_).parameters.keys()
+        ), name
+        if inspect.isgeneratorfunction(sync):
+            assert inspect.isasyncgenfunction(async_), name
+        else:
+            assert inspect.iscoroutinefunction(async_), name
+
+
 def open_gate_when_reached(served: Served, streams: int = 2) -> threading.Thread:
     """Opens the gate once the run waits there and `streams` event streams were opened,
     so the resumed stream is live, not a replay of a finished run."""
@@ -105,9 +172,9 @@ def open_gate_when_reached(served: Served, streams: int = 2) -> threading.Thread
     return thread
 
 
-def test_start_and_read_a_whole_run(served: Served) -> None:
+def test_start_and_read_a_whole_run(served: Served, client_class: ClientFactory) -> None:
     served.gate.set()
-    with Client(served.url) as client:
+    with client_class(served.url) as client:
         assert [p["name"] for p in client.pipelines()] == ["gated", "failing"]
         events = list(client.run("gated"))
     assert shape(events) == GATED
@@ -116,14 +183,14 @@ def test_start_and_read_a_whole_run(served: Served) -> None:
 
 @pytest.mark.parametrize("replay_all", [False, True], ids=["resume", "server-repeats"])
 def test_a_cut_stream_resumes_with_exactly_the_missing_events(
-    served: Served, replay_all: bool
+    served: Served, client_class: ClientFactory, replay_all: bool
 ) -> None:
     """The stream ends after three events while the run waits at its gate; the client
     reconnects with Last-Event-ID: 3 and gets 4, 5, 6 (and drops repeats if the server sends
     them again)."""
     served.watch.cut_after, served.watch.replay_all = 3, replay_all
     opener = open_gate_when_reached(served)
-    with Client(served.url) as client:
+    with client_class(served.url) as client:
         run = client.start("gated")
         events = list(client.events(run.run_id))
     opener.join()
@@ -132,9 +199,11 @@ def test_a_cut_stream_resumes_with_exactly_the_missing_events(
     assert served.requests(run.run_id) == [(None, 200), ("3", 200)]
 
 
-def test_reading_from_a_position_gives_only_what_follows(served: Served) -> None:
+def test_reading_from_a_position_gives_only_what_follows(
+    served: Served, client_class: ClientFactory
+) -> None:
     served.gate.set()
-    with Client(served.url) as client:
+    with client_class(served.url) as client:
         run = client.start("gated")
         assert len(list(client.events(run.run_id))) == 6
         assert [e["seq"] for e in client.events(run.run_id, after=4)] == [5, 6]
@@ -142,10 +211,10 @@ def test_reading_from_a_position_gives_only_what_follows(served: Served) -> None
     assert served.requests(run.run_id) == [(None, 200), ("4", 200), ("6", 204)]
 
 
-def test_events_the_server_no_longer_has_are_an_error() -> None:
+def test_events_the_server_no_longer_has_are_an_error(client_class: ClientFactory) -> None:
     with serving(replay_events=3) as served:
         served.gate.set()
-        with Client(served.url) as client:
+        with client_class(served.url) as client:
             run = client.start("gated")
             deadline = time.monotonic() + 10
             while client.get_run(run.run_id)["status"] == "running":
@@ -155,8 +224,8 @@ def test_events_the_server_no_longer_has_are_an_error() -> None:
                 list(client.events(run.run_id))
 
 
-def test_unknown_runs_and_pipelines(served: Served) -> None:
-    with Client(served.url) as client:
+def test_unknown_runs_and_pipelines(served: Served, client_class: ClientFactory) -> None:
+    with client_class(served.url) as client:
         with pytest.raises(RunNotFound):
             list(client.events("f" * 32))
         with pytest.raises(RunNotFound):
@@ -165,17 +234,19 @@ def test_unknown_runs_and_pipelines(served: Served) -> None:
             client.start("nope")
 
 
-def test_a_server_never_reached_is_an_error_at_once() -> None:
-    with Client(f"http://127.0.0.1:{free_port()}") as client:
-        with pytest.raises(ClientError, match="cannot reach the server"):
+def test_a_server_never_reached_is_an_error_at_once(client_class: ClientFactory) -> None:
+    with client_class(f"http://127.0.0.1:{free_port()}") as client:
+        with pytest.raises(ClientError, match=r"cannot reach the server at http://127\.0\.0\.1:"):
             list(client.events("f" * 32))
 
 
-def test_a_server_that_goes_away_is_an_error_after_the_retries() -> None:
+def test_a_server_that_goes_away_is_an_error_after_the_retries(
+    client_class: ClientFactory,
+) -> None:
     """The stream is cut after one event and the server is gone when the client comes back."""
     with serving() as served:
         served.watch.cut_after = 1
-        with Client(served.url, max_retries=2, backoff=0.01) as client:
+        with client_class(served.url, max_retries=2, backoff=0.01) as client:
             run = client.start("gated")
             events = client.events(run.run_id)
             assert next(events)["seq"] == 1
@@ -198,10 +269,10 @@ def test_the_async_client_resumes_the_same_way() -> None:
 
         async def read(url: str) -> tuple[str, list[dict[str, Any]]]:
             async with AsyncClient(url) as client:
-                run = await client.start("gated")
-                events = [event async for event in client.events(run.run_id)]
-                assert (await client.get_run(run.run_id))["status"] == "success"
-                return run.run_id, events
+                events = [event async for event in client.run("gated")]
+                run_id = events[0]["run_id"]
+                assert (await client.get_run(run_id))["status"] == "success"
+                return run_id, events
 
         run_id, events = asyncio.run(read(served.url))
         opener.join()
