@@ -10,12 +10,13 @@ from opentelemetry.trace import StatusCode
 from opentelemetry.util.types import Attributes
 
 from otelstream._context import RunCancelled
+from otelstream._errors import report
 from otelstream.events import (
     PIPELINE_COMPLETED,
     PIPELINE_STARTED,
+    STARTED_TYPES,
     TASK_COMPLETED,
     TASK_ERROR,
-    TASK_STARTED,
     Event,
 )
 
@@ -76,9 +77,6 @@ class Policy:
         return picked
 
 
-_DEFAULT_POLICY = Policy()
-
-
 def allowed_attributes(attributes: Attributes, allowlist: frozenset[str]) -> dict[str, Any] | None:
     if not allowlist or not attributes:
         return None
@@ -90,63 +88,115 @@ def _plain(value: Any) -> Any:
     return list(value) if isinstance(value, Sequence) and not isinstance(value, str) else value
 
 
-def started(
-    *,
-    is_root: bool,
-    name: str,
-    run_id: str,
-    span_id: int,
-    parent_span_id: int | None,
-    start_ns: int,
-    attributes: dict[str, Any] | None = None,
-) -> Event:
-    if is_root:
-        return Event(PIPELINE_STARTED, name, run_id, span_id, None, start_ns, attributes=attributes)
-    return Event(
-        TASK_STARTED, name, run_id, span_id, parent_span_id, start_ns, attributes=attributes
-    )
+class SpanEvent(Event):
+    """An event recorded on the span hot path and projected where it is first read.
+
+    The span thread stores only what it cannot know later (the kind, the span,
+    the run) and what the hub needs at once (`type`, `run_id`; the hub gives
+    `seq`). The other fields are unset slots: the first read of any of them
+    (the subscriber's `sse`, the hub's fold for `GET /runs/{id}`) lands in
+    `__getattr__`, which projects them all from the span once, on the reader's
+    thread, and lets go of the span. A started event is read from the live
+    span: a name set with `update_name` after the start may show in it, and
+    the end event takes its name from the start event, so both agree.
+    """
+
+    __slots__ = ("_opened", "_policy", "_span")
+
+    def __init__(
+        self,
+        type: str,
+        run_id: str,
+        span: ReadableSpan,
+        policy: Policy,
+        opened: SpanEvent | None = None,
+        name: str | None = None,
+        attributes: dict[str, Any] | None = None,
+    ) -> None:
+        self.type = type
+        self.run_id = run_id
+        self.seq = 0
+        self._sse = None
+        self._span: ReadableSpan | None = span
+        self._policy = policy
+        self._opened = opened  # an end event's start event: its name
+        if name is not None:  # known already (the run's name, logfire's rendered name)
+            self.name = name
+        if opened is None:  # a start: the attributes as they were at the start
+            self.attributes = attributes
+
+    def __getattr__(self, field: str) -> Any:
+        """Only for a field not set yet (a slot that is still empty): project them all."""
+        span = self._span
+        if span is None or field.startswith("__"):
+            raise AttributeError(field)
+        try:
+            self._project(span)
+        except Exception:
+            report("otelstream projection")
+            self._fallback(span)
+        self._span = self._opened = None  # a concurrent reader still has its own `span`
+        return object.__getattribute__(self, field)
+
+    def _project(self, span: ReadableSpan) -> None:
+        context, parent = span.context, span.parent
+        self.span_id = context.span_id
+        opened, policy = self._opened, self._policy
+        if self.type in STARTED_TYPES:
+            self.parent_span_id = (
+                None if self.type == PIPELINE_STARTED or parent is None else parent.span_id
+            )
+            self.time_ns = span.start_time or 0
+            if not _has(self, "name"):
+                task = task_name(span.name, None)  # None only for logfire's, named at start
+                self.name = policy.clip(span.name if task is None else task)
+            self.duration_ns = self.status = self.error = self.error_type = None
+            return
+        root = self.type == PIPELINE_COMPLETED
+        self.parent_span_id = None if root or parent is None else parent.span_id
+        end_ns = self.time_ns = span.end_time or 0
+        self.duration_ns = end_ns - (span.start_time or end_ns)
+        if not _has(self, "name"):
+            self.name = opened.name if opened is not None else policy.clip(span.name)
+        failed = failure(span)
+        error = None if failed is None else policy.error(failed)
+        self.status = _status(error) if root else None
+        self.error = None if error is None else error[1]
+        self.error_type = None if error is None else error[0]
+        self.attributes = policy.attributes(span.attributes) if policy.allowlist else None
+
+    def _fallback(self, span: ReadableSpan) -> None:
+        """A projection that failed (a bug, reported): the event still frames and folds."""
+        for field, value in (("span_id", 0), ("parent_span_id", None), ("time_ns", 0)):
+            if not _has(self, field):
+                setattr(self, field, value)
+        for field in ("duration_ns", "status", "error", "error_type", "attributes"):
+            if not _has(self, field):
+                setattr(self, field, None)
+        if not _has(self, "name"):
+            self.name = "?"
 
 
-def ended(
-    span: ReadableSpan,
-    *,
-    is_root: bool,
-    name: str,
-    run_id: str,
-    policy: Policy = _DEFAULT_POLICY,
-) -> Event:
-    context, parent = span.context, span.parent
-    end_ns = span.end_time or 0
-    duration_ns = end_ns - (span.start_time or end_ns)
-    failed = failure(span)
-    error = None if failed is None else policy.error(failed)
-    attributes = policy.attributes(span.attributes) if policy.allowlist else None
-    if is_root:
-        return Event(
-            PIPELINE_COMPLETED,
-            name,
-            run_id,
-            context.span_id,
-            None,
-            end_ns,
-            duration_ns=duration_ns,
-            status=_status(error),
-            error=None if error is None else error[1],
-            error_type=None if error is None else error[0],
-            attributes=attributes,
-        )
-    return Event(
-        TASK_COMPLETED if error is None else TASK_ERROR,
-        name,
-        run_id,
-        context.span_id,
-        None if parent is None else parent.span_id,
-        end_ns,
-        duration_ns=duration_ns,
-        error=None if error is None else error[1],
-        error_type=None if error is None else error[0],
-        attributes=attributes,
-    )
+def _has(event: Event, field: str) -> bool:
+    try:
+        object.__getattribute__(event, field)
+    except AttributeError:
+        return False
+    return True
+
+
+def end_type(span: ReadableSpan, opened: SpanEvent) -> str:
+    """The end event's type, on the hot path: a span with no events and no error status (most)
+    costs two attribute reads; the others are looked into here."""
+    if opened.type == PIPELINE_STARTED:
+        return PIPELINE_COMPLETED
+    # the SDK's own list, not `span.events` (a locked copy, 0.5 µs); any other span: `events`
+    events = getattr(span, "_events", None)
+    if events is None:
+        events = span.events
+    if not events and span.status.status_code is not StatusCode.ERROR:
+        return TASK_COMPLETED
+    return TASK_COMPLETED if failure(span) is None else TASK_ERROR
 
 
 def _status(error: tuple[str | None, str] | None) -> str:

@@ -46,9 +46,11 @@ def format_time(time_ns: int) -> str:
 class Event:
     """One step of a run, as the span processor saw it.
 
-    Built on the span hot path, so it holds raw ids and nanoseconds; the hub
-    gives it its `seq`, and the JSON and SSE forms are made once, later, off
-    that path (on the first subscriber's event loop, shared by all others).
+    It holds raw ids and nanoseconds; the hub gives it its `seq`, and the JSON
+    and SSE forms are made once, off the span hot path (on the first
+    subscriber's event loop, shared by all others). The span processor
+    publishes `otelstream._projection.SpanEvent`, a subclass whose fields are
+    themselves projected from the span only when first read.
     """
 
     __slots__ = (
@@ -125,9 +127,9 @@ class Event:
 
     def to_json(self) -> str:
         # most events: the same text as `to_dict` gives, without a dict or the encoder
-        # (not for subclasses, which may override `to_dict`)
+        # (not for subclasses that override `to_dict`)
         plain = self.status is None and self.error is None and self.error_type is None
-        if plain and not self.attributes and type(self) is Event:
+        if plain and not self.attributes and type(self).to_dict is Event.to_dict:
             parent = "null" if self.parent_span_id is None else f'"{self.parent_span_id:016x}"'
             head = (
                 f'{{"type":"{self.type}","name":{_string(self.name)},"run_id":"{self.run_id}",'

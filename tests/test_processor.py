@@ -292,3 +292,41 @@ def test_a_second_run_in_one_trace_needs_a_new_trace(telemetry: Telemetry) -> No
     root = next(s for s in telemetry.exporter.get_finished_spans() if s.name == "pipeline:third")
     assert root.parent is None
     assert [link.context.span_id for link in root.links] == [request.get_span_context().span_id]
+
+
+class _Recording:
+    """A hub that keeps what the processor published, as published (nothing read yet)."""
+
+    settings = Settings()
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def publish(self, run_id: str, event: Event) -> None:
+        event.seq = len(self.events) + 1
+        self.events.append(event)
+
+
+def test_the_span_thread_records_and_the_reader_projects() -> None:
+    hub = _Recording()
+    provider = TracerProvider()
+    provider.add_span_processor(EventStreamProcessor(hub))  # type: ignore[arg-type]
+    tracer = provider.get_tracer("tests")
+    with streamed_run("etl", tracer_provider=provider):
+        with tracer.start_as_current_span("task:load") as span:
+            span.record_exception(ValueError("bad row"))  # recorded, never raised
+    # on the span thread: the kind and the run only, the span kept for the reader
+    assert [e.type for e in hub.events] == [
+        "pipeline_started",
+        "task_started",
+        "task_error",
+        "pipeline_completed",
+    ]
+    assert all(getattr(e, "_span", None) is not None for e in hub.events)
+    failed = hub.events[2]
+    assert failed.to_dict()["error"] == "bad row" and failed.error_type == "ValueError"
+    assert getattr(failed, "_span", None) is None  # projected once, the span let go
+    assert failed.name == hub.events[1].name == "load"
+    assert b'"type":"task_started","name":"load"' in hub.events[1].sse
+    with pytest.raises(AttributeError):
+        _ = failed.no_such_field  # type: ignore[attr-defined]

@@ -8,6 +8,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from otelstream import _projection as projection
 from otelstream._context import RUN_KEY, RunCancelled, RunMark, current_context
 from otelstream._errors import report, warn_limited
+from otelstream.events import PIPELINE_STARTED, TASK_STARTED
 from otelstream.hubs import Hub
 from otelstream.settings import Settings
 
@@ -20,6 +21,10 @@ class EventStreamProcessor(SpanProcessor):
     context lookup on start and one dict lookup on end. Nothing here blocks or
     raises into the code that opened the span, but for `RunCancelled` where a
     cancelled run opens its next span: that is how cancellation reaches it.
+
+    A streamed span costs its thread a record, not a projection: the event
+    published holds the span and is projected where it is first read
+    (`otelstream._projection.SpanEvent`), on the subscriber's loop.
     """
 
     def __init__(self, hub: Hub, settings: Settings | None = None) -> None:
@@ -29,8 +34,8 @@ class EventStreamProcessor(SpanProcessor):
             settings.attribute_allowlist, settings.max_string_length, settings.redact_errors
         )
         self._max_open = settings.max_open_spans
-        # span id -> (run id, name, is root) of every projected span that has not ended yet
-        self._open: dict[int, tuple[str, str, bool]] = {}
+        # span id -> the start event of every projected span that has not ended yet
+        self._open: dict[int, projection.SpanEvent] = {}
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         mark = (current_context() if parent_context is None else parent_context).get(RUN_KEY)
@@ -43,51 +48,40 @@ class EventStreamProcessor(SpanProcessor):
                 report("EventStreamProcessor.on_start")
 
     def _start(self, span: Span, mark: RunMark) -> None:
-        context, parent = span.context, span.parent
-        parent_span_id = None if parent is None else parent.span_id
-        is_root = (parent_span_id or 0) == mark.origin_span_id
-        if is_root:
-            name = self._policy.clip(mark.name)
+        context, parent, policy = span.context, span.parent, self._policy
+        name = None
+        if ((parent.span_id if parent is not None else 0) or 0) == mark.origin_span_id:
+            kind, name = PIPELINE_STARTED, policy.clip(mark.name)
             run_id = mark.run_id = format(context.trace_id, "032x")
         else:
+            kind, task_run_id = TASK_STARTED, mark.run_id
+            if task_run_id is None:
+                return
+            run_id = task_run_id
             # only logfire's spans need their attributes read to be named (or skipped)
             scope = span.instrumentation_scope
-            from_logfire = scope is not None and scope.name == "logfire"
-            logfire_attributes = span.attributes if from_logfire else None
-            task_run_id, task = mark.run_id, projection.task_name(span.name, logfire_attributes)
-            if task_run_id is None or task is None:
-                return
-            run_id, name = task_run_id, self._policy.clip(task)
+            if scope is not None and scope.name == "logfire":
+                task = projection.task_name(span.name, span.attributes)
+                if task is None:
+                    return
+                name = policy.clip(task)
         if len(self._open) >= self._max_open:
-            warn_limited("otelstream: %d spans open, not streaming %r", self._max_open, name)
+            warn_limited("otelstream: %d spans open, not streaming %r", self._max_open, span.name)
             return
-        self._open[context.span_id] = (run_id, name, is_root)
-        policy = self._policy
         attributes = policy.attributes(span.attributes) if policy.allowlist else None
-        self.hub.publish(
-            run_id,
-            projection.started(
-                is_root=is_root,
-                name=name,
-                run_id=run_id,
-                span_id=context.span_id,
-                parent_span_id=parent_span_id,
-                start_ns=span.start_time or 0,
-                attributes=attributes,
-            ),
-        )
+        event = projection.SpanEvent(kind, run_id, span, policy, name=name, attributes=attributes)
+        self._open[context.span_id] = event
+        self.hub.publish(run_id, event)
 
     def on_end(self, span: ReadableSpan) -> None:
         if not self._open:  # no streamed span is open anywhere: nothing to look up
             return
-        found = self._open.pop(span.context.span_id, None)
-        if found is not None:
+        opened = self._open.pop(span.context.span_id, None)
+        if opened is not None:
             try:
-                run_id, name, is_root = found
-                event = projection.ended(
-                    span, is_root=is_root, name=name, run_id=run_id, policy=self._policy
-                )
-                self.hub.publish(run_id, event)
+                kind = projection.end_type(span, opened)
+                event = projection.SpanEvent(kind, opened.run_id, span, self._policy, opened)
+                self.hub.publish(opened.run_id, event)
             except Exception:
                 report("EventStreamProcessor.on_end")
 
