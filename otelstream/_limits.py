@@ -1,4 +1,5 @@
-"""A bound on request bodies, as a FastAPI route class: refused with 413, not read to the end."""
+"""The router's route class: request bodies bounded (413, not read to the end), and a hub that
+cannot be reached answered as 503 with `Retry-After`, never as a missing run."""
 
 from __future__ import annotations
 
@@ -6,8 +7,11 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import HTTPException, Request, Response
+from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.types import Message
+
+from otelstream.hubs import HubUnavailable
 
 
 def body_limited_route(limit: int) -> type[APIRoute]:
@@ -36,7 +40,14 @@ def body_limited_route(limit: int) -> type[APIRoute]:
                             raise too_large()
                     return message
 
-                return await handler(Request(request.scope, counting))
+                try:
+                    return await handler(Request(request.scope, counting))
+                except HubUnavailable as exc:
+                    return JSONResponse(
+                        {"detail": f"{exc}: retry later"},
+                        status_code=503,
+                        headers={"Retry-After": str(exc.retry_after)},
+                    )
 
             return limited
 

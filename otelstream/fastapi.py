@@ -110,15 +110,18 @@ def create_router(
         if request.pipeline_name not in runner.pipelines:
             raise HTTPException(404, f"unknown pipeline {request.pipeline_name!r}")
         parameters = call_arguments(request.parameters)
+        await hub.check()  # HubUnavailable (503): a run that cannot be streamed is not started
         parent = trace.get_current_span().get_span_context()
         if parent.is_valid and await hub.position(format(parent.trace_id, "032x")) is not None:
             # the run id is the trace id: a client that sends the traceparent of a trace that
             # already has a run must start a new trace for the next one
             raise HTTPException(409, f"trace {parent.trace_id:032x} already has a run")
         try:
-            return runner.start(request.pipeline_name, parameters)
+            handle = runner.start(request.pipeline_name, parameters)
         except RunsFull as exc:
             raise HTTPException(503, str(exc), headers={"Retry-After": "1"}) from None
+        await hub.flush()  # its start is stored: every worker knows the run from now on
+        return handle
 
     def subscribe(run_id: str, after: int = 0) -> EventStreamResponse:
         try:
@@ -214,7 +217,7 @@ def create_router(
         check_stream_room()
         return subscribe(run_id, after)
 
-    @router.get("/runs/{run_id}", dependencies=watching, responses=_errors(404))
+    @router.get("/runs/{run_id}", dependencies=watching, responses=_errors(404, 503))
     async def get_run(run_id: str) -> dict[str, Any]:
         """The run's status, times and span tree."""
         run = await _get_run(run_id)
@@ -224,7 +227,7 @@ def create_router(
         return run
 
     @router.delete(
-        "/runs/{run_id}", status_code=202, dependencies=watching, responses=_errors(404, 409)
+        "/runs/{run_id}", status_code=202, dependencies=watching, responses=_errors(404, 409, 503)
     )
     async def cancel_run(run_id: str) -> dict[str, str]:
         """Cancel a run started by this server: it stops at its next span, `status: cancelled`."""
@@ -258,7 +261,8 @@ _ERRORS = {
     404: "Unknown pipeline, or unknown or expired run (or a wrong run token).",
     409: "The trace already has a run, or the run has ended.",
     413: "The request body is over `max_body_bytes`.",
-    503: "Every worker, queue place or stream is taken: retry after `Retry-After` seconds.",
+    503: "Every worker, queue place or stream is taken, or the hub cannot be reached (Redis "
+    "down): retry after `Retry-After` seconds.",
 }
 
 

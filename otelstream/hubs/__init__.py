@@ -84,6 +84,17 @@ class Hub(Protocol):
         HubUnavailable."""
         ...
 
+    async def flush(self, timeout: float = 5.0) -> None:
+        """Wait (up to `timeout` seconds) until what was published before the call is seen by
+        every process sharing the hub: the router answers a run's start only then, so another
+        worker knows the run at once."""
+        ...
+
+    async def check(self) -> None:
+        """Raise HubUnavailable when a run started now could not be streamed (its store cannot
+        be reached); cheap: the router asks it before every start."""
+        ...
+
     def subscriber_count(self, run_id: str | None = None) -> int:
         """Open subscriptions in this process, of one run or of all."""
         ...

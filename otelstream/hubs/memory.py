@@ -153,6 +153,12 @@ class MemoryHub:
             status = (run.events[-1].status or "success") if finished else "running"
         return RunPosition(last_seq, finished, status)
 
+    async def flush(self, timeout: float = 5.0) -> None:
+        """Nothing to wait for: a published event is seen at once."""
+
+    async def check(self) -> None:
+        """Always available: the runs live in this process."""
+
     def close(self) -> None:
         """Nothing to deliver or let go of: every event is in place once published."""
 

@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import os
 import threading
+import time
 from collections import OrderedDict, deque
 from collections.abc import Coroutine
 from typing import Any, Final, Self, TypeVar, cast
@@ -37,11 +38,12 @@ from redis.asyncio import Redis
 from redis.asyncio.connection import BlockingConnectionPool, Connection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from otelstream._errors import internal_errors, report, warn_limited
+from otelstream._errors import internal_errors, logger, report, warn_limited
 from otelstream.events import PIPELINE_COMPLETED, PIPELINE_STARTED, Event
-from otelstream.hubs import RunPosition, SubscriberLagged, UnknownRun
+from otelstream.hubs import HubUnavailable, RunPosition, SubscriberLagged, UnknownRun
 from otelstream.hubs._redis_codec import (
     MARK_LOST,
     PUBLISH,
@@ -50,7 +52,6 @@ from otelstream.hubs._redis_codec import (
     encode,
     marker_seq,
     meta_key,
-    run_of,
     stream_key,
 )
 from otelstream.hubs._runs import RunTree
@@ -67,7 +68,14 @@ _BLOCK_MS: Final = 2_000
 _MAX_CONNECTIONS: Final = 32  # beside the one blocking reader
 _POOL_WAIT_S: Final = 10.0  # how long a command waits for a free connection
 """An XREAD returns at least this often; new runs normally interrupt it with CLIENT UNBLOCK."""
-_BACKOFF_S: Final = (0.05, 2.0)
+_BACKOFF_S: Final = (0.05, 0.25)
+"""Between retries while Redis is down: short, so that runs go on soon after it is back."""
+_FRESH_S: Final = 0.25
+"""The writer pings first when it has not reached Redis for this long (stale connections)."""
+_CHECK_S: Final = 1.0
+"""How long `check` waits for Redis's PING."""
+_UNREACHABLE: Final = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)
+"""What an unreachable or hung Redis raises: operational, told as warnings and 503s."""
 _FLUSH_S: Final = 2.0
 """How long `get_run` waits for events published before it to be written."""
 
@@ -185,6 +193,8 @@ class RedisHub:
         self._writing = False
         self._tasks: list[asyncio.Task[None]] = []
         self._quiet = _quiet_context()
+        self._contact = float("-inf")  # monotonic time Redis last answered
+        self._down_since: float | None = None  # set while Redis is known to be unreachable
 
     # -- the hot path -------------------------------------------------------------------------
 
@@ -372,7 +382,10 @@ class RedisHub:
         options: dict[str, Any] = {
             "decode_responses": True,
             "protocol": 2,  # the replies' shapes are the same from redis-py 5 to 8
-            "retry": Retry(NoBackoff(), 0),  # fail fast: the hub decides what a failure means
+            # Reads are retried once on a new connection: after Redis restarts, every pooled
+            # connection is stale, and that is no outage. Writes are not (a script is not
+            # idempotent): the writer pings first instead.
+            "retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
             "socket_connect_timeout": self._socket_timeout,
         }
         # A bounded pool whose callers wait for a free connection: a burst of streams opening
@@ -385,6 +398,15 @@ class RedisHub:
             **options,
         )
         client = self._client = Redis.from_pool(pool)
+        writer = Redis.from_pool(  # pings and pipelines share one connection, mostly
+            BlockingConnectionPool.from_url(
+                self.url,
+                max_connections=2,
+                timeout=_POOL_WAIT_S,
+                socket_timeout=self._socket_timeout,
+                **{**options, "retry": Retry(NoBackoff(), 0)},
+            )
+        )
         reader = Redis.from_url(
             self.url,
             single_connection_client=True,
@@ -393,7 +415,7 @@ class RedisHub:
             **options,
         )
         self._tasks = [
-            loop.create_task(self._writer(client)),
+            loop.create_task(self._writer(writer)),
             loop.create_task(self._reader(reader)),
         ]
         try:
@@ -402,21 +424,62 @@ class RedisHub:
             for task in self._tasks:
                 task.cancel()
             loop.run_until_complete(asyncio.gather(*self._tasks, return_exceptions=True))
-            loop.run_until_complete(_close_clients(client, reader))
+            loop.run_until_complete(_close_clients(client, writer, reader))
             loop.close()
 
     async def _call(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run `coro` on the I/O loop and wait for it on the caller's loop."""
+        """Run `coro` on the I/O loop and wait for it on the caller's loop; HubUnavailable when
+        Redis cannot be reached."""
         future = asyncio.run_coroutine_threadsafe(self._quietly(coro), self._ensure_loop())
-        return await asyncio.wrap_future(future)
+        try:
+            return await asyncio.wrap_future(future)
+        except _UNREACHABLE as exc:
+            raise HubUnavailable(f"Redis cannot be reached: {exc}") from None
 
     async def _quietly(self, coro: Coroutine[Any, Any, T]) -> T:
         # run_coroutine_threadsafe runs the task in the caller's context: drop its spans and marks
         token = otel_context.attach(self._quiet)
         try:
-            return await coro
+            result = await coro
+        except _UNREACHABLE as exc:
+            self._down(exc)
+            raise
         finally:
             otel_context.detach(token)
+        self._up()
+        return result
+
+    def _up(self) -> None:
+        """Redis answered (I/O loop)."""
+        self._contact = time.monotonic()
+        if self._down_since is not None:
+            self._down_since = None
+            logger.warning("otelstream: Redis at %s answers again", self.url)
+
+    def _down(self, exc: BaseException) -> None:
+        """Redis did not answer (I/O loop): say so once per outage, end the streams it feeds."""
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+            self._unreachable(exc)
+        with self._lock:
+            failed = [
+                self._fail(run_id, "Redis cannot be reached") for run_id in list(self._watches)
+            ]
+        for subscribers in failed:
+            for subscriber in subscribers:
+                subscriber.notify()
+
+    async def check(self) -> None:
+        """Whether a run started now can be streamed: Redis answers a PING within a second
+        (a round trip on the I/O loop, far less than starting a run); HubUnavailable if not."""
+        try:
+            await asyncio.wait_for(self._call(self._ping()), _CHECK_S)
+        except TimeoutError:
+            raise HubUnavailable(f"Redis did not answer within {_CHECK_S} s") from None
+
+    async def _ping(self) -> None:
+        assert self._client is not None
+        await self._client.ping()
 
     async def _shutdown(self, timeout: float) -> None:
         await self._flush(timeout)
@@ -447,14 +510,13 @@ class RedisHub:
             while self._buffer:
                 if backoff:  # Redis failed: events wait in the (bounded) buffer meanwhile
                     await asyncio.sleep(backoff)
-                    ok = False
-                    with internal_errors("RedisHub: Redis does not answer"):
-                        ok = bool(await client.ping())
-                    if not ok:
-                        backoff = min(backoff * 2, _BACKOFF_S[1])
-                        self._release_barriers()
-                        continue
-                    backoff = 0.0
+                if (backoff or time.monotonic() - self._contact > _FRESH_S) and not (
+                    await self._reachable(client)
+                ):
+                    backoff = min(max(backoff * 2, _BACKOFF_S[0]), _BACKOFF_S[1])
+                    self._release_barriers()
+                    continue
+                backoff = 0.0
                 batch, barriers = self._take()
                 self._writing = True
                 try:
@@ -467,6 +529,21 @@ class RedisHub:
                 for barrier in barriers:
                     if not barrier.future.done():
                         barrier.future.set_result(None)
+
+    async def _reachable(self, client: Redis) -> bool:
+        """PING before writing after a pause: a connection that went stale while Redis
+        restarted is dropped here, not found out by losing a batch of a new run's events."""
+        for attempt in range(2):
+            try:
+                await client.ping()
+            except _UNREACHABLE as exc:
+                await _reset(client)
+                if attempt:
+                    self._down(exc)
+            else:
+                self._up()
+                return True
+        return False
 
     def _take(self) -> tuple[list[tuple[str, Event]], list[_Barrier]]:
         batch: list[tuple[str, Event]] = []
@@ -500,8 +577,9 @@ class RedisHub:
                 return True
             try:
                 results = await pipe.execute(raise_on_error=False)
-            except (RedisError, OSError) as exc:
-                self._unreachable(exc)
+            except _UNREACHABLE as exc:
+                self._down(exc)
+                await _reset(client)
             except Exception:  # not Redis's doing: one event is bad, find it
                 report("RedisHub: writing a batch of events")
                 bad_batch = True
@@ -516,6 +594,7 @@ class RedisHub:
             for run_id, count in _count_by_run(sent).items():
                 self._lose(run_id, count, "Redis did not answer")
             return False
+        self._up()
         self._settle(sent, results)
         return True
 
@@ -553,7 +632,7 @@ class RedisHub:
             for run_id, count in pending.items():
                 keys = [stream_key(self.key_prefix, run_id), meta_key(self.key_prefix, run_id)]
                 await mark(keys=keys, args=[count, self._maxlen], client=pipe)
-            with internal_errors("RedisHub: writing loss markers"):
+            with contextlib.suppress(*_UNREACHABLE):
                 await pipe.execute(raise_on_error=False)
                 written = True
         if not written:  # try again after the next batch
@@ -607,19 +686,17 @@ class RedisHub:
             response: Any = None
             self._reading = True
             try:
-                with internal_errors("RedisHub: reading events from Redis"):
-                    response = await client.xread(streams, count=_READ_COUNT, block=_BLOCK_MS)
-                    response = response or []
+                response = await client.xread(streams, count=_READ_COUNT, block=_BLOCK_MS)
+                response = response or []
+                self._up()
+            except _UNREACHABLE as exc:
+                self._down(exc)  # ends the streams of every watched run
+            except Exception:
+                report("RedisHub: reading events from Redis")
             finally:
                 self._reading = False
             if response is None:
                 self._reader_id = None
-                runs = [run_of(key) for key in streams]
-                with self._lock:
-                    failed = [self._fail(run_id, "Redis is unavailable") for run_id in runs]
-                for subscribers in failed:
-                    for subscriber in subscribers:
-                        subscriber.notify()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _BACKOFF_S[1])
                 continue
@@ -652,13 +729,11 @@ class RedisHub:
         for subscriber in woken:
             subscriber.notify()
 
-    async def _lookup(self, run_id: str) -> tuple[bool, int | None] | None:
-        """(whether the run is in Redis, the seq it ended with); None when Redis cannot say."""
+    async def _lookup(self, run_id: str) -> tuple[bool, int | None]:
+        """(whether the run is in Redis, the seq it ended with)."""
         assert self._client is not None
-        with internal_errors("RedisHub: looking up a run"):
-            seq, done = await self._client.hmget(meta_key(self.key_prefix, run_id), "seq", "done")
-            return seq is not None, None if done is None else int(done)
-        return None
+        seq, done = await self._client.hmget(meta_key(self.key_prefix, run_id), "seq", "done")
+        return seq is not None, None if done is None else int(done)
 
     async def _range(self, run_id: str, after: int, upto: int) -> tuple[list[Event], list[int]]:
         """Events `after` < seq <= `upto` and the loss markers among them, from the stream."""
@@ -696,12 +771,10 @@ class RedisHub:
     async def _get_run(self, run_id: str) -> dict[str, Any] | None:
         assert self._client is not None
         await self._flush(_FLUSH_S)
-        found: list[Any] | None = None
-        with internal_errors("RedisHub.get_run"):
-            async with self._client.pipeline(transaction=True) as pipe:
-                pipe.hgetall(meta_key(self.key_prefix, run_id))
-                pipe.xrange(stream_key(self.key_prefix, run_id))
-                found = await pipe.execute()
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.hgetall(meta_key(self.key_prefix, run_id))
+            pipe.xrange(stream_key(self.key_prefix, run_id))
+            found: list[Any] = await pipe.execute()
         if not found or not found[0]:
             return None
         meta: dict[str, str] = found[0]
@@ -737,9 +810,10 @@ class RedisSubscription:
         hub, run_id = self._hub, self.run_id
         with hub._lock:
             known = run_id in hub._opened or run_id in hub._watches
-        found = await hub._call(hub._lookup(run_id))
-        if found is None:
-            self._failed = "Redis is unavailable"
+        try:
+            found = await hub._call(hub._lookup(run_id))
+        except HubUnavailable:
+            self._failed = "Redis cannot be reached"
         else:
             exists, done = found
             if not exists and not known:
@@ -756,8 +830,8 @@ class RedisSubscription:
                 self._backlog, self._markers = await hub._call(
                     hub._range(run_id, self._start, watch.base)
                 )
-            except Exception:
-                self._failed = "Redis is unavailable"
+            except HubUnavailable:
+                self._failed = "Redis cannot be reached"
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -794,6 +868,12 @@ def _count_by_run(batch: list[tuple[str, Event]]) -> dict[str, int]:
     for run_id, _event in batch:
         counts[run_id] = counts.get(run_id, 0) + 1
     return counts
+
+
+async def _reset(client: Redis) -> None:
+    """Drop the writer's connections: the next command opens a new one."""
+    with contextlib.suppress(Exception):
+        await client.connection_pool.disconnect()
 
 
 async def _close_clients(*clients: Redis) -> None:

@@ -331,6 +331,14 @@
       notFound(current, detail(info.body, info.response));
       return;
     }
+    if (info && info.response.status === 503) {
+      // the server cannot reach its hub (Redis down) or is full: wait as it says, keep trying
+      const wait = Number(info.response.headers.get("retry-after")) || 2;
+      setTimeout(() => {
+        if (current === run && !current.finished) connect(current, current.lastSeq);
+      }, wait * 1000);
+      return;
+    }
     if (info && info.body && info.body.status !== "running" && current.lastSeq >= info.body.last_seq) {
       setConnection("closed", "");
       return;
