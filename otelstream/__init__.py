@@ -9,10 +9,11 @@ import typing as _typing
 
 if _typing.TYPE_CHECKING:
     from otelstream._context import RunCancelled
+    from otelstream._progress import progress
     from otelstream.events import Event
     from otelstream.hubs import Hub, UnknownRun
     from otelstream.hubs.memory import MemoryHub
-    from otelstream.processors import EventStreamProcessor
+    from otelstream.processors import EventLogProcessor, EventStreamProcessor
     from otelstream.runs import PipelineRunner, RunHandle, streamed_run
     from otelstream.sampling import RunSampler
     from otelstream.settings import Settings
@@ -20,6 +21,7 @@ if _typing.TYPE_CHECKING:
 
 _WHERE = {
     "Event": "otelstream.events",
+    "EventLogProcessor": "otelstream.processors",
     "EventStreamProcessor": "otelstream.processors",
     "Hub": "otelstream.hubs",
     "MemoryHub": "otelstream.hubs.memory",
@@ -30,6 +32,7 @@ _WHERE = {
     "Settings": "otelstream.settings",
     "Telemetry": "otelstream.telemetry",
     "UnknownRun": "otelstream.hubs",
+    "progress": "otelstream._progress",
     "setup_telemetry": "otelstream.telemetry",
     "streamed_run": "otelstream.runs",
 }
@@ -50,6 +53,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "Event",
+    "EventLogProcessor",
     "EventStreamProcessor",
     "Hub",
     "MemoryHub",
@@ -60,6 +64,7 @@ __all__ = [
     "Settings",
     "Telemetry",
     "UnknownRun",
+    "progress",
     "setup_telemetry",
     "streamed_run",
 ]

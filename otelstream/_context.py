@@ -36,13 +36,30 @@ class RunMark:
     spans) never see the mark, so they are never projected.
     """
 
-    __slots__ = ("cancelled", "name", "origin_span_id", "run_id")
+    __slots__ = (
+        "cancelled",
+        "hidden",
+        "log_bytes",
+        "log_events",
+        "logs_dropped",
+        "name",
+        "origin_span_id",
+        "root_span_id",
+        "run_id",
+    )
 
     def __init__(self, name: str, origin_span_id: int) -> None:
         self.name = name
         self.origin_span_id = origin_span_id
         self.run_id: str | None = None  # set once the root span has started
+        self.root_span_id = 0  # likewise
         self.cancelled = False  # set by a cancel request; the run's next span raises
+        # the run's log budget, spent by its task_log events (the mark lives as long as the run)
+        self.log_events = 0
+        self.log_bytes = 0
+        self.logs_dropped = 0
+        self.hidden: dict[int, int | None] | None = None
+        """Span filters: each filtered-out open span -> its nearest shown ancestor."""
 
 
 class RunCancelled(Exception):

@@ -68,6 +68,10 @@ class Policy:
             return error_type, error_type or "error"
         return error_type, self.clip(message)
 
+    def message(self, text: str) -> str:
+        """A log or progress message: cut as error messages are, withheld when they are."""
+        return "(redacted)" if self.redact_errors else self.clip(text)
+
     def attributes(self, attributes: Attributes) -> dict[str, Any] | None:
         picked = allowed_attributes(attributes, self.allowlist)
         if picked:
@@ -101,7 +105,7 @@ class SpanEvent(Event):
     the end event takes its name from the start event, so both agree.
     """
 
-    __slots__ = ("_opened", "_policy", "_span")
+    __slots__ = ("_opened", "_policy", "_shown_parent", "_span")
 
     def __init__(
         self,
@@ -112,6 +116,7 @@ class SpanEvent(Event):
         opened: SpanEvent | None = None,
         name: str | None = None,
         attributes: dict[str, Any] | None = None,
+        shown_parent: int | None = None,
     ) -> None:
         self.type = type
         self.run_id = run_id
@@ -120,6 +125,8 @@ class SpanEvent(Event):
         self._span: ReadableSpan | None = span
         self._policy = policy
         self._opened = opened  # an end event's start event: its name
+        # the nearest shown ancestor, when span filters hid the parent (the end: as the start)
+        self._shown_parent: int | None = shown_parent if opened is None else opened._shown_parent
         if name is not None:  # known already (the run's name, logfire's rendered name)
             self.name = name
         if opened is None:  # a start: the attributes as they were at the start
@@ -144,7 +151,9 @@ class SpanEvent(Event):
         opened, policy = self._opened, self._policy
         if self.type in STARTED_TYPES:
             self.parent_span_id = (
-                None if self.type == PIPELINE_STARTED or parent is None else parent.span_id
+                None
+                if self.type == PIPELINE_STARTED or parent is None
+                else self._shown_parent or parent.span_id
             )
             self.time_ns = span.start_time or 0
             if not _has(self, "name"):
@@ -153,7 +162,9 @@ class SpanEvent(Event):
             self.duration_ns = self.status = self.error = self.error_type = None
             return
         root = self.type == PIPELINE_COMPLETED
-        self.parent_span_id = None if root or parent is None else parent.span_id
+        self.parent_span_id = (
+            None if root or parent is None else self._shown_parent or parent.span_id
+        )
         end_ns = self.time_ns = span.end_time or 0
         self.duration_ns = end_ns - (span.start_time or end_ns)
         if not _has(self, "name"):

@@ -11,6 +11,16 @@ TASK_STARTED: Final = "task_started"
 TASK_COMPLETED: Final = "task_completed"
 TASK_ERROR: Final = "task_error"
 PIPELINE_COMPLETED: Final = "pipeline_completed"
+TASK_LOG: Final = "task_log"
+"""A log record emitted inside a task (`level`, `message`, `logger`; `span_id` is the task)."""
+TASK_PROGRESS: Final = "task_progress"
+"""A task's progress (`done`, `total` or null, `message`), at most ~10 a second per task."""
+LOGS_DROPPED: Final = "logs_dropped"
+"""Once per run, at its end, when its log budget was spent: `dropped` records were not sent."""
+RUN_STARTED: Final = "run_started"
+"""On the runs stream: a run began (`run_id`, `name`, `status`, `started_at`, ...)."""
+RUN_ENDED: Final = "run_ended"
+"""On the runs stream: a run ended, with its `status`, `duration_ms` and `error_type`."""
 STREAM_OVERFLOW: Final = "stream_overflow"
 """Sent without an SSE id to a subscriber that fell too far behind, just before its stream ends."""
 
@@ -20,6 +30,7 @@ SERVER_SHUTDOWN: Final = "server_shutdown"
 """Sent without an SSE id when the server closes a stream on shutdown."""
 
 STARTED_TYPES: Final = frozenset({PIPELINE_STARTED, TASK_STARTED})
+ENDED_TYPES: Final = frozenset({TASK_COMPLETED, TASK_ERROR, PIPELINE_COMPLETED})
 
 _json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 _string = json.encoder.encode_basestring  # a str as JSON, as `_json` writes it
@@ -150,6 +161,33 @@ class Event:
         return frame
 
 
+class DataEvent(Event):
+    """An event with fields of its own type: `task_log` (`level`, `message`, `logger`),
+    `task_progress` (`done`, `total`, `message`), `logs_dropped` (`dropped`, `message`)."""
+
+    __slots__ = ("data",)
+
+    def __init__(
+        self,
+        type: str,
+        name: str,
+        run_id: str,
+        span_id: int,
+        time_ns: int,
+        data: dict[str, Any],
+        *,
+        attributes: dict[str, Any] | None = None,
+        seq: int = 0,
+    ) -> None:
+        super().__init__(type, name, run_id, span_id, None, time_ns, attributes=attributes, seq=seq)
+        self.data = data
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        data.update(self.data)
+        return data
+
+
 def encode_sse(data: str, *, event_id: int | None = None) -> bytes:
     """Frame one SSE message; `data` is single-line JSON, so one `data:` field suffices.
 
@@ -177,6 +215,9 @@ JSON_SCHEMA: Final[dict[str, Any]] = {
                 TASK_COMPLETED,
                 TASK_ERROR,
                 PIPELINE_COMPLETED,
+                TASK_LOG,
+                TASK_PROGRESS,
+                LOGS_DROPPED,
                 STREAM_OVERFLOW,
                 SERVER_SHUTDOWN,
                 EVENTS_LOST,
@@ -194,6 +235,12 @@ JSON_SCHEMA: Final[dict[str, Any]] = {
         "error_type": {"type": ["string", "null"]},
         "attributes": {"type": "object"},
         "last_seq": {"type": "integer", "description": "stream_overflow: resume after it"},
+        "level": {"type": "string", "description": "task_log: DEBUG, INFO, WARN, ERROR, FATAL"},
+        "message": {"type": ["string", "null"], "description": "task_log, task_progress"},
+        "logger": {"type": "string", "description": "task_log: the logger's name"},
+        "done": {"type": "number", "description": "task_progress: work done so far"},
+        "total": {"type": ["number", "null"], "description": "task_progress: all the work"},
+        "dropped": {"type": "integer", "description": "logs_dropped: records not sent"},
     },
     "required": ["type", "run_id"],
 }
@@ -217,18 +264,25 @@ SSE_MESSAGE_SCHEMA: Final[dict[str, Any]] = {
 
 
 __all__ = [
+    "ENDED_TYPES",
     "EVENTS_LOST",
     "JSON_SCHEMA",
     "KEEPALIVE",
+    "LOGS_DROPPED",
     "PIPELINE_COMPLETED",
     "PIPELINE_STARTED",
+    "RUN_ENDED",
+    "RUN_STARTED",
     "SERVER_SHUTDOWN",
     "SSE_MESSAGE_SCHEMA",
     "STARTED_TYPES",
     "STREAM_OVERFLOW",
     "TASK_COMPLETED",
     "TASK_ERROR",
+    "TASK_LOG",
+    "TASK_PROGRESS",
     "TASK_STARTED",
+    "DataEvent",
     "Event",
     "encode_sse",
     "format_time",

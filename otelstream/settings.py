@@ -58,7 +58,36 @@ class Settings(BaseSettings):
     """A running run's Redis keys expire this long after its last event (a run whose end never
     reached Redis); a finished run's after `run_retention_seconds`."""
     attribute_allowlist: Annotated[frozenset[str], NoDecode] = frozenset()
-    """Span attributes copied into events (comma separated); none by default."""
+    """Span and log attributes copied into events (comma separated); none by default."""
+    log_level: str = "INFO"
+    """Log records below this level (`DEBUG`, `INFO`, `WARN`, `ERROR`, `FATAL`) are not streamed
+    (they are still exported)."""
+    max_log_events_per_run: int = Field(10_000, ge=0)
+    """`task_log` events streamed per run; past it (or the bytes) records are counted, and one
+    `logs_dropped` event with the count comes just before the run's end."""
+    max_log_bytes_per_run: int = Field(4_000_000, ge=0)
+    """Bytes of log messages streamed per run (each event counts ~200 more)."""
+    span_include: Annotated[tuple[str, ...], NoDecode] = ()
+    """Only spans whose name matches one of these globs (comma separated; `scope:GLOB` matches
+    the instrumentation scope) become tasks; empty: every span."""
+    span_exclude: Annotated[tuple[str, ...], NoDecode] = ()
+    """Spans matching one of these (same form) never become tasks; their children attach to the
+    nearest shown ancestor. Exclude wins over include; the run's root always shows."""
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        from otelstream._levels import severity
+
+        severity(value)
+        return value.strip().upper()
+
+    @field_validator("span_include", "span_exclude", mode="before")
+    @classmethod
+    def _globs(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
 
     @field_validator("attribute_allowlist", mode="before")
     @classmethod

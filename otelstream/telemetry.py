@@ -22,28 +22,48 @@ do not stream). Otherwise it builds one from the standard variables:
   `grpc` (the Python SDK's default) or `http/protobuf`; the exporters read their
   endpoints, headers, timeouts and certificates from the `OTEL_EXPORTER_OTLP_*`
   variables themselves (HTTP appends `/v1/traces` to the generic endpoint).
+
+Logs go the same way: an `EventLogProcessor` on the global SDK logger provider
+(one is built if none is set), a `LoggingHandler` on the root logger so stdlib
+`logging` reaches it, and, when `OTEL_LOGS_EXPORTER` names `otlp` (or
+`console`), a `BatchLogRecordProcessor` with that exporter, so the records a
+run streams reach the collector too. Unset, logs are streamed, not exported.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
-from opentelemetry import trace
+from opentelemetry import _logs, trace
+from opentelemetry.instrumentation.logging.handler import LoggingHandler
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import (
+    BatchLogRecordProcessor,
+    ConsoleLogRecordExporter,
+    LogRecordExporter,
+)
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.sdk.trace.sampling import Sampler
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from otelstream._levels import severity
 from otelstream.hubs import Hub
 from otelstream.hubs.memory import MemoryHub
-from otelstream.processors import EventStreamProcessor
+from otelstream.processors import EventLogProcessor, EventStreamProcessor
 from otelstream.sampling import sampler_from_env
 from otelstream.settings import Settings
 
-__all__ = ["OtelEnvironment", "Telemetry", "setup_telemetry", "span_exporters"]
+__all__ = [
+    "OtelEnvironment",
+    "Telemetry",
+    "log_exporters",
+    "setup_telemetry",
+    "span_exporters",
+]
 
 logger = logging.getLogger("otelstream.telemetry")
 
@@ -66,6 +86,8 @@ class OtelEnvironment(BaseSettings):
     exporter_otlp_traces_endpoint: str | None = None
     exporter_otlp_protocol: str | None = None
     exporter_otlp_traces_protocol: str | None = None
+    logs_exporter: str | None = None
+    exporter_otlp_logs_protocol: str | None = None
 
     def exporter_names(self) -> list[str]:
         """`OTEL_TRACES_EXPORTER` as a list; unset means `otlp` only if an endpoint is set."""
@@ -75,9 +97,17 @@ class OtelEnvironment(BaseSettings):
         names = [name.strip().lower() for name in self.traces_exporter.split(",")]
         return [name for name in names if name and name != "none"]
 
-    def otlp_protocol(self) -> str:
-        protocol = self.exporter_otlp_traces_protocol or self.exporter_otlp_protocol or "grpc"
+    def otlp_protocol(self, signal: str = "traces") -> str:
+        specific = self.exporter_otlp_logs_protocol if signal == "logs" else None
+        if signal == "traces":
+            specific = self.exporter_otlp_traces_protocol
+        protocol = specific or self.exporter_otlp_protocol or "grpc"
         return protocol.strip().lower()
+
+    def log_exporter_names(self) -> list[str]:
+        """`OTEL_LOGS_EXPORTER` as a list; unset: none (logs are streamed, not exported)."""
+        names = [name.strip().lower() for name in (self.logs_exporter or "").split(",")]
+        return [name for name in names if name and name != "none"]
 
 
 def span_exporters(environment: OtelEnvironment | None = None) -> list[SpanExporter]:
@@ -97,10 +127,37 @@ def span_exporters(environment: OtelEnvironment | None = None) -> list[SpanExpor
     return exporters
 
 
-def _otlp_exporter(protocol: str) -> SpanExporter:
+def log_exporters(environment: OtelEnvironment | None = None) -> list[LogRecordExporter]:
+    """The exporters `OTEL_LOGS_EXPORTER` asks for; raises ValueError for unsupported values."""
+    environment = environment or OtelEnvironment()
+    exporters: list[LogRecordExporter] = []
+    for name in environment.log_exporter_names():
+        if name == "console":
+            exporters.append(ConsoleLogRecordExporter())
+        elif name == "otlp":
+            exporters.append(_otlp_exporter(environment.otlp_protocol("logs"), "logs"))
+        else:
+            raise ValueError(
+                f"OTEL_LOGS_EXPORTER={environment.logs_exporter!r}: otelstream builds "
+                "otlp, console or none; set up other exporters on your own logger provider"
+            )
+    return exporters
+
+
+def _otlp_exporter(protocol: str, signal: str = "traces") -> Any:
     if protocol not in _PROTOCOLS:
         raise ValueError(f"OTLP protocol {protocol!r} is not supported: use grpc or http/protobuf")
     try:
+        if protocol == "grpc" and signal == "logs":
+            from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+
+            return OTLPLogExporter()
+        if signal == "logs":
+            from opentelemetry.exporter.otlp.proto.http._log_exporter import (
+                OTLPLogExporter as HttpLogExporter,
+            )
+
+            return HttpLogExporter()
         if protocol == "grpc":
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
         else:
@@ -130,6 +187,8 @@ class Telemetry:
     """The exporters otelstream added; none when it extended an existing provider."""
     sampler: Sampler | None = None
     """The sampler of the provider otelstream built (a `RunSampler`)."""
+    logs: LogTelemetry | None = None
+    """The log side: processor, handler, logger provider and exporters."""
     _closed: bool = field(default=False, repr=False)
 
     def shutdown(self) -> None:
@@ -137,12 +196,76 @@ class Telemetry:
         if self._closed:
             return
         self._closed = True
+        if self.logs is not None:
+            self.logs.shutdown()
         if self.owns_provider:
             cast(TracerProvider, self.provider).shutdown()
             return
         force_flush = getattr(self.provider, "force_flush", None)
         if callable(force_flush):
             force_flush()
+
+
+@dataclass
+class LogTelemetry:
+    """What `setup_telemetry` set up for logs: stdlib `logging` -> handler -> provider."""
+
+    provider: _logs.LoggerProvider
+    processor: EventLogProcessor
+    handler: LoggingHandler
+    owns_provider: bool
+    exporters: list[LogRecordExporter] = field(default_factory=list)
+
+    def shutdown(self) -> None:
+        logging.getLogger().removeHandler(self.handler)
+        if self.owns_provider:
+            cast(LoggerProvider, self.provider).shutdown()
+
+
+def setup_logs(
+    processor: EventLogProcessor,
+    settings: Settings,
+    resource: Resource,
+    environment: OtelEnvironment | None = None,
+    logger_provider: _logs.LoggerProvider | None = None,
+    set_global: bool = True,
+) -> LogTelemetry:
+    """Add `processor` to the SDK logger provider (built if none is set) and route `logging` to it.
+
+    The root logger is lowered to `OTELSTREAM_LOG_LEVEL` if it is still at Python's default
+    (WARNING), or `logger.info` inside a task would never reach any handler.
+    """
+    existing = logger_provider
+    if existing is None:
+        current = _logs.get_logger_provider()
+        if isinstance(current, LoggerProvider):
+            existing = current
+    exporters: list[LogRecordExporter] = []
+    if existing is not None and callable(getattr(existing, "add_log_record_processor", None)):
+        cast(LoggerProvider, existing).add_log_record_processor(processor)
+        provider, owns = existing, False
+    else:
+        exporters = log_exporters(environment)
+        built = LoggerProvider(resource=resource)
+        built.add_log_record_processor(processor)  # streaming first, as for spans
+        for exporter in exporters:
+            built.add_log_record_processor(BatchLogRecordProcessor(exporter))
+        if set_global:
+            _logs.set_logger_provider(built)
+        provider, owns = built, True
+    handler = LoggingHandler(logger_provider=provider)
+    root = logging.getLogger()
+    level = severity_to_logging(settings.log_level)
+    if root.level == logging.WARNING and level < logging.WARNING:
+        root.setLevel(level)
+    root.addHandler(handler)
+    return LogTelemetry(provider, processor, handler, owns, exporters)
+
+
+def severity_to_logging(level: str) -> int:
+    """`OTELSTREAM_LOG_LEVEL` as a stdlib `logging` level."""
+    number = severity(level)
+    return {1: 5, 5: logging.DEBUG, 9: logging.INFO, 13: logging.WARNING}.get(number, logging.ERROR)
 
 
 def setup_telemetry(
@@ -152,16 +275,32 @@ def setup_telemetry(
     environment: OtelEnvironment | None = None,
     tracer_provider: trace.TracerProvider | None = None,
     set_global: bool = True,
+    logger_provider: _logs.LoggerProvider | None = None,
+    logs: bool = True,
 ) -> Telemetry:
     """Stream runs to `hub` (default: a new `MemoryHub`) and export spans as the variables say.
 
     `tracer_provider`, if given, is extended instead of the global one; with
     `set_global=False` a provider built here is not made the global one (tests).
-    Call it once per provider: every call adds another processor.
+    Call it once per provider: every call adds another processor. `logger_provider` is
+    extended likewise for logs; `logs=False` leaves logging alone.
     """
     settings = settings or (hub.settings if hub is not None else Settings())
     hub = hub if hub is not None else MemoryHub(settings)
     processor = EventStreamProcessor(hub, settings)
+
+    def with_logs(telemetry: Telemetry) -> Telemetry:
+        if logs:
+            resource = getattr(telemetry.provider, "resource", None) or Resource.create()
+            telemetry.logs = setup_logs(
+                EventLogProcessor(hub, settings),
+                settings,
+                resource,
+                environment,
+                logger_provider,
+                set_global,
+            )
+        return telemetry
 
     existing = tracer_provider
     if existing is None:
@@ -172,7 +311,7 @@ def setup_telemetry(
         add = getattr(existing, "add_span_processor", None)
         if callable(add):
             add(processor)
-            return Telemetry(existing, hub, processor, owns_provider=False)
+            return with_logs(Telemetry(existing, hub, processor, owns_provider=False))
         if tracer_provider is not None:
             raise TypeError(f"{type(existing).__name__} takes no span processors: use the SDK's")
         logger.warning(
@@ -197,4 +336,4 @@ def setup_telemetry(
         sampler.get_description(),
         ", ".join(type(exporter).__name__ for exporter in exporters) or "nothing",
     )
-    return Telemetry(provider, hub, processor, True, exporters, sampler)
+    return with_logs(Telemetry(provider, hub, processor, True, exporters, sampler))

@@ -1,9 +1,10 @@
-"""A real OTLP trace receiver on 127.0.0.1, over gRPC or HTTP, for end-to-end export tests.
+"""A real OTLP trace and log receiver on 127.0.0.1, over gRPC or HTTP, for end-to-end export tests.
 
 It stands in for the OpenTelemetry Collector, which cannot run here: the
 exporters under test speak the real protocol to it (grpcio with the
 `TraceService/Export` method, or `POST /v1/traces` with a protobuf
-`ExportTraceServiceRequest`), and it keeps every span it decodes.
+`ExportTraceServiceRequest`; `LogsService/Export` or `POST /v1/logs` for log
+records), and it keeps every span and log record it decodes.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import grpc
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as ProtoSpan
@@ -40,6 +42,18 @@ class ReceivedSpan:
     status_code: int
 
 
+@dataclass(frozen=True)
+class ReceivedLog:
+    """One exported log record, ids as lowercase hex."""
+
+    trace_id: str
+    span_id: str
+    body: Any
+    severity_text: str
+    attributes: dict[str, Any]
+    event_name: str
+
+
 class OtlpReceiver:
     """Collects the spans of every export request; `spans()` and `wait_for()` read them."""
 
@@ -49,7 +63,30 @@ class OtlpReceiver:
         self.endpoint = ""
         self.requests = 0
         self._spans: list[ReceivedSpan] = []
+        self._logs: list[ReceivedLog] = []
         self._changed = threading.Condition()
+
+    def accept_logs(self, request: logs_service_pb2.ExportLogsServiceRequest) -> None:
+        received = [
+            ReceivedLog(
+                record.trace_id.hex(),
+                record.span_id.hex(),
+                _value(record.body),
+                record.severity_text,
+                _attributes(record.attributes),
+                record.event_name,
+            )
+            for resource_logs in request.resource_logs
+            for scope_logs in resource_logs.scope_logs
+            for record in scope_logs.log_records
+        ]
+        with self._changed:
+            self._logs.extend(received)
+            self._changed.notify_all()
+
+    def logs(self, trace_id: str | None = None) -> list[ReceivedLog]:
+        with self._changed:
+            return [r for r in self._logs if trace_id is None or r.trace_id == trace_id]
 
     def accept(self, request: trace_service_pb2.ExportTraceServiceRequest) -> None:
         received = [
@@ -114,6 +151,17 @@ class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
         return trace_service_pb2.ExportTraceServiceResponse()
 
 
+class _LogsService(logs_service_pb2_grpc.LogsServiceServicer):
+    def __init__(self, receiver: OtlpReceiver) -> None:
+        self.receiver = receiver
+
+    def Export(
+        self, request: logs_service_pb2.ExportLogsServiceRequest, context: grpc.ServicerContext
+    ) -> logs_service_pb2.ExportLogsServiceResponse:
+        self.receiver.accept_logs(request)
+        return logs_service_pb2.ExportLogsServiceResponse()
+
+
 @contextmanager
 def grpc_receiver() -> Iterator[OtlpReceiver]:
     """OTLP/gRPC on a free port of 127.0.0.1; `endpoint` is `http://127.0.0.1:PORT`."""
@@ -121,6 +169,7 @@ def grpc_receiver() -> Iterator[OtlpReceiver]:
     with ThreadPoolExecutor(4, thread_name_prefix="otlp-grpc") as pool:
         server = grpc.server(pool)
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_TraceService(receiver), server)
+        logs_service_pb2_grpc.add_LogsServiceServicer_to_server(_LogsService(receiver), server)
         port = server.add_insecure_port("127.0.0.1:0")
         server.start()
         receiver.endpoint = f"http://127.0.0.1:{port}"
@@ -146,8 +195,14 @@ def http_receiver() -> Iterator[OtlpReceiver]:
             if "protobuf" not in self.headers.get("Content-Type", ""):
                 self.send_error(415)
                 return
-            if self.path != "/v1/traces":  # logs and metrics (logfire sends them) are not kept
-                self._answer(b"" if self.path in ("/v1/logs", "/v1/metrics") else None)
+            if self.path == "/v1/logs":
+                logs = logs_service_pb2.ExportLogsServiceRequest()
+                logs.ParseFromString(body)
+                receiver.accept_logs(logs)
+                self._answer(logs_service_pb2.ExportLogsServiceResponse().SerializeToString())
+                return
+            if self.path != "/v1/traces":  # metrics (logfire sends them) are not kept
+                self._answer(b"" if self.path == "/v1/metrics" else None)
                 return
             request = trace_service_pb2.ExportTraceServiceRequest()
             request.ParseFromString(body)

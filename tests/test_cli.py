@@ -127,7 +127,7 @@ def test_serve_runs_the_example() -> None:
                 assert time.monotonic() < deadline, "otelstream serve did not start"
                 time.sleep(0.05)
         names = [p["name"] for p in response.json()["pipelines"]]
-        assert names == ["example", "failing", "parallel", "nested"]
+        assert names == ["example", "failing", "parallel", "nested", "ingest"]
     finally:
         process.terminate()
         process.wait(timeout=10)

@@ -1,4 +1,4 @@
-"""logfire as a drop-in: its spans stream with their rendered names; its logs are not tasks.
+"""logfire as a drop-in: its spans stream with their rendered names; its logs are task_log events.
 
 `logfire.configure` sets the global tracer provider, so each check runs logfire
 in a process of its own (tests/apps/), never in the test process.
@@ -42,15 +42,24 @@ def test_logfire_configure_with_the_processor_is_a_drop_in() -> None:
     assert [e["parent_span_id"] for e in results["rendered"][1:-1]] == [root] * 4
 
     # log records (info, an error logged inside the task, a warning between tasks) are not
-    # tasks, and a logged error does not fail the task whose span ended normally
+    # tasks but task_log events of the span they were logged in, and a logged error does not
+    # fail the task whose span ended normally
     logs = results["logs"]
     assert shape(logs) == [
         ("pipeline_started", "logs"),
         ("task_started", "compute"),
+        ("task_log", "logfire"),
+        ("task_log", "logfire"),
         ("task_completed", "compute"),
+        ("task_log", "logfire"),
         ("pipeline_completed", "logs"),
     ]
-    assert "error" not in logs[2] and logs[3]["status"] == "success"
+    assert [(e["level"], e["message"], e["span_id"]) for e in logs if e["type"] == "task_log"] == [
+        ("INFO", "progress 1/2", logs[1]["span_id"]),
+        ("ERROR", "row 7 is malformed", logs[1]["span_id"]),
+        ("WARN", "between tasks", logs[0]["span_id"]),
+    ]
+    assert "error" not in logs[4] and logs[6]["status"] == "success"
 
     # a task span that fails is a task_error, and its run ends in error
     failing = results["failing"]
@@ -84,6 +93,11 @@ def test_the_logfire_example_streams_and_exports() -> None:
                     },
                 )
         # the app has exited: its lifespan flushed logfire's exporter
+        (read,) = [e for e in ok if e["type"] == "task_log"]
+        assert (read["message"], read["span_id"]) == ("read 5 rows", ok[1]["span_id"])
+        assert [e["level"] for e in failed if e["type"] == "task_log"][-1] == "ERROR"
+        ok = [e for e in ok if e["type"] != "task_log"]
+        failed = [e for e in failed if e["type"] != "task_log"]
         assert shape(ok) == [
             ("pipeline_started", "logfire"),
             ("task_started", "ingest"),

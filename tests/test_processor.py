@@ -127,7 +127,7 @@ def test_a_streamed_run_inside_a_streamed_run_is_one_run(telemetry: Telemetry) -
     ]
 
 
-def test_log_records_are_not_tasks(telemetry: Telemetry) -> None:
+def test_log_records_are_not_tasks_but_task_logs(telemetry: Telemetry) -> None:
     logfire = telemetry.provider.get_tracer("logfire")  # what logfire's spans come from
     with streamed_run("etl", tracer_provider=telemetry.provider) as run:
         with logfire.start_as_current_span(
@@ -136,10 +136,13 @@ def test_log_records_are_not_tasks(telemetry: Telemetry) -> None:
             logfire.start_span(
                 "row {n} skipped", attributes={"logfire.span_type": "log", "logfire.msg": "r"}
             ).end()
-    assert shape(events_of(telemetry.hub, run.run_id))[1:3] == [
+    events = events_of(telemetry.hub, run.run_id)
+    assert shape(events)[1:4] == [
         ("task_started", "compute"),
+        ("task_log", "logfire"),
         ("task_completed", "compute"),
     ]
+    assert (events[2]["message"], events[2]["span_id"]) == ("r", events[1]["span_id"])
 
 
 def test_attributes_reach_events_only_through_the_allowlist() -> None:

@@ -159,7 +159,7 @@ def test_the_page_lists_pipelines_and_shows_the_example_run(
     base = str(example.base_url).rstrip("/")
     page.goto(f"{base}/ui")
     names = page.eval_on_selector_all(".pipeline-name", "els => els.map(e => e.textContent)")
-    assert names == ["example", "failing", "parallel", "nested"]
+    assert names == ["example", "failing", "parallel", "nested", "ingest"]
     descriptions = page.eval_on_selector_all(
         ".pipeline-description", "els => els.map(e => e.textContent)"
     )

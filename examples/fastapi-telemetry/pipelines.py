@@ -7,6 +7,7 @@ builders did; the registry maps names to `functools.partial` builders.
 from __future__ import annotations
 
 import contextvars
+import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -15,7 +16,10 @@ from typing import Any
 
 from opentelemetry import trace
 
+from otelstream import progress
+
 tracer = trace.get_tracer(__name__)
+log = logging.getLogger("example.ingest")
 
 
 class Pipeline:
@@ -74,6 +78,27 @@ def report(rows: list[str]) -> str:
         return ",".join(rows)
 
 
+def read_files(files: int, seconds: float) -> list[str]:
+    """Stdlib logging and `progress()` only: both stream live, as task_log and task_progress."""
+    with tracer.start_as_current_span("task:read_files"):
+        rows = []
+        for index in range(1, files + 1):
+            name = f"part-{index:03d}.csv"
+            log.info("reading %s", name)
+            time.sleep(seconds)
+            rows.append(name)
+            progress(index, files, name)
+        return rows
+
+
+def index_rows(rows: list[str]) -> int:
+    with tracer.start_as_current_span("task:index"):
+        if len(rows) < 3:
+            log.warning("only %d files: the index will be small", len(rows))
+        log.info("indexed %d files", len(rows))
+        return len(rows)
+
+
 # -- builders -----------------------------------------------------------------------------------
 
 
@@ -108,9 +133,15 @@ def nested_pipeline(seconds: float = 0.25) -> Pipeline:
     return Pipeline(lambda: report(prepare(seconds)))
 
 
+def ingest_pipeline(files: int = 5, seconds: float = 0.2) -> Pipeline:
+    """read `files` files one by one (logging each, reporting progress), then index them."""
+    return Pipeline(lambda: index_rows(read_files(files, seconds)))
+
+
 PIPELINE_REGISTRY = {
     "example": partial(example_pipeline),
     "failing": partial(failing_pipeline),
     "parallel": partial(parallel_pipeline),
     "nested": partial(nested_pipeline),
+    "ingest": partial(ingest_pipeline),
 }

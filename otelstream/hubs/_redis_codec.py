@@ -21,7 +21,7 @@ import json
 import time
 from typing import Any, Final
 
-from otelstream.events import EVENTS_LOST, Event, encode_sse
+from otelstream.events import EVENTS_LOST, DataEvent, Event, encode_sse
 
 """Sent without an SSE id when events of the run were lost, just before the stream ends."""
 
@@ -99,11 +99,29 @@ def _utf8(text: str) -> bytes:
     return text.encode("utf-8", "backslashreplace")
 
 
+_BASE_FIELDS = frozenset(
+    {"type", "name", "run_id", "span_id", "parent_span_id", "seq", "timestamp", "duration_ms"}
+    | {"status", "error", "error_type", "attributes"}
+)
+
+
 def decode(fields: dict[str, str]) -> Event:
     """The event of one stream entry, as the publishing process built it."""
     data: dict[str, Any] = json.loads(fields["e"])
     parent = data["parent_span_id"]
     duration = fields.get("d")
+    extra = {key: value for key, value in data.items() if key not in _BASE_FIELDS}
+    if extra:  # task_log, task_progress, logs_dropped: fields of their own
+        return DataEvent(
+            data["type"],
+            data["name"],
+            data["run_id"],
+            int(data["span_id"], 16),
+            int(fields["t"]),
+            extra,
+            attributes=data.get("attributes"),
+            seq=data["seq"],
+        )
     return Event(
         data["type"],
         data["name"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from otelstream.events import (
+    ENDED_TYPES,
     PIPELINE_COMPLETED,
     PIPELINE_STARTED,
     STARTED_TYPES,
@@ -78,7 +79,7 @@ class RunTree:
             )
             if event.type == PIPELINE_STARTED:
                 self.root_span_id = event.span_id
-        else:
+        elif event.type in ENDED_TYPES:  # not a task's log or progress: those end nothing
             node = self.nodes.get(event.span_id)
             if node is not None:
                 self.nodes[event.span_id] = node.finished(event)

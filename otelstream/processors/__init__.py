@@ -1,5 +1,6 @@
-"""Span processors: where spans enter otelstream."""
+"""Span and log record processors: where spans and logs enter otelstream."""
 
+from otelstream.processors.logs import EventLogProcessor
 from otelstream.processors.stream import EventStreamProcessor
 
-__all__ = ["EventStreamProcessor"]
+__all__ = ["EventLogProcessor", "EventStreamProcessor"]

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from otelstream import _projection as projection
+from otelstream import _span_end
 from otelstream._context import RUN_KEY, RunCancelled, RunMark, current_context
 from otelstream._errors import report, warn_limited
+from otelstream._filters import GlobFilter, SpanFilter, combined
+from otelstream._levels import level_name
 from otelstream.events import PIPELINE_STARTED, TASK_STARTED
 from otelstream.hubs import Hub
+from otelstream.processors.logs import LogSink
 from otelstream.settings import Settings
 
 
@@ -27,7 +34,10 @@ class EventStreamProcessor(SpanProcessor):
     (`otelstream._projection.SpanEvent`), on the subscriber's loop.
     """
 
-    def __init__(self, hub: Hub, settings: Settings | None = None) -> None:
+    def __init__(
+        self, hub: Hub, settings: Settings | None = None, *, span_filter: SpanFilter | None = None
+    ) -> None:
+        """`span_filter(span)` (and the settings' span globs) decide which spans are tasks."""
         self.hub = hub
         settings = settings or hub.settings
         self._policy = projection.Policy(
@@ -36,6 +46,11 @@ class EventStreamProcessor(SpanProcessor):
         self._max_open = settings.max_open_spans
         # span id -> the start event of every projected span that has not ended yet
         self._open: dict[int, projection.SpanEvent] = {}
+        self._filter = combined(
+            GlobFilter(settings.span_include, settings.span_exclude), span_filter
+        )
+        self._hidden: dict[int, RunMark] = {}  # span id -> run, of the open filtered-out spans
+        self._logs = LogSink(hub, settings)  # logfire's log spans
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         mark = (current_context() if parent_context is None else parent_context).get(RUN_KEY)
@@ -52,28 +67,71 @@ class EventStreamProcessor(SpanProcessor):
         name = None
         if ((parent.span_id if parent is not None else 0) or 0) == mark.origin_span_id:
             kind, name = PIPELINE_STARTED, policy.clip(mark.name)
+            mark.root_span_id = context.span_id
             run_id = mark.run_id = format(context.trace_id, "032x")
+            shown = None
         else:
             kind, task_run_id = TASK_STARTED, mark.run_id
             if task_run_id is None:
                 return
             run_id = task_run_id
+            hidden = mark.hidden  # under a filtered-out span: its nearest shown ancestor instead
+            shown = hidden.get(parent.span_id) if hidden and parent is not None else None
             # only logfire's spans need their attributes read to be named (or skipped)
             scope = span.instrumentation_scope
             if scope is not None and scope.name == "logfire":
-                task = projection.task_name(span.name, span.attributes)
+                logfire_attributes = span.attributes or {}
+                task = projection.task_name(span.name, logfire_attributes)
                 if task is None:
+                    self._logfire_log(span, mark, shown or parent, logfire_attributes)
                     return
                 name = policy.clip(task)
+            if self._filter is not None and not self._filter(span):
+                self._hide(context.span_id, mark, shown or (parent.span_id if parent else None))
+                return
         if len(self._open) >= self._max_open:
             warn_limited("otelstream: %d spans open, not streaming %r", self._max_open, span.name)
             return
         attributes = policy.attributes(span.attributes) if policy.allowlist else None
-        event = projection.SpanEvent(kind, run_id, span, policy, name=name, attributes=attributes)
+        event = projection.SpanEvent(
+            kind, run_id, span, policy, name=name, attributes=attributes, shown_parent=shown
+        )
         self._open[context.span_id] = event
         self.hub.publish(run_id, event)
 
+    def _hide(self, span_id: int, mark: RunMark, shown_parent: int | None) -> None:
+        if len(self._hidden) >= self._max_open:
+            warn_limited("otelstream: %d filtered-out spans open", self._max_open)
+            return
+        if mark.hidden is None:
+            mark.hidden = {}
+        mark.hidden[span_id] = shown_parent
+        self._hidden[span_id] = mark
+
+    def _logfire_log(
+        self, span: Span, mark: RunMark, parent: Any, attributes: Mapping[str, Any]
+    ) -> None:
+        """A logfire log call is a zero-length span: stream it as the log record it is."""
+        if attributes.get("logfire.span_type") != "log":
+            return
+        number = attributes.get("logfire.level_num")
+        number = number if isinstance(number, int) else None
+        message = attributes.get("logfire.msg", span.name)
+        parent_id = parent if isinstance(parent, int) else getattr(parent, "span_id", None)
+        self._logs.log(
+            mark,
+            parent_id or mark.root_span_id,
+            span.start_time or 0,
+            number,
+            level_name(number),
+            message if isinstance(message, str) else str(message),
+            "logfire",
+            attributes,
+        )
+
     def on_end(self, span: ReadableSpan) -> None:
+        if _span_end.hooks:  # a trailing progress value, a run's logs_dropped: before its end
+            _span_end.run(span.context.span_id)
         if not self._open:  # no streamed span is open anywhere: nothing to look up
             return
         opened = self._open.pop(span.context.span_id, None)
@@ -84,9 +142,14 @@ class EventStreamProcessor(SpanProcessor):
                 self.hub.publish(opened.run_id, event)
             except Exception:
                 report("EventStreamProcessor.on_end")
+        elif self._hidden:
+            mark = self._hidden.pop(span.context.span_id, None)
+            if mark is not None and mark.hidden:
+                mark.hidden.pop(span.context.span_id, None)
 
     def shutdown(self) -> None:
         self._open.clear()
+        self._hidden.clear()
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         return True

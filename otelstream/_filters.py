@@ -1,0 +1,75 @@
+"""Which spans of a run become tasks: `OTELSTREAM_SPAN_INCLUDE` / `_EXCLUDE` and `span_filter`.
+
+Instrumentation spans (HTTP clients, databases, LLM clients) are tasks by
+default; these filters hide them. A hidden span's children attach to its
+nearest shown ancestor (the stream processor keeps that mapping), so the
+tree a browser draws stays connected.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from fnmatch import translate
+
+from opentelemetry.sdk.trace import ReadableSpan
+
+SpanFilter = Callable[[ReadableSpan], bool]
+"""Called with a span of a run as it starts (not the root): True shows it as a task."""
+
+_SCOPE = "scope:"
+_MAX_CACHED = 10_000
+
+
+def _pattern(globs: Iterable[str]) -> re.Pattern[str] | None:
+    globs = list(globs)
+    return re.compile("|".join(translate(glob) for glob in globs)) if globs else None
+
+
+class GlobFilter:
+    """The settings' globs as a `SpanFilter`: exclude wins, then include (if any) must match.
+
+    Verdicts are cached by (scope, name), which are few in any real program.
+    """
+
+    def __init__(self, include: Iterable[str] = (), exclude: Iterable[str] = ()) -> None:
+        include, exclude = list(include), list(exclude)
+        self._include_names = _pattern(g for g in include if not g.startswith(_SCOPE))
+        self._include_scopes = _pattern(g[len(_SCOPE) :] for g in include if g.startswith(_SCOPE))
+        self._exclude_names = _pattern(g for g in exclude if not g.startswith(_SCOPE))
+        self._exclude_scopes = _pattern(g[len(_SCOPE) :] for g in exclude if g.startswith(_SCOPE))
+        self._including = bool(include)
+        self._cache: dict[tuple[str, str], bool] = {}
+
+    def __bool__(self) -> bool:
+        return self._including or self._exclude_names is not None or bool(self._exclude_scopes)
+
+    def __call__(self, span: ReadableSpan) -> bool:
+        scope = span.instrumentation_scope
+        key = ("" if scope is None else scope.name, span.name)
+        shown = self._cache.get(key)
+        if shown is None:
+            shown = self.shows(*key)
+            if len(self._cache) < _MAX_CACHED:
+                self._cache[key] = shown
+        return shown
+
+    def shows(self, scope: str, name: str) -> bool:
+        if _match(self._exclude_names, name) or _match(self._exclude_scopes, scope):
+            return False
+        if not self._including:
+            return True
+        return _match(self._include_names, name) or _match(self._include_scopes, scope)
+
+
+def _match(pattern: re.Pattern[str] | None, text: str) -> bool:
+    return pattern is not None and pattern.match(text) is not None
+
+
+def combined(globs: GlobFilter, span_filter: SpanFilter | None) -> SpanFilter | None:
+    """One filter for the processor: the settings' globs and the code's callable must both show."""
+    if not globs:
+        return span_filter
+    if span_filter is None:
+        return globs
+    return lambda span: globs(span) and span_filter(span)

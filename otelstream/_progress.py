@@ -1,0 +1,134 @@
+"""`otelstream.progress(done, total, message)`: a task's progress, as an OpenTelemetry log record.
+
+The record goes through the Logs API in the current span, so it is exported
+like any other log record, and `EventLogProcessor` streams it as
+`task_progress`. Calls are coalesced per span, here, before any record is
+made: at most one record every `INTERVAL_SECONDS` per span, so a tight loop
+costs a clock read and a dict lookup a call. The latest value is never lost:
+a value held back is emitted by a timer thread once its interval has passed,
+or when its span ends (before the span's end is streamed), whichever is first.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from opentelemetry import _logs, trace
+from opentelemetry._logs import SeverityNumber
+from opentelemetry.context import Context
+
+from otelstream import _span_end
+from otelstream._context import current_context
+from otelstream._errors import report
+from otelstream.processors.logs import DONE, MESSAGE, PROGRESS_EVENT, TOTAL
+
+INTERVAL_SECONDS = 0.1
+"""One progress record per span at most this often (so ~10 events a second per task)."""
+MAX_SPANS = 10_000
+"""Spans whose progress is tracked at once; past it, progress is emitted without coalescing."""
+
+_logger = _logs.get_logger(PROGRESS_EVENT)  # a proxy: follows the global logger provider
+
+
+class _Slot:
+    __slots__ = ("pending", "sent_at")
+
+    def __init__(self, sent_at: float) -> None:
+        self.sent_at = sent_at
+        self.pending: tuple[Context, float, float | None, str | None] | None = None
+
+
+_slots: dict[int, _Slot] = {}
+_lock = threading.Condition()
+_timer: threading.Thread | None = None
+
+
+def progress(done: float, total: float | None = None, message: str | None = None) -> None:
+    """Report how far the current task is: `done` of `total` (None: unknown), with a message.
+
+    Cheap enough for a tight loop; never raises into the task.
+    """
+    try:
+        context = current_context()
+        span_id = trace.get_current_span(context).get_span_context().span_id
+        now = time.monotonic()
+        with _lock:
+            slot = _slots.get(span_id)
+            if slot is None:
+                if len(_slots) < MAX_SPANS and (
+                    span_id == 0 or _span_end.add(span_id, lambda: _ended(span_id))
+                ):
+                    _slots[span_id] = _Slot(now)
+            elif now - slot.sent_at < INTERVAL_SECONDS:
+                if slot.pending is None:
+                    _lock.notify()
+                slot.pending = (context, done, total, message)
+                _start_timer()
+                return
+            else:
+                slot.sent_at, slot.pending = now, None
+        _emit(context, done, total, message)
+    except Exception:
+        report("otelstream.progress")
+
+
+def _emit(context: Context, done: float, total: float | None, message: str | None) -> None:
+    attributes: dict[str, Any] = {DONE: done}
+    if total is not None:
+        attributes[TOTAL] = total
+    if message is not None:
+        attributes[MESSAGE] = message
+    body = message if message is not None else f"{done}/{total}" if total is not None else str(done)
+    _logger.emit(
+        context=context,
+        severity_number=SeverityNumber.INFO,
+        severity_text="INFO",
+        body=body,
+        attributes=attributes,
+        event_name=PROGRESS_EVENT,
+    )
+
+
+def _ended(span_id: int) -> None:
+    """The span ends: its held-back value goes out now, and it is forgotten."""
+    with _lock:
+        slot = _slots.pop(span_id, None)
+    if slot is not None and slot.pending is not None:
+        _emit(*slot.pending)
+
+
+def _start_timer() -> None:
+    """(lock held) The one thread that sends held-back values whose interval has passed."""
+    global _timer
+    if _timer is None:
+        _timer = threading.Thread(target=_flush_forever, name="otelstream-progress", daemon=True)
+        _timer.start()
+
+
+def _flush_forever() -> None:
+    while True:
+        due: list[tuple[Context, float, float | None, str | None]] = []
+        with _lock:
+            now = time.monotonic()
+            wait: float | None = None
+            for slot in _slots.values():
+                if slot.pending is None:
+                    continue
+                left = slot.sent_at + INTERVAL_SECONDS - now
+                if left <= 0:
+                    due.append(slot.pending)
+                    slot.sent_at, slot.pending = now, None
+                else:
+                    wait = left if wait is None else min(wait, left)
+            if not due:
+                _lock.wait(wait)
+        for pending in due:
+            try:
+                _emit(*pending)
+            except Exception:
+                report("otelstream.progress (held-back value)")
+
+
+__all__ = ["INTERVAL_SECONDS", "progress"]
