@@ -134,7 +134,7 @@ def nested_pipeline(seconds: float = 0.25) -> Pipeline:
 
 
 def ingest_pipeline(files: int = 5, seconds: float = 0.2) -> Pipeline:
-    """read `files` files one by one (logging each, reporting progress), then index them."""
+    """read files one by one (logging each, reporting progress), then index them."""
     return Pipeline(lambda: index_rows(read_files(files, seconds)))
 
 
