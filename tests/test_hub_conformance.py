@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from otelstream import MemoryHub, Settings, UnknownRun
-from otelstream.events import Event
-from otelstream.hubs import Hub, SubscriberLagged
+from otelstream.events import DataEvent, Event
+from otelstream.hubs import Hub, RunPage, SubscriberLagged
 
 from .redis_server import RedisServer, redis_server
 
@@ -333,3 +333,121 @@ def test_events_keep_every_field_through_the_hub(make_hub: MakeHub) -> None:
     received = asyncio.run(scenario())[1]
     assert received.to_dict() == {**sent.to_dict(), "seq": 2}
     assert received.sse == sent.sse.replace(b"id: 0\n", b"id: 2\n").replace(b'"seq":0', b'"seq":2')
+
+
+def test_task_log_and_progress_events_keep_their_fields_through_the_hub(
+    make_hub: MakeHub,
+) -> None:
+    hub = make_hub()
+    start(hub)
+    data = {"level": "WARN", "message": 'naïve "quoted"', "logger": "etl"}
+    sent = [
+        DataEvent("task_log", "etl", RUN, 0xABC, 1_700_000_000_000_000_001, data),
+        DataEvent("task_progress", "p", RUN, 0xABC, 1_700_000_000_000_000_002, {"done": 3}),
+    ]
+    for event in sent:
+        hub.publish(RUN, event)
+    finish(hub)
+
+    async def scenario() -> list[Event]:
+        events: list[Event] = []
+        async with hub.subscribe(RUN) as subscription:
+            while (batch := await subscription.next_batch(timeout=5)) is not None:
+                assert batch, "timed out"
+                events.extend(batch)
+        return events
+
+    received = asyncio.run(scenario())[1:3]
+    assert [e.to_dict() for e in received] == [
+        {**sent[0].to_dict(), "seq": 2},
+        {**sent[1].to_dict(), "seq": 3},
+    ]
+
+
+# -- the runs list and the runs stream --------------------------------------------------------
+
+RUNS = [f"{i:032x}" for i in range(1, 6)]
+
+
+def _start_named(hub: Hub, run_id: str, name: str) -> None:
+    hub.publish(run_id, Event("pipeline_started", name, run_id, 1, None, time.time_ns()))
+
+
+def _list(hub: Hub, **query: Any) -> RunPage:
+    try:
+        return asyncio.run(hub.list_runs(**query))
+    except NotImplementedError:
+        pytest.xfail(f"{type(hub).__name__} has no runs list yet")
+
+
+def test_the_runs_list_is_newest_first_filtered_and_paged(make_hub: MakeHub) -> None:
+    hub = make_hub()
+    for index, run_id in enumerate(RUNS):
+        _start_named(hub, run_id, "ingest" if index % 2 else "etl")
+    finish(hub, RUNS[0])
+    error = Event(
+        "pipeline_completed", "ingest", RUNS[1], 1, None, time.time_ns(), duration_ns=2_000_000
+    )
+    error.status, error.error, error.error_type = "error", "boom", "ValueError"
+    hub.publish(RUNS[1], error)
+    if hasattr(hub, "flush"):
+        asyncio.run(hub.flush())
+
+    page = _list(hub)
+    assert [run["run_id"] for run in page.runs] == RUNS[::-1] and page.next_cursor is None
+    failed = page.runs[-2]
+    assert failed == {
+        "run_id": RUNS[1],
+        "name": "ingest",
+        "status": "error",
+        "started_at": failed["started_at"],
+        "duration_ms": 2.0,
+        "error_type": "ValueError",
+    }
+    assert page.runs[0]["status"] == "running" and page.runs[0]["duration_ms"] is None
+    assert [r["run_id"] for r in _list(hub, pipeline="ingest").runs] == [RUNS[3], RUNS[1]]
+    assert [r["run_id"] for r in _list(hub, status="running").runs] == RUNS[:1:-1]
+    assert [r["run_id"] for r in _list(hub, status="success").runs] == [RUNS[0]]
+
+    first = _list(hub, limit=2)
+    assert [r["run_id"] for r in first.runs] == [RUNS[4], RUNS[3]]
+    second = _list(hub, limit=2, cursor=first.next_cursor)
+    assert [r["run_id"] for r in second.runs] == [RUNS[2], RUNS[1]]
+    third = _list(hub, limit=2, cursor=second.next_cursor)
+    assert [r["run_id"] for r in third.runs] == [RUNS[0]] and third.next_cursor is None
+    with pytest.raises(ValueError):
+        _list(hub, cursor="not a cursor")
+
+
+def test_the_runs_stream_tells_starts_and_ends_and_resumes(make_hub: MakeHub) -> None:
+    hub = make_hub()
+    _start_named(hub, RUNS[0], "etl")
+    finish(hub, RUNS[0])
+
+    async def read(after: int, count: int, live: Callable[[], None] | None = None) -> list[Any]:
+        try:
+            subscription = hub.subscribe_runs(after)
+        except NotImplementedError:
+            pytest.xfail(f"{type(hub).__name__} has no runs stream yet")
+        found: list[dict[str, Any]] = []
+        async with subscription:
+            if live is not None:
+                threading.Thread(target=live).start()
+            while len(found) < count:
+                batch = await subscription.next_batch(timeout=5)
+                assert batch, "timed out"
+                found.extend(event.to_dict() for event in batch)
+        return found
+
+    events = asyncio.run(read(0, 2))
+    assert [(e["type"], e["seq"], e["run_id"]) for e in events] == [
+        ("run_started", 1, RUNS[0]),
+        ("run_ended", 2, RUNS[0]),
+    ]
+    assert events[0]["status"] == "running"  # as it was then, though replayed after its end
+    assert events[1]["status"] == "success" and events[1]["name"] == "etl"
+    assert set(events[1]) >= {"started_at", "duration_ms", "error_type"}
+
+    # resumed after seq 2: only what came since, here live from another thread
+    resumed = asyncio.run(read(2, 1, live=lambda: _start_named(hub, RUNS[1], "ingest")))
+    assert [(e["type"], e["seq"], e["run_id"]) for e in resumed] == [("run_started", 3, RUNS[1])]

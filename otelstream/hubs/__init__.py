@@ -33,6 +33,15 @@ class RunPosition(NamedTuple):
     """`running`, or the run's end: `success`, `error`, `cancelled`."""
 
 
+class RunPage(NamedTuple):
+    """One page of `Hub.list_runs`: newest first."""
+
+    runs: list[dict[str, Any]]
+    """Summaries: `run_id`, `name`, `status`, `started_at`, `duration_ms`, `error_type`."""
+    next_cursor: str | None
+    """Pass it as `cursor` for the next (older) page; None on the last page."""
+
+
 class SubscriberLagged(Exception):
     """The subscriber fell over `subscriber_max_lag` events behind; it may resume later."""
 
@@ -95,6 +104,24 @@ class Hub(Protocol):
         be reached); cheap: the router asks it before every start."""
         ...
 
+    async def list_runs(
+        self,
+        *,
+        pipeline: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> RunPage:
+        """Recent and running runs the hub keeps, newest first, filtered by pipeline name and
+        status (`running`, `success`, `error`, `cancelled`); raises ValueError for a cursor it
+        never gave, may raise HubUnavailable."""
+        ...
+
+    def subscribe_runs(self, after: int = 0) -> Subscription:
+        """The runs stream: `run_started` / `run_ended` events (the summary fields of
+        `list_runs`), numbered by their own seq, so `after` resumes as `Last-Event-ID` does."""
+        ...
+
     def subscriber_count(self, run_id: str | None = None) -> int:
         """Open subscriptions in this process, of one run or of all."""
         ...
@@ -130,6 +157,7 @@ def hub_from_settings(settings: Settings | None = None) -> Hub:
 __all__ = [
     "Hub",
     "HubUnavailable",
+    "RunPage",
     "RunPosition",
     "SubscriberLagged",
     "Subscription",

@@ -11,7 +11,8 @@ from typing import Any, Self
 
 from otelstream._errors import warn_limited
 from otelstream.events import PIPELINE_COMPLETED, PIPELINE_STARTED, Event
-from otelstream.hubs import RunPosition, SubscriberLagged, UnknownRun
+from otelstream.hubs import RunPage, RunPosition, SubscriberLagged, UnknownRun
+from otelstream.hubs._index import RunEvent, RunIndex
 from otelstream.hubs._runs import RunTree
 from otelstream.hubs._wake import LoopWaker, Subscriber
 from otelstream.settings import Settings
@@ -67,12 +68,15 @@ class MemoryHub:
         self._finished: OrderedDict[str, float] = OrderedDict()  # run id -> monotonic end time
         self.dropped_events = 0
         """Events refused: their run was unknown, over the active-run bound, or already ended."""
+        self._index = RunIndex()  # the runs list: one summary per run kept here
+        self._lifecycle = _Run("runs", self.settings)  # the runs stream, read as a run is
 
     # -- the hot path -------------------------------------------------------------------------
 
     def publish(self, run_id: str, event: Event) -> None:
         run = self._runs.get(run_id)  # one dict read, atomic: the hub's lock is for changes
         if run is None:
+            started = None
             with self._lock:
                 run = self._runs.get(run_id)
                 if run is None:
@@ -80,6 +84,9 @@ class MemoryHub:
                         self.dropped_events += 1
                         return
                     run = self._runs[run_id] = _Run(run_id, self.settings)
+                    started = self._index.started(run_id, event)
+            if started is not None:
+                self._announce(started)
         completed = event.type == PIPELINE_COMPLETED
         with run.lock:
             if run.finished:  # also a run evicted since it was looked up: those are finished
@@ -104,6 +111,7 @@ class MemoryHub:
             with self._lock:
                 self._finished[run_id] = time.monotonic()
                 self._evict()
+            self._announce(self._index.ended(run_id, event))
         for waker in wakers:  # one per loop, however many subscribers it has
             waker.notify()
 
@@ -121,8 +129,36 @@ class MemoryHub:
                 break
             del finished[run_id]
             self._runs.pop(run_id, None)
+            self._index.forget(run_id)
+
+    def _announce(self, event: RunEvent | None) -> None:
+        """Add a lifecycle event to the runs stream (no lock of the hub's held)."""
+        if event is None:
+            return
+        feed = self._lifecycle
+        with feed.lock:
+            feed.last_seq = event.seq = feed.last_seq + 1
+            feed.events.append(event)
+            wakers = feed.wakers
+        for waker in wakers:
+            waker.notify()
 
     # -- readers ------------------------------------------------------------------------------
+
+    async def list_runs(
+        self,
+        *,
+        pipeline: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> RunPage:
+        with self._lock:
+            self._evict()
+        return RunPage(*self._index.page(pipeline, status, limit, cursor))
+
+    def subscribe_runs(self, after: int = 0) -> MemorySubscription:
+        return MemorySubscription(self, self._lifecycle, after)
 
     def subscribe(self, run_id: str, after: int = 0) -> MemorySubscription:
         with self._lock:

@@ -43,7 +43,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from otelstream._errors import internal_errors, logger, report, warn_limited
 from otelstream.events import PIPELINE_COMPLETED, PIPELINE_STARTED, Event
-from otelstream.hubs import HubUnavailable, RunPosition, SubscriberLagged, UnknownRun
+from otelstream.hubs import HubUnavailable, RunPage, RunPosition, SubscriberLagged, UnknownRun
 from otelstream.hubs._redis_codec import (
     MARK_LOST,
     PUBLISH,
@@ -294,6 +294,19 @@ class RedisHub:
             future.cancel()
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout)
+
+    async def list_runs(
+        self,
+        *,
+        pipeline: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> RunPage:
+        raise NotImplementedError("RedisHub.list_runs: the Redis side of the runs list")
+
+    def subscribe_runs(self, after: int = 0) -> RedisSubscription:
+        raise NotImplementedError("RedisHub.subscribe_runs: the Redis side of the runs stream")
 
     def subscriber_count(self, run_id: str | None = None) -> int:
         """Open subscriptions in this process, of one run or of all; for tests and health checks."""
