@@ -93,7 +93,9 @@ def create_router(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runner.open()
         graceful.install()
+        stop_listening = hub.on_cancel(runner.cancel)  # a DELETE on another worker reaches it
         yield
+        stop_listening()
         graceful.end(runner.fail_running)
         runner.shutdown()
 
@@ -230,13 +232,15 @@ def create_router(
         "/runs/{run_id}", status_code=202, dependencies=watching, responses=_errors(404, 409, 503)
     )
     async def cancel_run(run_id: str) -> dict[str, str]:
-        """Cancel a run started by this server: it stops at its next span, `status: cancelled`."""
+        """Cancel a run, wherever it runs: it stops at its next span, `status: cancelled`."""
         if runner.cancel(run_id):
             return {"run_id": run_id, "status": "cancelling"}
         position = await _position(run_id)
         if position.finished:
             raise HTTPException(409, f"run {run_id} has already ended ({position.status})")
-        raise HTTPException(409, f"run {run_id} was not started by this server")
+        if await hub.cancel(run_id):  # the worker that runs it hears it
+            return {"run_id": run_id, "status": "cancelling"}
+        raise HTTPException(409, f"run {run_id} is not run by a server of this hub")
 
     async def _position(run_id: str) -> RunPosition:
         position = await hub.position(run_id) if _RUN_ID.fullmatch(run_id) else None

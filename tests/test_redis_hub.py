@@ -362,3 +362,61 @@ def test_a_burst_of_readers_waits_for_connections_instead_of_failing(
     runs, streams = results[:300], results[300:]
     assert {run["status"] for run in runs} == {"success"}
     assert {tuple(e.seq for e in events) for events in streams} == {(1, 2)}
+
+
+def test_any_worker_cancels_a_run_another_worker_runs(
+    two_workers: tuple[httpx.Client, httpx.Client],
+) -> None:
+    a, b = two_workers
+    body = {"pipeline_name": "example", "parameters": {"seconds": 2}}
+    run_id = a.post("/runs", json=body).json()["run_id"]
+    url = f"/runs/{run_id}/events"
+    events = []
+    for message in iter_sse(b, "GET", url):
+        events.append(json.loads(message.data))
+        if len(events) == 2:  # compute has started: the run sleeps in it
+            response = b.delete(f"/runs/{run_id}")
+            assert response.status_code == 202, response.text
+    assert shape(events)[:2] == EXAMPLE_SHAPE[:2]
+    assert events[-1]["type"] == "pipeline_completed"
+    assert events[-1]["status"] == "cancelled", "it stopped at its next span"
+    assert ("task_started", "finalize") not in shape(events)
+    assert b.delete(f"/runs/{run_id}").status_code == 409  # ended
+    assert a.get(f"/runs/{run_id}").json()["status"] == "cancelled"
+
+
+def test_run_bounds_hold_across_every_process_sharing_the_redis(
+    server: RedisServer, make_hub: Callable[..., RedisHub]
+) -> None:
+    one, two = (make_hub(max_active_runs=2, max_finished_runs=2) for _ in range(2))
+    runs = [f"{n:032x}" for n in range(1, 6)]
+
+    async def positions(hub: RedisHub) -> list[Any]:
+        await one.flush()
+        await two.flush()
+        return [await hub.position(run_id) for run_id in runs]
+
+    # two runs start on two processes; a third, on either, is over the bound
+    one.publish(runs[0], event("pipeline_started", runs[0], 1))
+    asyncio.run(one.flush())
+    two.publish(runs[1], event("pipeline_started", runs[1], 1))
+    asyncio.run(two.flush())
+    one.publish(runs[2], event("pipeline_started", runs[2], 1))
+    one.publish(runs[2], event("task_started", runs[2], 2))
+    asyncio.run(one.flush())
+    two.publish(runs[2], event("task_started", runs[2], 3))  # a worker's event of that run
+    found = asyncio.run(positions(two))
+    assert [p is not None for p in found] == [True, True, False, False, False]
+    assert one.dropped_events == 2 and two.dropped_events == 1
+    # runs end: room for new ones; past two finished runs the oldest are deleted
+    for hub, run_id in ((one, runs[0]), (two, runs[1])):
+        hub.publish(run_id, event("pipeline_completed", run_id, 1, status="success"))
+        asyncio.run(hub.flush())
+    for run_id in runs[3:]:
+        two.publish(run_id, event("pipeline_started", run_id, 1))
+        two.publish(run_id, event("pipeline_completed", run_id, 1, status="success"))
+    found = asyncio.run(positions(one))
+    assert [p is not None for p in found] == [False, False, False, True, True]
+    assert server.command("EXISTS", f"otelstream:{{{runs[0]}}}:events") == 0
+    assert server.command("ZCARD", "otelstream:{runs}:finished") == 2
+    assert server.command("ZCARD", "otelstream:{runs}:active") == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, Self
 
 from otelstream.events import Event
@@ -97,6 +98,16 @@ class Hub(Protocol):
         """Wait (up to `timeout` seconds) until what was published before the call is seen by
         every process sharing the hub: the router answers a run's start only then, so another
         worker knows the run at once."""
+        ...
+
+    async def cancel(self, run_id: str) -> bool:
+        """Ask whichever process runs `run_id` to cancel it (its `on_cancel` listeners);
+        False when it is not running. May raise HubUnavailable."""
+        ...
+
+    def on_cancel(self, listener: Callable[[str], bool]) -> Callable[[], None]:
+        """Call `listener(run_id)`, from any thread, when a cancel is asked for anywhere the
+        hub reaches; returns the function that removes it. The router's runner listens."""
         ...
 
     async def check(self) -> None:

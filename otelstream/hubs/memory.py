@@ -7,6 +7,7 @@ import itertools
 import threading
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from typing import Any, Self
 
 from otelstream._errors import warn_limited
@@ -66,6 +67,7 @@ class MemoryHub:
         self._lock = threading.Lock()
         self._runs: dict[str, _Run] = {}
         self._finished: OrderedDict[str, float] = OrderedDict()  # run id -> monotonic end time
+        self._cancel_listeners: list[Callable[[str], bool]] = []
         self.dropped_events = 0
         """Events refused: their run was unknown, over the active-run bound, or already ended."""
         self._index = RunIndex()  # the runs list: one summary per run kept here
@@ -191,6 +193,14 @@ class MemoryHub:
 
     async def flush(self, timeout: float = 5.0) -> None:
         """Nothing to wait for: a published event is seen at once."""
+
+    async def cancel(self, run_id: str) -> bool:
+        """The listeners of this process (several routers on one hub) decide."""
+        return any([listener(run_id) for listener in list(self._cancel_listeners)])
+
+    def on_cancel(self, listener: Callable[[str], bool]) -> Callable[[], None]:
+        self._cancel_listeners.append(listener)
+        return lambda: self._cancel_listeners.remove(listener)
 
     async def check(self) -> None:
         """Always available: the runs live in this process."""

@@ -29,7 +29,7 @@ import os
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, Final, Self, TypeVar, cast
 
 from opentelemetry import context as otel_context
@@ -54,6 +54,7 @@ from otelstream.hubs._redis_codec import (
     meta_key,
     stream_key,
 )
+from otelstream.hubs._redis_runs import RunIndex
 from otelstream.hubs._runs import RunTree
 from otelstream.hubs._wake import Subscriber
 from otelstream.settings import Settings
@@ -176,6 +177,15 @@ class RedisHub:
         self._stored: OrderedDict[str, None] = OrderedDict()  # this process wrote events of
         self._unmarked: OrderedDict[str, int] = OrderedDict()  # lost events awaiting a marker
         self._watches: dict[str, _Watch] = {}
+        self._refused: OrderedDict[str, None] = OrderedDict()  # over max_active_runs
+        self._index = RunIndex(
+            key_prefix,
+            max_active=settings.max_active_runs,
+            max_finished=settings.max_finished_runs,
+            running_ttl_s=running,
+            retention_s=settings.run_retention_seconds,
+        )
+        self._cancel_listeners: list[Callable[[str], bool]] = []
         self._gen = 0  # bumped when the set of watched runs changes
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -276,6 +286,52 @@ class RedisHub:
     async def position(self, run_id: str) -> RunPosition | None:
         """O(1) in the run's length: the run's hash, and its last entry once it has ended."""
         return await self._call(self._position(run_id))
+
+    async def cancel(self, run_id: str) -> bool:
+        """Ask the process that runs `run_id` (any process sharing the Redis) to cancel it;
+        False when the run is not running."""
+        return await self._call(self._cancel(run_id))
+
+    async def _cancel(self, run_id: str) -> bool:
+        assert self._client is not None
+        return await self._index.cancel(self._client, run_id)
+
+    def on_cancel(self, listener: Callable[[str], bool]) -> Callable[[], None]:
+        """Call `listener(run_id)` (on the hub's thread) when any process asks to cancel a
+        run; returns the function that stops it. The router's runner listens."""
+        self._cancel_listeners.append(listener)
+        self._ensure_loop()
+
+        def remove() -> None:
+            with contextlib.suppress(ValueError):
+                self._cancel_listeners.remove(listener)
+
+        return remove
+
+    async def _listen_for_cancels(self, client: Redis) -> None:
+        """One pub/sub connection per process, resubscribed after an outage."""
+        while True:
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self._index.channel)
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        self._cancelled(str(message["data"]))
+            except _UNREACHABLE:
+                await asyncio.sleep(_BACKOFF_S[1])
+            except Exception:
+                report("RedisHub: listening for cancel requests")
+                await asyncio.sleep(_BACKOFF_S[1])
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    def _cancelled(self, run_id: str) -> None:
+        for listener in list(self._cancel_listeners):
+            try:
+                listener(run_id)
+            except Exception:
+                report("RedisHub: a cancel listener")
 
     async def flush(self, timeout: float = 5.0) -> None:
         """Wait (up to `timeout`) until every event published before the call is written."""
@@ -430,6 +486,7 @@ class RedisHub:
         self._tasks = [
             loop.create_task(self._writer(writer)),
             loop.create_task(self._reader(reader)),
+            loop.create_task(self._listen_for_cancels(client)),
         ]
         try:
             loop.run_forever()
@@ -559,15 +616,23 @@ class RedisHub:
         return False
 
     def _take(self) -> tuple[list[tuple[str, Event]], list[_Barrier]]:
+        """The next batch. It ends before a run's start that follows another run's end: that
+        run's place is given back (`retire`) before the next is asked for (`admit`)."""
         batch: list[tuple[str, Event]] = []
         barriers: list[_Barrier] = []
         buffer = self._buffer
+        ended = False
         while buffer and len(batch) < _BATCH:
-            item = buffer.popleft()
+            item = buffer[0]
             if isinstance(item, _Barrier):
                 barriers.append(item)
             else:
+                kind = item[1].type
+                if ended and kind == PIPELINE_STARTED:
+                    break
+                ended = ended or kind == PIPELINE_COMPLETED
                 batch.append(item)
+            buffer.popleft()
         return batch, barriers
 
     def _release_barriers(self) -> None:
@@ -584,6 +649,14 @@ class RedisHub:
         """
         results: list[Any] | None = None
         bad_batch = False
+        try:
+            batch = await self._admit(client, batch)
+        except _UNREACHABLE as exc:
+            self._down(exc)
+            await _reset(client)
+            for run_id, count in _count_by_run(batch).items():
+                self._lose(run_id, count, "Redis did not answer")
+            return False
         async with client.pipeline(transaction=False) as pipe:
             sent = [item for item in batch if await self._queue(pipe, publish, *item)]
             if not sent:
@@ -609,7 +682,39 @@ class RedisHub:
             return False
         self._up()
         self._settle(sent, results)
+        ended = [
+            run_id
+            for (run_id, event), result in zip(sent, results, strict=True)
+            if event.type == PIPELINE_COMPLETED and isinstance(result, int) and result > 0
+        ]
+        if ended:
+            with contextlib.suppress(*_UNREACHABLE):  # the runs' keys expire all the same
+                await self._index.retire(client, ended)
         return True
+
+    async def _admit(
+        self, client: Redis, batch: list[tuple[str, Event]]
+    ) -> list[tuple[str, Event]]:
+        """The batch without the events of runs refused for `max_active_runs` (counted
+        across every process sharing the Redis): those are traced, not streamed."""
+        starts = [run_id for run_id, event in batch if event.type == PIPELINE_STARTED]
+        if starts:
+            for run_id in await self._index.admit(client, starts):
+                self._remember(self._refused, run_id)
+                with self._lock:
+                    self._opened.pop(run_id, None)
+                warn_limited(
+                    "otelstream: %d runs are streaming across the processes sharing this "
+                    "Redis (max_active_runs): run %s is traced but not streamed",
+                    self.settings.max_active_runs,
+                    run_id,
+                )
+        refused = self._refused
+        if not refused:
+            return batch
+        kept = [item for item in batch if item[0] not in refused]
+        self.dropped_events += len(batch) - len(kept)
+        return kept
 
     async def _queue(self, pipe: Any, publish: Any, run_id: str, event: Event) -> bool:
         """Add one event's script call to `pipe`; False (and the event lost) if it cannot be."""
@@ -631,9 +736,10 @@ class RedisHub:
                 self._lose(run_id, 1, why)
             elif result == 0:
                 self.dropped_events += 1
-            elif event.type == PIPELINE_COMPLETED:
+            elif event.type == PIPELINE_COMPLETED:  # Redis knows it now, and forgets it
                 with self._lock:
                     self._stored.pop(run_id, None)
+                    self._opened.pop(run_id, None)
             elif run_id not in self._stored:
                 self._remember(self._stored, run_id)
 
