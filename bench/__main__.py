@@ -1,8 +1,11 @@
 """`python -m bench [--smoke] [--only PART ...]`: every benchmark, one markdown report.
 
-The full run writes bench/RESULTS.md; `--smoke` runs every part at tiny sizes
-in seconds, writes nothing, and exits non-zero when anything is broken (a lost
-event, a server that did not start) — the goals are not judged at those sizes.
+The full run writes bench/RESULTS.md and the block of README.md between
+`<!-- bench:begin -->` and `<!-- bench:end -->`, both from the same figures and
+stamped with the commit, so the two always agree and neither is edited by hand.
+`--smoke` runs every part at tiny sizes, writes nothing, and exits non-zero when
+anything is broken (a lost event, a server that did not start) — the goals are
+not judged at those sizes. `--only` runs some parts and writes nothing either.
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ import argparse
 import importlib.metadata
 import os
 import platform
+import re
 import resource
+import subprocess
 import sys
 import time
 import traceback
@@ -19,18 +24,19 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import fanout, latency, memory, redis_hub, spans
-from bench._common import Goal, Section, table
+from bench import fanout, join, latency, memory, redis_hub, spans
+from bench._common import ROOT, Goal, Section, table
 
 PARTS: dict[str, Callable[[bool], Section]] = {
     "spans": spans.run,
     "latency": latency.run,
     "fanout": fanout.run,
     "memory": memory.run,
+    "join": join.run,
     "redis": redis_hub.run,
 }
 
-PEERS = [
+PACKAGES = [
     "otelstream",
     "opentelemetry-api",
     "opentelemetry-sdk",
@@ -42,7 +48,31 @@ PEERS = [
     "httptools",
     "anyio",
     "pydantic",
+    "redis",
 ]
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+
+
+def _git(*args: str) -> str:
+    try:
+        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10)
+    except OSError:
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def _commit() -> str:
+    """HEAD, and whether the tree differs from it (what was measured is then not HEAD)."""
+    head = _git("rev-parse", "HEAD") or "unknown (not a git checkout)"
+    dirty = _git("status", "--porcelain", "--untracked-files=no")
+    return f"{head}{' with uncommitted changes' if dirty else ''}"
+
+
+def _version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
 
 
 def _machine() -> list[str]:
@@ -58,20 +88,59 @@ def _machine() -> list[str]:
         for line in meminfo:
             if line.startswith("MemTotal:"):
                 memory_kib = int(line.split()[1])
+    load = os.getloadavg()
     rows: list[list[object]] = [
         ["CPUs (nproc)", os.cpu_count()],
         ["CPU model", cpu],
         ["memory", f"{memory_kib / 1024 / 1024:.1f} GiB"],
+        ["load average at the end (1, 5, 15 min)", ", ".join(f"{x:.2f}" for x in load)],
         ["OS", f"{platform.system()} {platform.release()}"],
         ["Python", f"{platform.python_implementation()} {platform.python_version()}"],
     ]
-    rows += [[name, importlib.metadata.version(name)] for name in PEERS]
+    rows += [[name, _version(name)] for name in PACKAGES]
     return table(["", "version or value"], rows)
 
 
 def _goals(goals: list[Goal]) -> Section:
     rows = [[g.what, g.target, g.measured, "met" if g.met else "**not met**"] for g in goals]
     return Section("Goals", table(["goal", "target", "measured", ""], rows))
+
+
+def _readme_block(sections: list[Section], stamp: str) -> str:
+    lines = [BEGIN, f"Measured by `uv run python -m bench` {stamp}:", ""]
+    lines += [f"- {sentence}" for section in sections for sentence in section.summary]
+    lines += [
+        "",
+        "Every figure, its spread and the goals: [`bench/RESULTS.md`](bench/RESULTS.md).",
+        END,
+    ]
+    return "\n".join(lines)
+
+
+def _write(sections: list[Section], report: str, elapsed: float) -> None:
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    commit = _commit()
+    head = [
+        "# otelstream benchmarks",
+        "",
+        f"Written by `uv run python -m bench` on {when}, in {elapsed / 60:.1f} minutes, at commit "
+        f"`{commit}`; never edited by hand. Every ratio compares figures taken in this same run.",
+        "",
+        "## Machine",
+        "",
+        *_machine(),
+    ]
+    results = Path(__file__).with_name("RESULTS.md")
+    results.write_text("\n".join(head) + "\n\n" + report + "\n")
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.DOTALL)
+    if not pattern.search(text):
+        raise SystemExit(f"README.md has no {BEGIN} … {END} block to write the figures into")
+    stamp = f"on {when} at commit `{commit[:12]}`{commit[40:]} ({os.cpu_count()} CPUs)"
+    block = _readme_block(sections, stamp)
+    readme.write_text(pattern.sub(lambda _: block, text))
+    print(f"\nwrote {results.name} and README.md's figures ({elapsed:.0f} s)", file=sys.stderr)
 
 
 def main() -> int:
@@ -103,20 +172,7 @@ def main() -> int:
         print(f"\nBROKEN: {', '.join(failed)}", file=sys.stderr)
         return 1
     if not options.smoke and not options.only:
-        when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-        head = [
-            "# otelstream benchmarks",
-            "",
-            f"Measured by `uv run python -m bench` on {when}, in {elapsed / 60:.1f} minutes. "
-            "Every ratio compares figures taken side by side in this same run.",
-            "",
-            "## Machine",
-            "",
-            *_machine(),
-        ]
-        path = Path(__file__).with_name("RESULTS.md")
-        path.write_text("\n".join(head) + "\n\n" + report + "\n")
-        print(f"\nwrote {path.name} ({elapsed:.0f} s)", file=sys.stderr)
+        _write(sections, report, elapsed)
     else:
         print(f"\nall parts ran ({elapsed:.0f} s)", file=sys.stderr)
     return 0

@@ -6,6 +6,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
@@ -21,6 +23,7 @@ from otelstream.testing import RedisServer, free_port
 ROOT = Path(__file__).resolve().parent.parent
 _TICKS = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
+T = TypeVar("T")
 
 
 class BenchError(RuntimeError):
@@ -43,6 +46,8 @@ class Section:
     table: list[str]
     notes: list[str] = field(default_factory=list)
     goals: list[Goal] = field(default_factory=list)
+    summary: list[str] = field(default_factory=list)
+    """Sentences for the README's performance block, figures from this same run."""
 
     def markdown(self) -> str:
         lines = [f"## {self.title}", "", *self.table]
@@ -63,6 +68,22 @@ def percentile(values: Sequence[float], fraction: float) -> float:
     ordered = sorted(values)
     rank = max(0, min(len(ordered) - 1, round(fraction * len(ordered) + 0.5) - 1))
     return ordered[rank]
+
+
+def alternating(items: Sequence[T], reps: int) -> Iterator[tuple[int, T]]:
+    """(rep, item) for `reps` repetitions, every other one in reverse order, so that no item
+    always runs first or last (the machine warms up, other processes come and go)."""
+    for rep in range(reps):
+        for item in items if rep % 2 == 0 else list(reversed(items)):
+            yield rep, item
+
+
+def spread(values: Sequence[float], fmt: str = "{:,.0f}") -> str:
+    """`median (min to max)`, or the one value of a single run."""
+    if len(values) == 1:
+        return fmt.format(values[0])
+    low, mid, high = min(values), statistics.median(values), max(values)
+    return f"{fmt.format(mid)} ({fmt.format(low)}\N{EN DASH}{fmt.format(high)})"
 
 
 def cpu_seconds(pid: int) -> float:
@@ -176,11 +197,6 @@ def connect(port: int, request: bytes, timeout: float = 10.0) -> socket.socket:
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.sendall(request)
     return sock
-
-
-def get_request(path: str) -> bytes:
-    """`Connection: close`, so the end of a stream is the end of the socket."""
-    return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
 
 
 def find_redis() -> tuple[str | None, str]:

@@ -24,16 +24,15 @@ from collections.abc import Callable
 from typing import IO
 
 from bench import fanout, latency
+from bench._client import Client
 from bench._common import (
     ROOT,
     BenchError,
     Goal,
     Section,
     Server,
-    connect,
     cpu_seconds,
     find_redis,
-    get_request,
     percentile,
     python_path,
     redis_server,
@@ -44,10 +43,6 @@ from otelstream.testing import RedisServer
 
 APP = "bench.servers.otelstream_app:app"
 _GOAL = "Redis hub latency p99"
-_BURST = 50
-"""Subscribers connected at once in the fan-out, for both hubs: how the harness first met the
-Redis hub's pool limit (since fixed: its callers now wait for a connection); kept so that the
-two hubs are still measured alike."""
 
 
 def _wait(done: Callable[[], bool], timeout: float, what: str) -> None:
@@ -67,12 +62,10 @@ def _line(stream: IO[bytes], timeout: float) -> str:
     return line.decode().strip()
 
 
-def _cross_process(
-    running: Server, redis: RedisServer, spans: int, interval_ms: float
-) -> list[int]:
+def _cross_process(running: Server, redis: RedisServer, spans: int, warm: int) -> list[int]:
     """Part 2's latency with the pipeline in a second process publishing to the same Redis."""
-    counts = latency._counts(spans)
-    command = [sys.executable, "-P", "-m", "bench.servers.publisher", redis.url, f"{interval_ms}"]
+    counts = (warm, spans)
+    command = [sys.executable, "-P", "-m", "bench.servers.publisher", redis.url, "2.0"]
     command += [str(count) for count in counts]
     env = {**os.environ, "PYTHONPATH": python_path()}
     process = subprocess.Popen(
@@ -85,11 +78,16 @@ def _cross_process(
             run_id = _line(process.stdout, 30)
             # the previous stream's subscription is gone, so the count below is this one's
             _wait(lambda: running.stats()["subscribers"] == 0, 10, "the last stream to close")
-            sock = connect(running.port, get_request(f"/runs/{run_id}/events"))
-            _wait(lambda: running.stats()["subscribers"] >= 1, 10, "the subscription")
-            process.stdin.write(b"go\n")
-            process.stdin.flush()
-            latencies = latency._read(sock, 30)
+            latencies = []
+            client = Client(running.port, latency.stamped(latencies))
+            try:
+                client.open(f"/runs/{run_id}/events", last=2 * count + 2)
+                _wait(lambda: running.stats()["subscribers"] >= 1, 10, "the subscription")
+                process.stdin.write(b"go\n")
+                process.stdin.flush()
+                client.pump(client.all_closed, 60, "the second process's stream to end")
+            finally:
+                client.close()
             if len(latencies) != count:
                 raise BenchError(f"second process: {len(latencies)} of {count} events arrived")
         process.stdin.close()
@@ -103,24 +101,16 @@ def _cross_process(
 
 
 def _fanout(
-    running: Server,
-    redis: RedisServer | None,
-    size: tuple[int, int, int],
-    timeout: float,
-    settle: float,
-    label: str,
-) -> tuple[fanout._Result, float]:
+    running: Server, redis: RedisServer | None, size: fanout.Size
+) -> tuple[fanout.Result, float]:
     """Part 3's otelstream measurement, and redis-server's CPU seconds over the same time."""
-    runs, per_run, events = size
     start_cpu = [0.0]
 
     def on_go() -> None:
         if redis is not None:
             start_cpu[0] = cpu_seconds(redis.pid)
 
-    result = fanout._otelstream(
-        running, runs, per_run, events, timeout, settle, label, on_go, burst=_BURST
-    )
+    result = fanout.measure(running, size, on_go=on_go)
     redis_cpu = cpu_seconds(redis.pid) - start_cpu[0] if redis is not None else 0.0
     return result, redis_cpu
 
@@ -135,10 +125,8 @@ def _not_measured(why: str) -> Section:
 
 
 def run(smoke: bool) -> Section:
-    spans, interval_ms = (50, 2.0) if smoke else (2_000, 2.0)
-    # runs, subscribers per run, events per run: part 3's full size (see the notes)
-    size = (4, 3, 50) if smoke else (100, 10, 1_000)
-    timeout, settle = (60, 0.05) if smoke else (120, 0.5)
+    spans, warm = (50, 10) if smoke else (1_000, 100)
+    size = fanout.sizes(smoke)["burst"]  # part 3's burst, once
     executable, why = find_redis()
     if executable is None:
         if smoke and os.environ.get("CI"):
@@ -149,19 +137,21 @@ def run(smoke: bool) -> Section:
             )
         return _not_measured(why)
 
-    runs, per_run, events = size
+    runs, per_run, events = size.runs, size.per_run, size.events
     with redis_server(executable) as redis:
         memory_env = {"OTELSTREAM_HUB": "memory"}
         redis_env = {"OTELSTREAM_HUB": redis.url}
         with servers(Server(APP, memory_env), Server(APP, redis_env)) as (in_memory, in_redis):
-            lat_memory = latency._otelstream(in_memory, spans, interval_ms)
-            lat_redis = latency._otelstream(in_redis, spans, interval_ms)
-            lat_cross = _cross_process(in_redis, redis, spans, interval_ms)
+            latency.streams(in_memory, 1, warm, 2.0, 1)
+            lat_memory = latency.streams(in_memory, 1, spans, 2.0, 2)
+            latency.streams(in_redis, 1, warm, 2.0, 1)
+            lat_redis = latency.streams(in_redis, 1, spans, 2.0, 2)
+            lat_cross = _cross_process(in_redis, redis, spans, warm)
         # the pipelines' spans outrun Redis: the buffer holds the whole burst (see the notes)
         fan_env = {**redis_env, "OTELSTREAM_REDIS_BUFFER_EVENTS": str(2 * runs * events)}
         with servers(Server(APP, memory_env), Server(APP, fan_env)) as (in_memory, in_redis):
-            fan_memory, _ = _fanout(in_memory, None, size, timeout, settle, "memory hub")
-            fan_redis, redis_cpu = _fanout(in_redis, redis, size, timeout, settle, "Redis hub")
+            fan_memory, _ = _fanout(in_memory, None, size)
+            fan_redis, redis_cpu = _fanout(in_redis, redis, size)
 
     rows = []
     stats: dict[str, tuple[float, float, float]] = {}
@@ -178,22 +168,21 @@ def run(smoke: bool) -> Section:
     latency_table = table(["hub", "events", "p50 µs", "p99 µs", "max µs"], rows)
 
     fan_rows = []
-    memory_rate = fan_memory.delivered / fan_memory.seconds
-    for result, extra in ((fan_memory, 0.0), (fan_redis, redis_cpu)):
-        rate = result.delivered / result.seconds
-        per_thousand = 1000 / result.delivered
+    for label, result, extra in (
+        ("memory hub", fan_memory, None),
+        ("Redis hub", fan_redis, redis_cpu),
+    ):
         fan_rows.append(
             [
-                result.label,
-                f"{rate:,.0f}",
-                f"{rate / memory_rate:.3f}",
-                f"{result.seconds:.1f}",
-                f"{result.cpu * per_thousand:.4f}",
-                f"{extra * per_thousand:.4f}" if result is fan_redis else "—",
-                f"{result.idle_bytes / 1024:.1f}",
+                label,
+                f"{result.rate:,.0f}",
+                f"{result.rate / fan_memory.rate:.3f}",
+                f"{result.cpu_per_k:.4f}",
+                "—" if extra is None else f"{extra / (runs * per_run * (events - 1)) * 1000:.4f}",
+                f"{result.idle_kib:.1f}",
             ]
         )
-    header = ["hub", "events/s delivered", "x memory hub", "s", "uvicorn CPU s / 1,000 events"]
+    header = ["hub", "events/s delivered", "x memory hub", "uvicorn CPU s / 1,000 events"]
     fan_table = table(
         [*header, "redis-server CPU s / 1,000 events", "KiB / idle subscriber"], fan_rows
     )
@@ -205,8 +194,6 @@ def run(smoke: bool) -> Section:
         - stats["memory hub, pipeline in the uvicorn process"][0]
     )
     subscribers = runs * per_run
-    warmup = " after a warm-up stream" if len(latency._counts(spans)) > 1 else ""
-    full = ", at its full size" if size == (100, 10, 1_000) else ""
     section = Section(
         "5. Redis hub",
         [*latency_table, "", *fan_table],
@@ -215,25 +202,25 @@ def run(smoke: bool) -> Section:
             "and shut down after it; the uvicorn processes are part 2's and 3's app with "
             "`OTELSTREAM_HUB=memory` or `OTELSTREAM_HUB=redis://…`, started side by side and "
             "measured one at a time.",
-            f"Latency: as part 2 (one span every {interval_ms:g} ms, {spans:,} events counted"
-            f"{warmup}, span end → bytes read by a raw-socket client). In the first two rows the "
+            f"Latency: as part 2 at light load (one span every 2 ms, {spans:,} events counted "
+            f"after a warm-up stream of {warm}, span end → bytes read by the client). In the "
+            "first two rows the "
             "pipeline runs in the uvicorn process that serves the stream, so through Redis each "
             "event goes from the pipeline thread to the hub's I/O thread, is written by a Lua "
             "script, read back by the process's one blocking XREAD, and framed; in the third the "
             "pipeline is a second process (`bench.servers.publisher`) publishing into the same "
             "Redis, the uvicorn process only reading. "
             f"Redis adds {added / 1e3:,.0f} µs at p50.",
-            f"Fan-out: as part 3{full}: {subscribers:,} subscribers, {per_run} on each of {runs} "
-            f"runs of {events:,} events, {subscribers * events:,} deliveries per hub, every "
-            "stream checked complete and in order; nothing was lost. The pipelines run in the "
+            f"Fan-out: as part 3's burst, once: {subscribers:,} subscribers, {per_run} on each of "
+            f"{runs} runs of {events:,} events, every stream checked complete and in order; "
+            "nothing was lost. The pipelines run in the "
             "uvicorn process that serves the streams. Through Redis each event is written once "
             "and read back once per process (one XREAD for every watched run), then fanned out "
             "in the process as by the memory hub, so the rate is bound by what Redis takes in. "
             "The spans come faster than that: the hub's buffer (`redis_buffer_events`, 10,000 "
             "by default, past which events are counted as lost by design) was raised to "
-            f"{2 * runs * events:,} to hold the whole burst. Subscribers connect {_BURST} at a "
-            "time (for both hubs), each group attached before the next. The redis-server column is "
-            "that process's CPU (/proc) over the same time as the uvicorn column.",
+            f"{2 * runs * events:,} to hold the whole burst. The redis-server column is that "
+            "process's CPU (/proc) over the same time as the uvicorn column.",
         ],
     )
     section.goals = [

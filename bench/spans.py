@@ -1,76 +1,77 @@
 """Part 1: what one span costs with otelstream beside the bare SDK, configurations interleaved.
 
-Every configuration has its own TracerProvider in this one process; each round
-runs all of them in a shuffled order, and a configuration's ratio is taken to
-the SDK's time *of the same round*, then the median over rounds is reported, so
-a noisy neighbour slows both sides of a ratio alike.
+Every configuration has its own TracerProvider in one process; each round runs
+all of them in a shuffled order, and a configuration's ratio is taken to the
+SDK's time *of the same round* (the median over rounds is the process's figure),
+so that a noisy neighbour slows both sides of a ratio alike. The part runs in
+three fresh processes (`python -m bench.spans --worker`) and reports the spread.
+
+The subscriber is real: the measured process serves the run's stream with
+`EventStreamResponse` on a uvicorn in a thread, to a socket read by another
+process (`python -m bench._client`), so the process CPU counts the framing,
+the response and uvicorn's writes, and none of the client's parsing.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import concurrent.futures
 import gc
+import json
+import os
 import random
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import IO
 
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from bench._common import ROOT, BenchError, Goal, Section, python_path, spread, table
 
-from bench._common import BenchError, Goal, Section, table
-from otelstream import EventStreamProcessor, MemoryHub, RunHandle, Settings, streamed_run
+_PER_RUN = 400  # spans per streamed run: 802 events
+CONFIGS = {
+    "sdk": "SDK, no processor",
+    "sdk-again": "SDK again, a second identical provider: the noise floor",
+    "noop": "SDK + a no-op SpanProcessor (for scale)",
+    "unstreamed": "+ EventStreamProcessor, trace not streamed",
+    "record": "+ EventStreamProcessor, streamed run, a hub that keeps nothing: the record alone",
+    "streamed-0": "+ EventStreamProcessor, streamed run, 0 subscribers",
+    "streamed-sse": "+ EventStreamProcessor, streamed run, 1 real SSE subscriber",
+    "batch": "SDK + BatchSpanProcessor (no-op exporter)",
+}
 
 try:
     import uvloop
 
     _new_loop: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
-except ImportError:  # the server runs uvloop; without it the readers use asyncio's loop
+except ImportError:  # pragma: no cover - the server runs uvloop
     _new_loop = asyncio.new_event_loop
 
 
-_PER_RUN = 400  # spans per streamed run: 802 events, under the default subscriber_max_lag
-
-
-class _NullExporter(SpanExporter):
-    """Exports nothing: the batch processor's own cost, not a network's."""
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        return SpanExportResult.SUCCESS
-
-    def shutdown(self) -> None:
-        pass
-
-
 class _Readers:
-    """An event loop in a thread whose subscribers read and frame every event, as a server does.
-
-    Their work takes the GIL from the span thread, so it is part of what a
-    span costs in a process that also serves the stream.
-    """
+    """An event loop in a thread whose subscribers read and frame every event (part 4 uses it)."""
 
     def __init__(self) -> None:
         self.loop = _new_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="bench-readers")
         self.thread.start()
 
-    def start(
-        self, hub: MemoryHub, run_id: str, count: int
-    ) -> concurrent.futures.Future[list[int]]:
+    def start(self, hub: object, run_id: str, count: int) -> concurrent.futures.Future[list[int]]:
         coroutine = self._all(hub, run_id, count)
         future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
         deadline = time.monotonic() + 10
-        while hub.subscriber_count(run_id) < count:
+        while hub.subscriber_count(run_id) < count:  # type: ignore[attr-defined]
             if time.monotonic() > deadline or future.done():
                 raise BenchError(f"{count} subscribers did not attach to {run_id}")
             time.sleep(0.001)
         return future
 
-    async def _all(self, hub: MemoryHub, run_id: str, count: int) -> list[int]:
+    async def _all(self, hub: object, run_id: str, count: int) -> list[int]:
         return list(await asyncio.gather(*(_read(hub, run_id) for _ in range(count))))
 
     def close(self) -> None:
@@ -79,71 +80,134 @@ class _Readers:
         self.loop.close()
 
 
-async def _read(hub: MemoryHub, run_id: str) -> int:
-    """Reads the run to its end, checking that seqs have no gap; returns the last seq."""
+async def _read(hub: object, run_id: str) -> int:
     last = 0
-    async with hub.subscribe(run_id) as subscription:
+    async with hub.subscribe(run_id) as subscription:  # type: ignore[attr-defined]
         while (batch := await subscription.next_batch(5.0)) is not None:
             for event in batch:
                 if event.seq != last + 1:
                     raise BenchError(f"subscriber saw seq {event.seq} after {last}")
                 last = event.seq
-                _ = event.sse  # framed once, shared: what the SSE response would send
+                _ = event.sse
     return last
+
+
+@dataclass
+class _Subscriber:
+    """The real SSE subscriber: uvicorn in a thread here, the reader in a process of its own."""
+
+    server: object
+    reader: subprocess.Popen[str]
+
+    def watch(self, hub: object, run_id: str, events: int) -> None:
+        assert self.reader.stdin is not None
+        self.reader.stdin.write(f"/runs/{run_id}/events {events}\n")
+        self.reader.stdin.flush()
+        deadline = time.monotonic() + 10
+        while hub.subscriber_count(run_id) < 1:  # type: ignore[attr-defined]
+            if time.monotonic() > deadline:
+                raise BenchError("the SSE subscriber did not attach")
+            time.sleep(0.0005)
+
+    def done(self, events: int) -> None:
+        stdout: IO[str] | None = self.reader.stdout
+        assert stdout is not None
+        read = stdout.readline().strip()
+        if read != str(events):
+            raise BenchError(f"the SSE subscriber read {read!r} events, not {events}")
+
+
+def _subscriber(hub: object) -> _Subscriber:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.routing import Route
+
+    from otelstream._sse import EventStreamResponse
+    from otelstream.testing import UvicornServer
+
+    async def events(request: Request) -> EventStreamResponse:
+        run_id = request.path_params["run_id"]
+        subscription = hub.subscribe(run_id)  # type: ignore[attr-defined]
+        return EventStreamResponse(subscription, run_id, keepalive=15)
+
+    app = Starlette(routes=[Route("/runs/{run_id}/events", events)])
+    server = UvicornServer(app, loop="uvloop", http="httptools").__enter__()
+    port = server.url.rsplit(":", 1)[1]
+    command = [sys.executable, "-P", "-m", "bench._client", port]
+    env = {**os.environ, "PYTHONPATH": python_path()}
+    reader = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    return _Subscriber(server, reader)
+
+
+class _NullHub:
+    """Takes every event and keeps none: what the processor's own record costs."""
+
+    def __init__(self) -> None:
+        from otelstream import Settings
+
+        self.settings = Settings()
+
+    def publish(self, run_id: str, event: object) -> None:
+        pass
 
 
 @dataclass
 class _Config:
     key: str
-    label: str
-    provider: TracerProvider
-    hub: MemoryHub | None = None
-    subscribers: int | None = None  # None: spans outside any streamed run
+    provider: object
+    hub: object | None = None  # streamed runs: their hub
 
 
 def _configs() -> list[_Config]:
-    # Few finished runs kept: the runs of earlier rounds must not make the GC's full
-    # collections slower for the rounds after them.
-    settings = Settings(max_finished_runs=2)
-    configs = [_Config("sdk", "SDK, no processor", TracerProvider())]
-    label = "SDK again, a second identical provider: the noise floor"
-    configs.append(_Config("sdk-again", label, TracerProvider()))
-    noop = TracerProvider()
-    noop.add_span_processor(SpanProcessor())  # the SDK's cost of calling any processor at all
-    configs.append(_Config("noop", "SDK + a no-op SpanProcessor (for scale)", noop))
-    hub = MemoryHub(settings)
-    unstreamed = TracerProvider()
-    unstreamed.add_span_processor(EventStreamProcessor(hub))
-    configs.append(_Config("unstreamed", "+ EventStreamProcessor, trace not streamed", unstreamed))
-    for count in (0, 1, 100):
-        hub = MemoryHub(settings)
-        provider = TracerProvider()
-        provider.add_span_processor(EventStreamProcessor(hub))
-        label = f"+ EventStreamProcessor, streamed run, {count} subscriber{'s' * (count != 1)}"
-        configs.append(_Config(f"streamed-{count}", label, provider, hub, count))
-    batch = TracerProvider()
-    # a queue that holds a whole round: the default (2,048) drops spans at this rate
-    batch.add_span_processor(BatchSpanProcessor(_NullExporter(), max_queue_size=16_384))
-    configs.append(_Config("batch", "SDK + BatchSpanProcessor (no-op exporter)", batch))
-    return configs
+    from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+    from opentelemetry.sdk.trace.export import (
+        BatchSpanProcessor,
+        SpanExporter,
+        SpanExportResult,
+    )
+
+    from otelstream import EventStreamProcessor, MemoryHub, Settings
+
+    class NullExporter(SpanExporter):
+        def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    def provider(*processors: SpanProcessor) -> TracerProvider:
+        made = TracerProvider()
+        for processor in processors:
+            made.add_span_processor(processor)
+        return made
+
+    # few finished runs kept: earlier rounds' runs must not slow the GC for later ones
+    hubs = {key: MemoryHub(Settings(max_finished_runs=2)) for key in ("streamed-0", "sse")}
+    null = _NullHub()
+    return [
+        _Config("sdk", provider()),
+        _Config("sdk-again", provider()),
+        _Config("noop", provider(SpanProcessor())),
+        _Config("unstreamed", provider(EventStreamProcessor(MemoryHub()))),
+        _Config("record", provider(EventStreamProcessor(null)), null),  # type: ignore[arg-type]
+        _Config(
+            "streamed-0", provider(EventStreamProcessor(hubs["streamed-0"])), hubs["streamed-0"]
+        ),
+        _Config("streamed-sse", provider(EventStreamProcessor(hubs["sse"])), hubs["sse"]),
+        # a queue that holds a whole round: the default (2,048) drops spans at this rate
+        _Config("batch", provider(BatchSpanProcessor(NullExporter(), max_queue_size=16_384))),
+    ]
 
 
-def _measure(config: _Config, spans: int, readers: _Readers) -> tuple[float, float]:
-    """(the span thread's CPU seconds in its span loops, the process's CPU seconds until every
-    subscriber had read every event).
+def _measure(config: _Config, spans: int, subscriber: _Subscriber) -> tuple[float, float]:
+    """(the span thread's CPU seconds in its span loops, the process's CPU seconds until the
+    subscriber had read every event, or the batch processor had flushed).
 
     CPU time, not wall time: a busy machine deschedules the process, which CPU
-    time does not count. The first is what the code opening spans pays itself;
-    the second adds what the readers' thread spent on the same events (and for
-    the batch processor, its worker's export until flushed, so that it does not
-    run on the time of the configuration measured next).
-
-    A streamed configuration opens its spans in runs of `_PER_RUN`, so that no run
-    outgrows the default `subscriber_max_lag` (1,000 events): the readers' loop
-    gets the GIL only at the span thread's switch interval, and a reader more than
-    1,000 events behind is cut off by design.
+    time does not count.
     """
-    tracer = config.provider.get_tracer("bench")
+    from otelstream import streamed_run
+
+    tracer = config.provider.get_tracer("bench")  # type: ignore[attr-defined]
     thread_s = process_s = 0.0
     gc.collect()
     for offset in range(0, spans, _PER_RUN):
@@ -151,108 +215,169 @@ def _measure(config: _Config, spans: int, readers: _Readers) -> tuple[float, flo
         # every configuration opens child spans under a `pipeline:` span, as a pipeline does
         run: AbstractContextManager[object] = tracer.start_as_current_span("pipeline:bench")
         if config.hub is not None:
-            run = streamed_run("bench", tracer_provider=config.provider)
+            run = streamed_run("bench", tracer_provider=config.provider)  # type: ignore[arg-type]
+        watched = config.key == "streamed-sse"
         with run as handle:
-            future = None
-            if config.hub is not None and config.subscribers and isinstance(handle, RunHandle):
-                future = readers.start(config.hub, handle.run_id, config.subscribers)
+            if watched:
+                subscriber.watch(config.hub, handle.run_id, 2 * count + 2)  # type: ignore[attr-defined]
             process_start, thread_start = time.process_time(), time.thread_time()
             for _ in range(count):
                 with tracer.start_as_current_span("task:step"):
                     pass
             thread_s += time.thread_time() - thread_start
-        if future is not None:
-            lasts = future.result(timeout=60)
-            if any(last != 2 * count + 2 for last in lasts):
-                raise BenchError(
-                    f"{config.key}: readers ended at {set(lasts)}, not {2 * count + 2}"
-                )
+        if watched:
+            subscriber.done(2 * count + 2)
         if config.key == "batch":
-            config.provider.force_flush()
+            config.provider.force_flush()  # type: ignore[attr-defined]
         process_s += time.process_time() - process_start
     return thread_s, process_s
 
 
-def run(smoke: bool) -> Section:
-    spans, rounds = (200, 2) if smoke else (1_200, 60)
+def _worker(spans: int, rounds: int, seed: int) -> None:
+    """Prints one JSON line: per configuration, the median over rounds of µs/span and of the
+    ratio to the SDK's time in the same round, for the span thread and for the process."""
     configs = _configs()
-    readers = _Readers()
-    shuffle = random.Random(9)
-    thread_times: dict[str, list[float]] = {c.key: [] for c in configs}
-    process_times: dict[str, list[float]] = {c.key: [] for c in configs}
-    ratios: dict[str, list[float]] = {c.key: [] for c in configs}
-    process_ratios: dict[str, list[float]] = {c.key: [] for c in configs}
+    hub = next(c.hub for c in configs if c.key == "streamed-sse")
+    subscriber = _subscriber(hub)
+    shuffle = random.Random(seed)
+    figures: dict[str, list[tuple[float, float, float, float]]] = {c.key: [] for c in configs}
     try:
-        for _ in range(1 if smoke else 2):  # warm-up: imports, caches, first allocations
+        for _ in range(2):  # warm-up: imports, caches, first allocations
             for config in configs:
-                _measure(config, spans, readers)
+                _measure(config, spans, subscriber)
         for _ in range(rounds):
             order = configs[:]
             shuffle.shuffle(order)
-            this_round = {c.key: _measure(c, spans, readers) for c in order}
+            this_round = {c.key: _measure(c, spans, subscriber) for c in order}
             sdk_thread, sdk_process = this_round["sdk"]
             for key, (thread_s, process_s) in this_round.items():
-                thread_times[key].append(thread_s / spans * 1e6)
-                process_times[key].append(process_s / spans * 1e6)
-                ratios[key].append(thread_s / sdk_thread)
-                process_ratios[key].append(process_s / sdk_process)
+                figures[key].append(
+                    (
+                        thread_s / spans * 1e6,
+                        thread_s / sdk_thread,
+                        process_s / spans * 1e6,
+                        process_s / sdk_process,
+                    )
+                )
     finally:
-        readers.close()
+        assert subscriber.reader.stdin is not None
+        subscriber.reader.stdin.close()
+        subscriber.reader.wait(timeout=10)
+        subscriber.server.__exit__(None, None, None)  # type: ignore[attr-defined]
         for config in configs:
-            config.provider.shutdown()
+            config.provider.shutdown()  # type: ignore[attr-defined]
+    medians = {
+        key: [statistics.median(values[i] for values in rows) for i in range(4)]
+        for key, rows in figures.items()
+    }
+    print(json.dumps(medians), flush=True)
 
-    ratio = {key: statistics.median(values) for key, values in ratios.items()}
-    process_ratio = {key: statistics.median(values) for key, values in process_ratios.items()}
-    rows = []
-    for config in configs:
-        rows.append(
-            [
-                config.label,
-                f"{statistics.median(thread_times[config.key]):.2f}",
-                f"{ratio[config.key]:.3f}",
-                f"{(ratio[config.key] - 1) * 100:+.1f}%",
-                f"{statistics.median(process_times[config.key]):.2f}",
-                f"{(process_ratio[config.key] - 1) * 100:+.1f}%",
-            ]
+
+def run(smoke: bool) -> Section:
+    spans, rounds, workers = (400, 1, 1) if smoke else (1_200, 20, 3)
+    results: list[dict[str, list[float]]] = []
+    for seed in range(workers):
+        command = [sys.executable, "-P", "-m", "bench.spans", "--worker"]
+        command += [str(spans), str(rounds), str(seed)]
+        env = {**os.environ, "PYTHONPATH": python_path()}
+        done = subprocess.run(
+            command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
         )
-    header = ["configuration", "span thread CPU µs/span", "x SDK", "added"]
-    header += ["process CPU µs/span, readers included", "added"]
+        if done.returncode != 0:
+            raise BenchError(f"spans worker failed:\n{done.stderr[-3000:]}")
+        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return _section(results, spans, rounds)
+
+
+def _section(results: list[dict[str, list[float]]], spans: int, rounds: int) -> Section:
+    def values(key: str, i: int) -> list[float]:
+        return [result[key][i] for result in results]
+
+    def added(key: str, i: int) -> str:
+        return spread([(v - 1) * 100 for v in values(key, i)], "{:+.1f}%")
+
+    rows = [
+        [label, spread(values(key, 0), "{:.2f}"), added(key, 1)] for key, label in CONFIGS.items()
+    ]
+    for row, key in zip(rows, CONFIGS, strict=True):
+        row += [spread(values(key, 2), "{:.2f}"), added(key, 3)]
+    header = ["configuration", "span thread CPU µs/span", "added", "process CPU µs/span", "added"]
+
+    def median(key: str, i: int) -> float:
+        return statistics.median(values(key, i))
+
+    parts = [
+        ("the SDK's own span", median("sdk", 0), median("sdk", 2)),
+        (
+            "the processor's record: context lookup, start and end events made, open-span map",
+            median("record", 0) - median("sdk", 0),
+            median("record", 2) - median("sdk", 2),
+        ),
+        (
+            "the memory hub's publish of the two events (sequence, replay buffer, lock)",
+            median("streamed-0", 0) - median("record", 0),
+            median("streamed-0", 2) - median("record", 2),
+        ),
+        (
+            "one real subscriber: wake-ups, projection, framing, EventStreamResponse, uvicorn",
+            median("streamed-sse", 0) - median("streamed-0", 0),
+            median("streamed-sse", 2) - median("streamed-0", 2),
+        ),
+    ]
+    profile = table(
+        ["part of a streamed span", "span thread µs", "process µs"],
+        [[what, f"{thread:+.2f}", f"{process:+.2f}"] for what, thread, process in parts],
+    )
     section = Section(
         "1. Span overhead",
-        table(header, rows),
+        [*table(header, rows), "", *profile],
         [
             f"{spans:,} spans of `with tracer.start_as_current_span('task:step'): pass` per "
             f"configuration per round (streamed: in runs of {_PER_RUN}; only the span loops are "
-            f"timed), {rounds} rounds in a shuffled order; µs/span is the median "
-            "over rounds, x SDK the median of each round's ratio to the SDK's time in that round. "
-            "Times are CPU times, which a busy machine does not inflate as it does wall time (the "
-            "second SDK row shows what noise is left): the span thread's own "
-            "(`time.thread_time()`, what the code that opens spans pays, and what the goals "
-            "judge) and the whole process's until every subscriber has read every event "
-            "(`time.process_time()`; for the batch processor, until it has flushed).",
-            "Subscribers run on a uvloop event loop in a thread of the same process and frame "
-            "every event (`Event.sse`), as the SSE endpoint does; in wall time their work "
-            "competes with the span thread for the GIL, which the last column counts.",
+            f"timed), {rounds} rounds in a shuffled order in each of {len(results)} fresh "
+            "processes; a process's figure is the median over its rounds (added: of each round's "
+            "ratio to the SDK's time in that round), and each cell is the median (min-max) over "
+            "the processes. CPU times, which a busy machine does not inflate as it does wall "
+            "time (the second SDK row shows what noise is left): the span thread's own "
+            "(`time.thread_time()`: what the code opening spans pays) and the whole process's "
+            "until the subscriber has read every event (`time.process_time()`; for the batch "
+            "processor, until it has flushed).",
+            "The real subscriber: the run's stream served by `EventStreamResponse` on a uvicorn "
+            "(uvloop, httptools) in a thread of the measured process, to a socket read by "
+            "another process. The second table splits a streamed span by difference of the "
+            "rows' medians: a span thread records each event (`SpanEvent`: the kind, the span, "
+            "the run) and the hub numbers and keeps it; the projection and the framing happen "
+            "on the subscriber's loop, on first read.",
         ],
     )
+
+    def worst(key: str, i: int) -> float:
+        return max(values(key, i))
+
     section.goals = [
         Goal(
             "span overhead, trace not streamed",
-            "≤ +2%",
-            f"{(ratio['unstreamed'] - 1) * 100:+.1f}%",
-            ratio["unstreamed"] <= 1.02,
+            "≤ +2%, whole spread",
+            added("unstreamed", 1),
+            worst("unstreamed", 1) <= 1.02,
         ),
         Goal(
-            "span overhead, streamed run, 1 subscriber",
-            "≤ +30%",
-            f"{(ratio['streamed-1'] - 1) * 100:+.1f}%",
-            ratio["streamed-1"] <= 1.30,
+            "span overhead, streamed run, 1 real subscriber: span thread CPU",
+            "≤ +15%, whole spread",
+            added("streamed-sse", 1),
+            worst("streamed-sse", 1) <= 1.15,
         ),
         Goal(
-            "the same, counting the subscriber's CPU too (a stricter reading)",
-            "≤ +30%",
-            f"{(process_ratio['streamed-1'] - 1) * 100:+.1f}%",
-            process_ratio["streamed-1"] <= 1.30,
+            "the same, whole process CPU (uvicorn and the response included)",
+            "≤ +50%, whole spread",
+            added("streamed-sse", 3),
+            worst("streamed-sse", 3) <= 1.50,
         ),
     ]
     return section
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--worker", nargs=3, type=int, required=True)
+    _worker(*parser.parse_args().worker)

@@ -18,10 +18,9 @@ import time
 
 from opentelemetry.sdk.trace import TracerProvider
 
+from bench.servers._pipeline import END_NS
 from otelstream import EventStreamProcessor, Settings, streamed_run
 from otelstream.hubs.redis import RedisHub
-
-END_NS = "bench.end_ns"  # as in otelstream_app, without building that module's app and hub
 
 
 def main(argv: list[str]) -> int:

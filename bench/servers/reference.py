@@ -16,13 +16,13 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.responses import StreamingResponse
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 
 from bench.servers._control import control_routes
+from bench.servers._pipeline import END_NS
 
-END_NS = "bench.end_ns"
 _streams = 0
 
 
@@ -83,8 +83,4 @@ async def stream(spans: int = 2_000, interval_ms: float = 2.0) -> StreamingRespo
     return StreamingResponse(frames(), media_type="text/event-stream")
 
 
-async def _go(request: Request) -> None:
-    pass
-
-
-app.router.routes.extend(control_routes(lambda: _streams, _go))
+app.router.routes.extend(control_routes(lambda: _streams))
