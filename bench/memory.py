@@ -87,6 +87,10 @@ def run(smoke: bool) -> Section:
             growth <= 0.05 and held_ok,
         )
     ]
+    section.summary = [
+        f"over {runs:,} finished runs resident memory levels off at the retention bound "
+        f"({growth * 100:+.1f}% from {settled['runs']:,} to {runs:,} runs)."
+    ]
     return section
 
 

@@ -237,4 +237,10 @@ def run(smoke: bool) -> Section:
             p99_cross < 5_000_000,
         ),
     ]
+    p50_redis = stats["Redis hub, pipeline in the uvicorn process"][0]
+    section.summary = [
+        f"through the Redis hub an event takes {p50_redis / 1e6:.1f} ms (p50; p99 "
+        f"{p99_redis / 1e6:.1f} ms) and one worker delivers {fan_redis.rate:,.0f} events/s "
+        f"({fan_redis.rate / fan_memory.rate:.2f}x the memory hub)."
+    ]
     return section
