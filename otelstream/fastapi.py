@@ -14,10 +14,11 @@ from pydantic import BaseModel, Field
 from otelstream._access import RunTokens
 from otelstream._limits import body_limited_route
 from otelstream._parameters import call_arguments, run_request_type
+from otelstream._runs_api import runs_list_router
 from otelstream._shutdown import GracefulShutdown
 from otelstream._sse import EventStreamResponse, OpenStreams
 from otelstream.events import SSE_MESSAGE_SCHEMA
-from otelstream.hubs import Hub, RunPosition, UnknownRun
+from otelstream.hubs import Hub, RunPosition, Subscription, UnknownRun
 from otelstream.runs import Pipeline, PipelineRunner, RunHandle, RunsFull
 from otelstream.settings import Settings
 from otelstream.ui import ui_router
@@ -192,6 +193,18 @@ def create_router(
             token=token,
         )
 
+    def stream_runs(subscription: Subscription, name: str) -> EventStreamResponse:
+        check_stream_room()
+        return EventStreamResponse(
+            subscription, name, keepalive=settings.keepalive_seconds, streams=streams
+        )
+
+    router.include_router(  # before /runs/{run_id}: GET /runs, GET /runs/live
+        runs_list_router(
+            hub, dependencies=starting, stream=stream_runs, responses=_errors(422, 503)
+        )
+    )
+
     @router.get(
         "/runs/{run_id}/events",
         response_class=EventStreamResponse,
@@ -265,6 +278,7 @@ _ERRORS = {
     404: "Unknown pipeline, or unknown or expired run (or a wrong run token).",
     409: "The trace already has a run, or the run has ended.",
     413: "The request body is over `max_body_bytes`.",
+    422: "A query parameter is malformed (such as a cursor this server never gave).",
     503: "Every worker, queue place or stream is taken, or the hub cannot be reached (Redis "
     "down): retry after `Retry-After` seconds.",
 }
