@@ -24,7 +24,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import fanout, join, latency, memory, redis_hub, spans
+from bench import fanout, join, latency, logs, memory, redis_hub, spans
 from bench._common import ROOT, Goal, Section, table
 
 PARTS: dict[str, Callable[[bool], Section]] = {
@@ -34,6 +34,7 @@ PARTS: dict[str, Callable[[bool], Section]] = {
     "memory": memory.run,
     "join": join.run,
     "redis": redis_hub.run,
+    "logs": logs.run,
 }
 
 PACKAGES = [

@@ -127,17 +127,17 @@ class EventLogProcessor(LogRecordProcessor):
         self.hub = hub
         self._sink = LogSink(hub, settings or hub.settings)
 
-    def on_emit(self, log_record: ReadWriteLogRecord) -> None:
-        record = log_record.log_record
-        context = record.context
-        mark = None if context is None else context.get(RUN_KEY)
-        if isinstance(mark, RunMark):
-            try:
+    def on_emit(self, log_record: ReadWriteLogRecord, _key: str = RUN_KEY) -> None:
+        try:  # a `try` costs nothing until it catches; the context is never None from the API
+            mark = log_record.log_record.context.get(_key)
+            if mark is not None:
                 self._emit(log_record, mark)
-            except Exception:
-                report("EventLogProcessor.on_emit")
+        except Exception:
+            report("EventLogProcessor.on_emit")
 
-    def _emit(self, log_record: ReadWriteLogRecord, mark: RunMark) -> None:
+    def _emit(self, log_record: ReadWriteLogRecord, mark: object) -> None:
+        if not isinstance(mark, RunMark):
+            return
         record = log_record.log_record
         span_id = record.span_id or mark.root_span_id
         hidden = mark.hidden
