@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
 from collections.abc import Mapping
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from otelstream.events import KEEPALIVE, SERVER_SHUTDOWN, STREAM_OVERFLOW, encode_sse
-from otelstream.hubs import SubscriberLagged, Subscription, UnknownRun
+from otelstream._errors import warn_limited
+from otelstream._notices import SEND_TIMEOUT, SERVER_SHUTDOWN, STREAM_OVERFLOW, notice_frame
+from otelstream.events import KEEPALIVE
+from otelstream.hubs import Subscription, UnknownRun
 
 SSE_HEADERS: Mapping[str, str] = {
     "cache-control": "no-cache",
@@ -20,23 +22,12 @@ SSE_HEADERS: Mapping[str, str] = {
 
 def overflow_frame(run_id: str, last_seq: int) -> bytes:
     """Sent without an `id:`, so a browser resumes from the last real event it saw."""
-    message = {
-        "type": STREAM_OVERFLOW,
-        "run_id": run_id,
-        "last_seq": last_seq,
-        "message": "this subscriber fell behind; reconnect with Last-Event-ID to resume",
-    }
-    return encode_sse(json.dumps(message, separators=(",", ":")))
+    return notice_frame(STREAM_OVERFLOW, run_id, last_seq, reason="evicted")
 
 
-def shutdown_frame(run_id: str) -> bytes:
+def shutdown_frame(run_id: str, last_seq: int = 0) -> bytes:
     """The last message of a stream that the server closes: no `id:`, so a client resumes."""
-    message = {
-        "type": SERVER_SHUTDOWN,
-        "run_id": run_id,
-        "message": "the server is shutting down; reconnect with Last-Event-ID to resume",
-    }
-    return encode_sse(json.dumps(message, separators=(",", ":")))
+    return notice_frame(SERVER_SHUTDOWN, run_id, last_seq)
 
 
 class OpenStreams:
@@ -56,10 +47,13 @@ class OpenStreams:
 
 
 class EventStreamResponse(Response):
-    """Streams one subscription until its run ends, the client leaves, or it falls behind.
+    """Streams one subscription until its run ends, the client leaves, or it is cut.
 
     One task per subscriber plus one that waits for the client to disconnect.
     Whatever is pending is written as one chunk, each event's bytes made once.
+    Every write must be accepted within `send_timeout` seconds (uvicorn waits for
+    the socket's buffer to drain before it writes), else the stream is cut with a
+    `send_timeout` notice: a client that stops reading holds nothing for long.
     """
 
     media_type = "text/event-stream"
@@ -71,6 +65,8 @@ class EventStreamResponse(Response):
         *,
         keepalive: float,
         streams: OpenStreams | None = None,
+        send_timeout: float = 30.0,
+        retry_ms: int | None = None,
     ) -> None:
         self.status_code = 200
         self.background = None
@@ -80,7 +76,10 @@ class EventStreamResponse(Response):
         self.subscription = subscription
         self.run_id = run_id
         self.keepalive = keepalive
+        self.send_timeout = send_timeout
         self.streams = streams or OpenStreams(limit=0)
+        # a field of the first message (not one of its own), so line-naive readers still work
+        self._head = b"" if retry_ms is None else b"retry: %d\n" % retry_ms
         self._task: asyncio.Task[object] | None = None
         self._stopping = False
         self._ending = False
@@ -106,6 +105,20 @@ class EventStreamResponse(Response):
         except UnknownRun:  # gone (expired) between the check and here: end the stream empty;
             # a browser's reconnect then gets the 404 that stops it
             await _end(send)
+        except _Stalled:
+            # The client stopped reading. A slow one may still take the notice; then the
+            # response is left unfinished, so uvicorn closes the connection instead of
+            # waiting for a buffer that may never drain.
+            with contextlib.suppress(_Stalled):
+                last_seq = self.subscription.last_seq
+                await self._write(send, notice_frame(SEND_TIMEOUT, self.run_id, last_seq), 0.5)
+            warn_limited(
+                "otelstream: a client of run %s did not read its stream for %.0f s; the stream "
+                "was cut (it may resume with Last-Event-ID). Raise "
+                "OTELSTREAM_SEND_TIMEOUT_SECONDS for clients on slow links.",
+                self.run_id,
+                self.send_timeout,
+            )
         except asyncio.CancelledError:
             if not disconnected.is_set():
                 raise
@@ -119,41 +132,49 @@ class EventStreamResponse(Response):
             self._stopping = True
             self._task.cancel()
 
-    async def _last_words(self, subscription: Subscription, send: Send) -> None:
-        """Send what is already there; then end, saying why unless the run has ended too."""
-        self._ending = True
+    async def _write(self, send: Send, body: bytes, timeout: float | None = None) -> None:
+        """One chunk, accepted by the client within the send timeout or `_Stalled`."""
         try:
-            while batch := await subscription.next_batch(timeout=0):
-                await send(_body(b"".join([event.sse for event in batch])))
-        except SubscriberLagged:
-            batch = []
-        if batch is not None:  # the run goes on without this stream
-            await send(_body(shutdown_frame(self.run_id)))
+            async with asyncio.timeout(self.send_timeout if timeout is None else timeout):
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+        except TimeoutError:
+            raise _Stalled from None
+
+    async def _last_words(self, subscription: Subscription, send: Send) -> None:
+        """Send what is already there; then end, saying why unless the run has ended too.
+
+        Bounded in time: on shutdown a stalled client must not hold the process."""
+        self._ending = True
+        timeout = min(self.send_timeout, _SHUTDOWN_WRITE_S)
+        frames = await subscription.next_frames(0)
+        while frames:
+            await self._write(send, frames, timeout)
+            frames = await subscription.next_frames(0)
+        if frames is not None:  # the run goes on without this stream
+            await self._write(send, shutdown_frame(self.run_id, subscription.last_seq), timeout)
         await _end(send)
 
     async def _pump(self, subscription: Subscription, send: Send) -> None:
+        head = self._head
         while True:
-            try:
-                batch = await subscription.next_batch(self.keepalive)
-            except SubscriberLagged as lagged:
-                self._ending = True
-                await send(_body(overflow_frame(self.run_id, lagged.last_seq)))
+            frames = await subscription.next_frames(self.keepalive)
+            if frames is None:
                 break
-            if batch is None:
-                break
-            if not batch:
-                body = KEEPALIVE
-            elif len(batch) == 1:
-                body = batch[0].sse
-            else:
-                body = b"".join([event.sse for event in batch])
-            await send(_body(body))
+            body = frames or KEEPALIVE
+            if head:  # at the end of the first message, so that it still opens with `id:`
+                end = body.index(b"\n\n") + 1
+                body, head = body[:end] + head + body[end:], b""
+            await self._write(send, body)  # after a cut's notice, the next read ends the loop
         self._ending = True  # from here on the stream ends by itself
         await _end(send)
 
 
-def _body(data: bytes) -> dict[str, object]:
-    return {"type": "http.response.body", "body": data, "more_body": True}
+_SHUTDOWN_WRITE_S = 2.0
+"""On shutdown, how long the last words may wait for a client: the process must exit."""
+
+
+class _Stalled(Exception):
+    """The client did not accept a write within the send timeout."""
 
 
 async def _end(send: Send) -> None:
@@ -167,3 +188,6 @@ async def _watch_disconnect(
         pass
     disconnected.set()
     stream.cancel()
+
+
+__all__ = ["SSE_HEADERS", "EventStreamResponse", "OpenStreams", "overflow_frame", "shutdown_frame"]

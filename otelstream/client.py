@@ -18,8 +18,10 @@ from typing import Any, Self
 import httpx
 from httpx_sse import EventSource, ServerSentEvent, aconnect_sse, connect_sse
 
+from otelstream._notices import NOTICE_TYPES, STREAM_OVERFLOW
+
 TERMINAL = "pipeline_completed"
-OVERFLOW = "stream_overflow"
+OVERFLOW = STREAM_OVERFLOW
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, read=60.0)
 """The read timeout outlasts the server's keep-alive comments (15 s by default)."""
 
@@ -91,9 +93,11 @@ class _Resume:
         if not message.data:
             return None
         event: dict[str, Any] = json.loads(message.data)
+        if event.get("type") in NOTICE_TYPES:
+            return None  # a control notice: the stream ends next and we resume from last_seq
         seq = event.get("seq")
         if not isinstance(seq, int):
-            return None  # stream_overflow: the stream ends next and we resume from last_seq
+            return None
         if seq <= self.last_seq:
             return None
         if seq != self.last_seq + 1:

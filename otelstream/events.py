@@ -21,13 +21,14 @@ RUN_STARTED: Final = "run_started"
 """On the runs stream: a run began (`run_id`, `name`, `status`, `started_at`, ...)."""
 RUN_ENDED: Final = "run_ended"
 """On the runs stream: a run ended, with its `status`, `duration_ms` and `error_type`."""
-STREAM_OVERFLOW: Final = "stream_overflow"
-"""Sent without an SSE id to a subscriber that fell too far behind, just before its stream ends."""
 
-EVENTS_LOST: Final = "events_lost"
-"""Sent without an SSE id when a hub could not deliver some of a run's events (Redis down)."""
-SERVER_SHUTDOWN: Final = "server_shutdown"
-"""Sent without an SSE id when the server closes a stream on shutdown."""
+# The control notices, defined with the client's copy of them in one place.
+from otelstream._notices import (  # noqa: E402
+    EVENTS_LOST,
+    SEND_TIMEOUT,
+    SERVER_SHUTDOWN,
+    STREAM_OVERFLOW,
+)
 
 STARTED_TYPES: Final = frozenset({PIPELINE_STARTED, TASK_STARTED})
 ENDED_TYPES: Final = frozenset({TASK_COMPLETED, TASK_ERROR, PIPELINE_COMPLETED})
@@ -223,6 +224,7 @@ JSON_SCHEMA: Final[dict[str, Any]] = {
                 STREAM_OVERFLOW,
                 SERVER_SHUTDOWN,
                 EVENTS_LOST,
+                SEND_TIMEOUT,
             ]
         },
         "name": {"type": "string"},
@@ -235,9 +237,16 @@ JSON_SCHEMA: Final[dict[str, Any]] = {
         "error": {"type": ["string", "null"]},
         "error_type": {"type": ["string", "null"]},
         "attributes": {"type": "object"},
-        "last_seq": {"type": "integer", "description": "stream_overflow: resume after it"},
+        "last_seq": {
+            "type": "integer",
+            "description": "control notices: the last event this stream sent; resume after it",
+        },
+        "reason": {"type": "string", "description": "control notices: why the stream ended"},
         "level": {"type": "string", "description": "task_log: DEBUG, INFO, WARN, ERROR, FATAL"},
-        "message": {"type": ["string", "null"], "description": "task_log, task_progress"},
+        "message": {
+            "type": ["string", "null"],
+            "description": "task_log, task_progress; control notices: for people",
+        },
         "logger": {"type": "string", "description": "task_log: the logger's name"},
         "done": {"type": "number", "description": "task_progress: work done so far"},
         "total": {"type": ["number", "null"], "description": "task_progress: all the work"},
@@ -276,6 +285,7 @@ __all__ = [
     "PIPELINE_STARTED",
     "RUN_ENDED",
     "RUN_STARTED",
+    "SEND_TIMEOUT",
     "SERVER_SHUTDOWN",
     "SSE_MESSAGE_SCHEMA",
     "STARTED_TYPES",

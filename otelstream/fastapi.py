@@ -132,7 +132,12 @@ def create_router(
         except UnknownRun:
             raise HTTPException(404, f"unknown or expired run {run_id!r}") from None
         return EventStreamResponse(
-            subscription, run_id, keepalive=settings.keepalive_seconds, streams=streams
+            subscription,
+            run_id,
+            keepalive=settings.keepalive_seconds,
+            streams=streams,
+            send_timeout=settings.send_timeout_seconds,
+            retry_ms=settings.retry_ms,
         )
 
     def check_stream_room() -> None:

@@ -16,13 +16,23 @@ class Settings(BaseSettings):
     replay_events: int = Field(10_000, ge=1)
     """Events kept per run for late and resuming subscribers; the oldest go first."""
     subscriber_max_lag: int = Field(1_000, ge=1)
-    """Events a live subscriber may fall behind before it is cut off (it may resume)."""
+    """No longer used, accepted so that old set-ups still start: readers are cursors into the
+    run's replay buffer, so being behind costs nothing; a reader is cut only when its cursor
+    falls out of that buffer or its client stops reading (`send_timeout_seconds`)."""
     max_active_runs: int = Field(1_000, ge=1)
     """Runs streamed at once; a run started beyond it is traced but not streamed."""
     max_finished_runs: int = Field(1_000, ge=0)
     """Finished runs kept for replay and `GET /runs/{id}`; the oldest go first."""
     run_retention_seconds: float = Field(3_600.0, ge=0)
     """How long a finished run is kept at most."""
+    max_retained_bytes: int = Field(256 * 1024 * 1024, ge=0)
+    """What finished runs keep in memory at most (their events' frames and span trees); the
+    oldest finished runs go first."""
+    send_timeout_seconds: float = Field(30.0, gt=0)
+    """How long a stream's client may take to accept a write (the socket's buffer counts)
+    before the stream is cut with a `send_timeout` notice; it may resume."""
+    retry_ms: int = Field(1_000, ge=0)
+    """The SSE `retry:` sent on each stream's first frame: how soon a browser reconnects."""
     max_open_spans: int = Field(100_000, ge=1)
     """Spans of streamed runs started and not yet ended, across all runs."""
     keepalive_seconds: float = Field(15.0, gt=0)

@@ -36,6 +36,7 @@ def no_internal_errors(
 ) -> Iterator[None]:
     """otelstream swallows its own errors in production; a test fails when one happens."""
     _errors.errors_limit.reset()  # the rate limit must not hide one test's error from the next
+    _errors.warnings_limit.reset()
     yield
     if request.node.get_closest_marker("internal_errors"):
         return

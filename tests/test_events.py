@@ -77,16 +77,3 @@ def test_encode_sse_refuses_multiline_data() -> None:
 def test_format_time_is_rfc3339_utc() -> None:
     assert format_time(0) == "1970-01-01T00:00:00Z"
     assert format_time(1_000_001_000) == "1970-01-01T00:00:01.000001Z"
-
-
-def test_the_overflow_message_has_no_id() -> None:
-    from otelstream._sse import overflow_frame
-
-    frame = overflow_frame(RUN, 41)
-    assert frame.startswith(b"data: {") and b"\nid:" not in frame and frame.endswith(b"\n\n")
-    assert json.loads(frame[len(b"data: ") :]) == {
-        "type": "stream_overflow",
-        "run_id": RUN,
-        "last_seq": 41,
-        "message": "this subscriber fell behind; reconnect with Last-Event-ID to resume",
-    }

@@ -9,6 +9,7 @@ another process) and bounds runs by Redis expiry.
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -244,26 +245,77 @@ def test_subscribers_on_two_event_loops_each_get_every_event(make_hub: MakeHub) 
     assert hub.subscriber_count() == 0  # type: ignore[attr-defined]
 
 
-def test_a_subscriber_that_falls_behind_is_cut_off_and_can_resume(make_hub: MakeHub) -> None:
+def test_a_subscriber_that_falls_behind_is_not_cut_while_its_events_are_kept(
+    make_hub: MakeHub,
+) -> None:
+    """Being behind costs nothing: the lag setting of old cuts nobody, on resume or not."""
     hub = make_hub(subscriber_max_lag=3)
     start(hub)
 
-    async def scenario() -> int:
-        async with hub.subscribe(RUN) as slow, hub.subscribe(RUN) as fast:
+    async def scenario() -> tuple[list[int], list[int]]:
+        async with hub.subscribe(RUN) as slow, hub.subscribe(RUN, after=1) as resumed:
             await slow.next_batch(timeout=5)
-            await fast.next_batch(timeout=5)
-            for span_id in range(2, 7):  # five events while `slow` does not read
+            assert await resumed.next_batch(timeout=0.01) == []  # at the head, nothing new
+            for span_id in range(2, 12):  # ten events while neither reads
                 task(hub, span_id)
-                batch = await fast.next_batch(timeout=5)  # `fast` keeps up: they reached us
-                assert [e.seq for e in batch or []] == [span_id]
-            with pytest.raises(SubscriberLagged) as lagged:
-                await slow.next_batch(timeout=5)
-            return lagged.value.last_seq
+            await asyncio.sleep(0.2)  # let a Redis hub's reader bring them in
+            got_slow: list[int] = []
+            got_resumed: list[int] = []
+            while len(got_slow) < 10:
+                got_slow += [e.seq for e in await slow.next_batch(timeout=5) or []]
+            while len(got_resumed) < 10:
+                got_resumed += [e.seq for e in await resumed.next_batch(timeout=5) or []]
+            return got_slow, got_resumed
 
-    last_seq = asyncio.run(scenario())
+    assert asyncio.run(scenario()) == (list(range(2, 12)), list(range(2, 12)))
+
+
+def test_a_subscriber_whose_position_was_evicted_is_cut_and_can_resume(make_hub: MakeHub) -> None:
+    hub = make_hub(replay_events=4)
+    start(hub)
+
+    async def scenario() -> tuple[int, bytes]:
+        async with hub.subscribe(RUN) as cut, hub.subscribe(RUN) as framed:
+            await cut.next_batch(timeout=5)
+            assert await framed.next_frames(timeout=5)  # type: ignore[attr-defined]
+            for span_id in range(2, 10):  # eight events: four of them are evicted unread
+                task(hub, span_id)
+            await asyncio.sleep(0.2)
+            with pytest.raises(SubscriberLagged) as lagged:
+                while True:
+                    await cut.next_batch(timeout=5)
+            notice: bytes = await framed.next_frames(timeout=5)  # type: ignore[attr-defined]
+            return lagged.value.last_seq, notice
+
+    last_seq, notice = asyncio.run(scenario())
     assert last_seq == 1
+    assert notice.startswith(b"data: ") and b"id:" not in notice
+    data = json.loads(notice[6:])
+    assert (data["type"], data["reason"], data["last_seq"]) == ("stream_overflow", "evicted", 1)
     finish(hub)
-    assert asyncio.run(read_all(hub, after=last_seq)) == [2, 3, 4, 5, 6, 7]
+    assert asyncio.run(read_all(hub, after=1)) == [7, 8, 9, 10]  # what is kept
+
+
+def test_frames_are_the_events_wire_form_joined(make_hub: MakeHub) -> None:
+    hub = make_hub()
+    start(hub)
+    task(hub, 2)
+    finish(hub)
+
+    async def scenario() -> tuple[bytes, list[Event]]:
+        async with hub.subscribe(RUN) as framed, hub.subscribe(RUN) as decoded:
+            chunks = b""
+            while (chunk := await framed.next_frames(timeout=5)) is not None:  # type: ignore[attr-defined]
+                chunks += chunk
+            events: list[Event] = []
+            while (batch := await decoded.next_batch(timeout=5)) is not None:
+                events += batch
+            return chunks, events
+
+    chunks, events = asyncio.run(scenario())
+    assert chunks == b"".join(event.sse for event in events)
+    assert [e.seq for e in events] == [1, 2, 3]
+    assert chunks.count(b"\n\n") == 3 and chunks.startswith(b"id: 1\ndata: {")
 
 
 def test_finished_runs_expire_and_running_ones_are_kept(make_hub: MakeHub) -> None:

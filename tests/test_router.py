@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -128,6 +129,9 @@ def test_run_workflow_streams_the_whole_run(app: App) -> None:
         raw = response.read()
     messages = raw.decode().split("\n\n")
     assert messages[-1] == ""
+    # the first message also tells the browser how soon to reconnect (OTELSTREAM_RETRY_MS)
+    assert messages[0].endswith("\nretry: 1000")
+    messages[0] = messages[0].removesuffix("\nretry: 1000")
     events = [json.loads(m.split("\ndata: ")[1]) for m in messages[:-1]]
     assert [m.split("\n")[0] for m in messages[:-1]] == [f"id: {n}" for n in range(1, 7)]
     assert shape(events) == TWO_STEPS
@@ -256,38 +260,81 @@ def test_an_idle_stream_sends_keepalive_comments() -> None:
         assert received.count(b"data: ") == 3, "comments only, no new events while idle"
 
 
-def test_a_subscriber_that_falls_behind_gets_a_final_overflow_message() -> None:
+def _burst_while_the_loop_is_blocked(app: App, spans: int) -> tuple[str, list[Any]]:
+    """A live stream, then `spans` spans while the server's event loop cannot send."""
+    tracer = app.telemetry.tracer
+    with streamed_run("burst", tracer_provider=app.telemetry.provider) as run:
+        messages = iter_sse(app.client, "GET", f"/runs/{run.run_id}/events")
+        assert json.loads(next(messages).data)["type"] == "pipeline_started"
+        blocker = threading.Thread(
+            target=httpx.post,
+            args=(f"{app.url}/test/block-loop",),
+            kwargs={"params": {"seconds": 0.3}},
+        )
+        blocker.start()
+        assert app.blocking.wait(5)
+        for n in range(spans):
+            with tracer.start_as_current_span(f"task:t{n}"):
+                pass
+    rest = list(messages)
+    blocker.join()
+    return run.run_id, rest
+
+
+def test_a_healthy_subscriber_behind_a_busy_loop_is_not_cut() -> None:
+    """The old lag bound (3 here) cut readers the loop had not served yet; it cuts no one now."""
     for app in serve_app(subscriber_max_lag=3):
-        tracer = app.telemetry.tracer
-        with streamed_run("burst", tracer_provider=app.telemetry.provider) as run:
-            url = f"/runs/{run.run_id}/events"
-            messages = iter_sse(app.client, "GET", url)
-            assert json.loads(next(messages).data)["type"] == "pipeline_started"
-            blocker = threading.Thread(
-                target=httpx.post,
-                args=(f"{app.url}/test/block-loop",),
-                kwargs={"params": {"seconds": 0.3}},
-            )
-            blocker.start()
-            assert app.blocking.wait(5)
-            for n in range(5):  # ten events while the server's loop cannot send
-                with tracer.start_as_current_span(f"task:t{n}"):
-                    pass
-            rest = list(messages)
-            blocker.join()
+        _, rest = _burst_while_the_loop_is_blocked(app, spans=50)
+        assert [json.loads(m.data)["seq"] for m in rest] == list(range(2, 103))
+
+
+def test_a_subscriber_whose_position_was_evicted_gets_a_final_overflow_notice() -> None:
+    for app in serve_app(replay_events=4):
+        run_id, rest = _burst_while_the_loop_is_blocked(app, spans=5)
         assert len(rest) == 1
         # sent without an id: the last event id stays that of the last real event
         assert rest[0].id == "1"
-        assert json.loads(rest[0].data) == {
+        notice = json.loads(rest[0].data)
+        assert {k: notice[k] for k in ("type", "run_id", "last_seq", "reason")} == {
             "type": "stream_overflow",
-            "run_id": run.run_id,
+            "run_id": run_id,
             "last_seq": 1,
-            "message": "this subscriber fell behind; reconnect with Last-Event-ID to resume",
+            "reason": "evicted",
         }
+        assert "Last-Event-ID" in notice["message"]
         resumed = read_events(
-            app.client, "GET", f"/runs/{run.run_id}/events", headers={"Last-Event-ID": "1"}
+            app.client, "GET", f"/runs/{run_id}/events", headers={"Last-Event-ID": "1"}
         )
-        assert [e["seq"] for e in resumed] == list(range(2, 13))
+        assert [e["seq"] for e in resumed] == [9, 10, 11, 12]  # what the buffer still has
+
+
+def test_a_client_that_stops_reading_is_cut_after_the_send_timeout() -> None:
+    """Large events fill the socket's buffers; the stream is cut and lets its run go."""
+    for app in serve_app(
+        send_timeout_seconds=1, attribute_allowlist="blob", max_string_length=100_000
+    ):
+        tracer = app.telemetry.tracer
+        with streamed_run("flood", tracer_provider=app.telemetry.provider) as run:
+            host, port = app.url.removeprefix("http://").split(":")
+            with socket.create_connection((host, int(port))) as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                sock.sendall(f"GET /runs/{run.run_id}/events HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+                deadline = time.monotonic() + 10
+                while app.telemetry.hub.subscriber_count(run.run_id) == 0:
+                    assert time.monotonic() < deadline
+                    time.sleep(0.01)
+                blob = {"blob": "x" * 100_000}
+                for n in range(100):  # ~20 MB the client never reads
+                    with tracer.start_as_current_span(f"task:t{n}", attributes=blob):
+                        pass
+                deadline = time.monotonic() + 30
+                while app.telemetry.hub.subscriber_count(run.run_id):  # cut: it lets go
+                    assert time.monotonic() < deadline, "a stalled client was never cut"
+                    time.sleep(0.05)
+                assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        # the run went on without it, and a reader that resumes gets every event
+        events = read_events(app.client, "GET", f"/runs/{run.run_id}/events")
+        assert [e["seq"] for e in events] == list(range(1, 203))
 
 
 def test_errors_are_json_before_any_stream(app: App) -> None:

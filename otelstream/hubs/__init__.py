@@ -61,6 +61,12 @@ class Subscription(Protocol):
 
     async def __aexit__(self, *exc_info: object) -> None: ...
 
+    async def next_frames(self, timeout: float) -> bytes | None:
+        """Every event after `last_seq` that is there, as its SSE frames joined in one chunk,
+        waiting up to `timeout` seconds for one: `b""` when the time ran out, None when the
+        stream is over. A reader that is cut gets the notice's frame, then None."""
+        ...
+
     async def next_batch(self, timeout: float) -> list[Event] | None:
         """Every event after `last_seq` that is there, waiting up to `timeout` seconds for one.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any, NamedTuple
 
 from otelstream.events import (
@@ -83,6 +84,15 @@ class RunTree:
             node = self.nodes.get(event.span_id)
             if node is not None:
                 self.nodes[event.span_id] = node.finished(event)
+
+    def nbytes(self) -> int:
+        """About what the tree keeps in memory: its dict, nodes and their own values."""
+        size = sys.getsizeof(self.nodes)
+        for node in self.nodes.values():
+            size += sys.getsizeof(node) + 3 * 32  # the tuple, its ints (start, end, id)
+            size += sys.getsizeof(node.name) if node.name else 0
+            size += sys.getsizeof(node.error) if node.error else 0
+        return size
 
     def snapshot(self, run_id: str, last_seq: int) -> TreeSnapshot:
         return TreeSnapshot(

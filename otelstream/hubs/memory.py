@@ -2,55 +2,56 @@
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any, Self
+from typing import Any
 
 from otelstream._errors import warn_limited
 from otelstream.events import PIPELINE_COMPLETED, PIPELINE_STARTED, Event
-from otelstream.hubs import RunPage, RunPosition, SubscriberLagged, UnknownRun
+from otelstream.hubs import RunPage, RunPosition, UnknownRun
+from otelstream.hubs._fanout import Feed, FeedSubscription
 from otelstream.hubs._index import RunEvent, RunIndex
 from otelstream.hubs._runs import RunTree
-from otelstream.hubs._wake import LoopWaker, Subscriber
 from otelstream.settings import Settings
 
 
 class _Run:
-    __slots__ = (
-        "events",
-        "finished",
-        "last_seq",
-        "lock",
-        "run_id",
-        "subscribers",
-        "tree",
-        "unfolded",
-        "wakers",
-    )
+    """A run's feed (its replay buffer and readers) and its span tree, folded when read."""
+
+    __slots__ = ("feed", "retained", "run_id", "status", "tree", "unfolded")
 
     def __init__(self, run_id: str, settings: Settings) -> None:
         self.run_id = run_id
-        self.events: deque[Event] = deque(maxlen=settings.replay_events)
-        self.last_seq = 0
-        self.finished = False
-        self.subscribers: tuple[Subscriber, ...] = ()
+        self.feed = Feed(run_id, settings.replay_events)
         self.tree = RunTree(max_spans=settings.replay_events)
-        self.lock = threading.Lock()  # the run's state; taken before the hub's lock, never after
         self.unfolded = 0
-        """The newest events of `events` not applied to `tree` yet: it is folded when read."""
-        self.wakers: tuple[LoopWaker, ...] = ()  # one per event loop that has subscribers
+        """The newest entries of the feed not applied to `tree` yet: it is folded when read."""
+        self.status = "running"
+        self.retained = 0  # bytes kept once finished, counted against `max_retained_bytes`
+
+    @property
+    def lock(self) -> threading.Lock:
+        return self.feed.lock  # the run's state; taken before the hub's lock, never after
 
     def fold(self) -> RunTree:
         """Apply what the tree has not seen (run lock held): once per read, not per event."""
-        events, count, apply = self.events, self.unfolded, self.tree.apply
-        for i in range(len(events) - count, len(events)):
-            apply(events[i])
+        entries, count, apply = self.feed.entries, self.unfolded, self.tree.apply
+        for i in range(len(entries) - count, len(entries)):
+            apply(entries[i])
         self.unfolded = 0
         return self.tree
+
+    def close(self) -> int:
+        """The run is over: fold it, keep each event as its frame only; returns bytes kept."""
+        feed = self.feed
+        for entry in list(feed.entries):  # framed outside the lock: readers never wait for it
+            entry.sse  # noqa: B018
+        with feed.lock:
+            self.fold()
+            self.retained = feed.shrink() + self.tree.nbytes()
+        return self.retained
 
 
 class MemoryHub:
@@ -68,10 +69,12 @@ class MemoryHub:
         self._runs: dict[str, _Run] = {}
         self._finished: OrderedDict[str, float] = OrderedDict()  # run id -> monotonic end time
         self._cancel_listeners: list[Callable[[str], bool]] = []
+        self.retained_bytes = 0
+        """What finished runs keep (their frames and trees), against `max_retained_bytes`."""
         self.dropped_events = 0
         """Events refused: their run was unknown, over the active-run bound, or already ended."""
         self._index = RunIndex()  # the runs list: one summary per run kept here
-        self._lifecycle = _Run("runs", self.settings)  # the runs stream, read as a run is
+        self._lifecycle = Feed("runs", self.settings.replay_events)  # the runs stream
 
     # -- the hot path -------------------------------------------------------------------------
 
@@ -90,10 +93,10 @@ class MemoryHub:
             if started is not None:
                 self._announce(started)
         completed = event.type == PIPELINE_COMPLETED
-        with run.lock:
-            if run.finished:  # also a run evicted since it was looked up: those are finished
-                with self._lock:
-                    self.dropped_events += 1
+        feed = run.feed
+        with feed.lock:
+            if feed.finished:  # also a run evicted since it was looked up: those are finished
+                self.dropped_events += 1  # a racy count: this lock is not the hub's
                 if event.type == PIPELINE_STARTED:
                     warn_limited(
                         "otelstream: trace %s already had a run, so this one is not streamed "
@@ -101,49 +104,54 @@ class MemoryHub:
                         run_id,
                     )
                 return
-            run.last_seq = event.seq = run.last_seq + 1
-            if run.unfolded == run.events.maxlen:  # the oldest unfolded event would be lost
+            if run.unfolded == feed.entries.maxlen:  # the oldest unfolded event would be lost
                 run.fold()
-            run.events.append(event)
+            feed.add(event)
             run.unfolded += 1
             if completed:
-                run.finished = True
-            wakers = run.wakers
+                feed.finished = True
+                run.status = event.status or "success"
+        feed.wake()
         if completed:
+            retained = run.close()
             with self._lock:
-                self._finished[run_id] = time.monotonic()
+                if self._runs.get(run_id) is run:
+                    self._finished[run_id] = time.monotonic()
+                    self.retained_bytes += retained
                 self._evict()
             self._announce(self._index.ended(run_id, event))
-        for waker in wakers:  # one per loop, however many subscribers it has
-            waker.notify()
 
     def _admit(self) -> bool:
         self._evict()
         return len(self._runs) - len(self._finished) < self.settings.max_active_runs
 
     def _evict(self) -> None:
-        """Drop finished runs beyond the count bound or older than the retention (lock held)."""
+        """Drop the oldest finished runs beyond the count, age or bytes bound (lock held)."""
         finished, settings = self._finished, self.settings
         deadline = time.monotonic() - settings.run_retention_seconds
         while finished:
             run_id, ended = next(iter(finished.items()))
-            if len(finished) <= settings.max_finished_runs and ended > deadline:
+            if (
+                len(finished) <= settings.max_finished_runs
+                and ended > deadline
+                and self.retained_bytes <= settings.max_retained_bytes
+            ):
                 break
             del finished[run_id]
-            self._runs.pop(run_id, None)
+            run = self._runs.pop(run_id, None)
+            if run is not None:
+                self.retained_bytes -= run.retained
             self._index.forget(run_id)
+
+    def _find(self, run_id: str) -> _Run | None:
+        with self._lock:
+            self._evict()
+            return self._runs.get(run_id)
 
     def _announce(self, event: RunEvent | None) -> None:
         """Add a lifecycle event to the runs stream (no lock of the hub's held)."""
-        if event is None:
-            return
-        feed = self._lifecycle
-        with feed.lock:
-            feed.last_seq = event.seq = feed.last_seq + 1
-            feed.events.append(event)
-            wakers = feed.wakers
-        for waker in wakers:
-            waker.notify()
+        if event is not None:
+            self._lifecycle.append(event)
 
     # -- readers ------------------------------------------------------------------------------
 
@@ -159,37 +167,29 @@ class MemoryHub:
             self._evict()
         return RunPage(*self._index.page(pipeline, status, limit, cursor))
 
-    def subscribe_runs(self, after: int = 0) -> MemorySubscription:
-        return MemorySubscription(self, self._lifecycle, after)
+    def subscribe_runs(self, after: int = 0) -> FeedSubscription:
+        return self._lifecycle.subscribe(after)
 
-    def subscribe(self, run_id: str, after: int = 0) -> MemorySubscription:
-        with self._lock:
-            self._evict()
-            run = self._runs.get(run_id)
+    def subscribe(self, run_id: str, after: int = 0) -> FeedSubscription:
+        run = self._find(run_id)
         if run is None:
             raise UnknownRun(run_id)
-        return MemorySubscription(self, run, after)
+        return run.feed.subscribe(after)
 
     async def get_run(self, run_id: str) -> dict[str, Any] | None:
-        with self._lock:
-            self._evict()
-            run = self._runs.get(run_id)
+        run = self._find(run_id)
         if run is None:
             return None
         with run.lock:
-            snapshot = run.fold().snapshot(run_id, run.last_seq)
+            snapshot = run.fold().snapshot(run_id, run.feed.last_seq)
         return snapshot.to_dict()  # built outside the lock: publishers never wait for it
 
     async def position(self, run_id: str) -> RunPosition | None:
-        with self._lock:
-            self._evict()
-            run = self._runs.get(run_id)
+        run = self._find(run_id)
         if run is None:
             return None
         with run.lock:
-            last_seq, finished = run.last_seq, run.finished
-            status = (run.events[-1].status or "success") if finished else "running"
-        return RunPosition(last_seq, finished, status)
+            return RunPosition(run.feed.last_seq, run.feed.finished, run.status)
 
     async def flush(self, timeout: float = 5.0) -> None:
         """Nothing to wait for: a published event is seen at once."""
@@ -212,82 +212,10 @@ class MemoryHub:
         """Open subscriptions, of one run or of all; for tests and health checks."""
         with self._lock:
             runs = self._runs.values() if run_id is None else [self._runs.get(run_id)]
-            return sum(len(run.subscribers) for run in runs if run is not None)
-
-    def _read(self, run: _Run, after: int, first: bool) -> tuple[list[Event], bool]:
-        with run.lock:
-            pending = run.last_seq - after
-            if pending > 0:
-                if not first and pending > self.settings.subscriber_max_lag:
-                    raise SubscriberLagged(after)
-                # Past the replay bound the oldest are gone: send what is kept.
-                count = min(pending, len(run.events))
-                if not first and count < pending:
-                    raise SubscriberLagged(after)
-                batch = list(itertools.islice(reversed(run.events), count))
-                batch.reverse()
-                return batch, run.finished
-            return [], run.finished
-
-    def _attach(self, run: _Run, subscriber: Subscriber) -> None:
-        with run.lock:
-            run.subscribers = (*run.subscribers, subscriber)
-            _regroup(run)
-
-    def _detach(self, run: _Run, subscriber: Subscriber) -> None:
-        with run.lock:
-            run.subscribers = tuple(s for s in run.subscribers if s is not subscriber)
-            _regroup(run)
+            return sum(run.feed.subscriber_count() for run in runs if run is not None)
 
 
-def _regroup(run: _Run) -> None:
-    """One waker per loop of the run's subscribers (run lock held); a pending one carries over."""
-    old = {waker.loop: waker for waker in run.wakers}
-    by_loop: dict[asyncio.AbstractEventLoop, list[Subscriber]] = {}
-    for subscriber in run.subscribers:
-        by_loop.setdefault(subscriber.loop, []).append(subscriber)
-    wakers = []
-    for loop, subscribers in by_loop.items():
-        waker = old.get(loop) or LoopWaker(loop)
-        waker.subscribers = tuple(subscribers)
-        wakers.append(waker)
-    run.wakers = tuple(wakers)
-
-
-class MemorySubscription:
-    def __init__(self, hub: MemoryHub, run: _Run, after: int) -> None:
-        self._hub = hub
-        self._run = run
-        self.last_seq = after
-        self._first = True
-        self._subscriber: Subscriber | None = None
-
-    async def __aenter__(self) -> Self:
-        self._subscriber = Subscriber(asyncio.get_running_loop())
-        self._hub._attach(self._run, self._subscriber)
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        if self._subscriber is not None:
-            self._hub._detach(self._run, self._subscriber)
-            self._subscriber = None
-
-    async def next_batch(self, timeout: float) -> list[Event] | None:
-        subscriber = self._subscriber
-        if subscriber is None:
-            raise RuntimeError("use the subscription as `async with hub.subscribe(...)`")
-        waited = False
-        while True:
-            events, finished = self._hub._read(self._run, self.last_seq, self._first)
-            self._first = False
-            if events:
-                self.last_seq = events[-1].seq
-                return events
-            if finished:
-                return None
-            if waited:
-                return []
-            waited = not await subscriber.wait(timeout)
-
+MemorySubscription = FeedSubscription
+"""The subscription type of this hub: the shared engine's (kept as a name for importers)."""
 
 __all__ = ["MemoryHub", "MemorySubscription"]

@@ -42,6 +42,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from otelstream._errors import internal_errors, logger, report, warn_limited
+from otelstream._notices import STREAM_OVERFLOW, notice_frame
 from otelstream.events import PIPELINE_COMPLETED, PIPELINE_STARTED, Event
 from otelstream.hubs import HubUnavailable, RunPage, RunPosition, SubscriberLagged, UnknownRun
 from otelstream.hubs._redis_codec import (
@@ -398,8 +399,6 @@ class RedisHub:
             if sub._backlog:
                 events, sub._backlog = [e for e in sub._backlog if e.seq > after], []
             if not events and (pending := watch.last_seq - after) > 0:
-                if not sub._first and pending > self.settings.subscriber_max_lag:
-                    raise SubscriberLagged(after)
                 kept = watch.events
                 count = min(pending, len(kept))
                 if not sub._first and count < pending:
@@ -957,6 +956,14 @@ class RedisSubscription:
         if self._watch is not None and self._subscriber is not None:
             self._hub._detach(self._watch, self._subscriber)
             self._subscriber = None
+
+    async def next_frames(self, timeout: float) -> bytes | None:
+        """As the shared engine's (until this hub's reader feeds it): the batch, framed."""
+        try:
+            batch = await self.next_batch(timeout)
+        except SubscriberLagged as lagged:
+            return notice_frame(STREAM_OVERFLOW, self.run_id, lagged.last_seq, reason="evicted")
+        return None if batch is None else b"".join([event.sse for event in batch])
 
     async def next_batch(self, timeout: float) -> list[Event] | None:
         subscriber = self._subscriber

@@ -1,0 +1,353 @@
+"""The one fan-out engine of every hub: a run's replay buffer, its readers' cursors, their
+wake-ups and the rules for cutting a reader.
+
+A `Feed` holds a run's newest events (its replay buffer) in order of seq. Readers
+do not own queues: a `FeedSubscription` is a cursor into the feed, so being behind
+costs nothing until the buffer evicts the cursor's position. Publishers wake each
+event loop that has readers at most once per burst (`LoopWaker`), and a woken reader
+takes everything after its cursor as one joined chunk of frames, each framed once
+for every reader. The memory hub appends to feeds; the Redis hub's reader extends
+them with what it read, so both hubs share every rule here.
+
+A reader is cut only for a real reason: its cursor fell out of the buffer
+(`stream_overflow`) or the feed failed (`events_lost`); the send timeout that cuts
+a client who stops reading lives in the SSE response, where the socket is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import threading
+from collections import deque
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any, Protocol, Self
+
+from otelstream._notices import EVENTS_LOST, STREAM_OVERFLOW, notice, notice_frame
+from otelstream.events import Event
+from otelstream.hubs import SubscriberLagged
+from otelstream.hubs._wake import LoopWaker, Subscriber
+
+
+class Entry(Protocol):
+    """What a feed keeps: an `Event`, or a `Frame` already in wire form."""
+
+    seq: int
+
+    @property
+    def sse(self) -> bytes: ...
+
+
+class Frame:
+    """An event in wire form only (as read from Redis): nothing is serialised again."""
+
+    __slots__ = ("seq", "sse")
+
+    def __init__(self, seq: int, sse: bytes) -> None:
+        self.seq = seq
+        self.sse = sse
+
+
+class Feed:
+    """One run's replay buffer and its readers; every method is safe from any thread.
+
+    Seqs in a feed are contiguous: the oldest kept is `last_seq - len(entries) + 1`.
+    `add` is for a caller that holds `lock` and has more of its own state to change
+    (it then calls `wake`); `append` and `extend` take the lock themselves.
+    """
+
+    __slots__ = (
+        "compact",
+        "entries",
+        "failure",
+        "finished",
+        "key",
+        "last_seq",
+        "lock",
+        "nbytes",
+        "readers",
+        "wakers",
+    )
+
+    def __init__(self, key: str, max_events: int, base: int = 0) -> None:
+        self.key = key
+        self.lock = threading.Lock()
+        self.entries: deque[Any] = deque(maxlen=max_events)
+        self.last_seq = base
+        self.finished = False
+        self.failure: tuple[str, str] | None = None
+        self.readers: tuple[Subscriber, ...] = ()
+        self.wakers: tuple[LoopWaker, ...] = ()
+        self.compact = False  # entries are bare frames (bytes) once the run is over
+        self.nbytes = 0  # what a compacted feed's frames cost, for retention in bytes
+
+    @property
+    def first_seq(self) -> int:
+        return self.last_seq - len(self.entries) + 1
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def add(self, entry: Entry) -> int:
+        """Lock held: give `entry` the next seq and keep it; the caller then calls `wake`."""
+        seq = entry.seq = self.last_seq + 1
+        self.entries.append(entry)
+        self.last_seq = seq
+        return seq
+
+    def wake(self) -> None:
+        """Wake every loop with readers: one flag check each, a call only when none is pending."""
+        for waker in self.wakers:
+            waker.notify()
+
+    def append(self, entry: Entry) -> int:
+        with self.lock:
+            seq = self.add(entry)
+        self.wake()
+        return seq
+
+    def extend(self, entries: Iterable[Entry]) -> None:
+        """Entries that carry their seq (from another process): older ones are skipped, and a
+        gap empties the buffer, so that a cursor from before it is cut rather than misled."""
+        with self.lock:
+            kept = self.entries
+            for entry in entries:
+                seq = entry.seq
+                if seq <= self.last_seq:
+                    continue
+                if seq != self.last_seq + 1:
+                    kept.clear()
+                kept.append(entry)
+                self.last_seq = seq
+        self.wake()
+
+    def backfill(self, entries: list[Entry]) -> None:
+        """Older entries, ending right before the oldest kept (a late reader's replay)."""
+        with self.lock:
+            kept = self.entries
+            room = (kept.maxlen or 0) - len(kept)
+            first = self.first_seq
+            for entry in reversed(entries):
+                if room <= 0 or entry.seq != first - 1:
+                    break
+                kept.appendleft(entry)
+                first, room = entry.seq, room - 1
+
+    def finish(self) -> None:
+        """The terminal event is in: readers end once they have it."""
+        with self.lock:
+            self.finished = True
+        self.wake()
+
+    def fail(self, type: str = EVENTS_LOST, message: str = "") -> None:
+        """End every reader, after what it can still be given, with a notice saying why."""
+        with self.lock:
+            if self.failure is None:
+                self.failure = (type, message)
+        self.wake()
+
+    def shrink(self) -> int:
+        """Lock held, run over: keep each event as its frame only; returns the bytes kept."""
+        if not self.compact:
+            frames = [entry.sse for entry in self.entries]
+            self.entries = deque(frames, maxlen=self.entries.maxlen)
+            self.nbytes = sum(map(len, frames)) + 41 * len(frames)  # bytes header + a slot
+            self.compact = True
+        return self.nbytes
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def subscribe(self, after: int = 0) -> FeedSubscription:
+        return FeedSubscription(self, after)
+
+    def subscriber_count(self) -> int:
+        return len(self.readers)
+
+    def _attach(self, reader: Subscriber) -> None:
+        with self.lock:
+            self.readers = (*self.readers, reader)
+            self._regroup()
+
+    def _detach(self, reader: Subscriber) -> None:
+        with self.lock:
+            self.readers = tuple(r for r in self.readers if r is not reader)
+            self._regroup()
+
+    def _regroup(self) -> None:
+        """One waker per loop of the readers (lock held); a pending one carries over."""
+        old = {waker.loop: waker for waker in self.wakers}
+        by_loop: dict[asyncio.AbstractEventLoop, list[Subscriber]] = {}
+        for reader in self.readers:
+            by_loop.setdefault(reader.loop, []).append(reader)
+        wakers = []
+        for loop, readers in by_loop.items():
+            waker = old.get(loop) or LoopWaker(loop)
+            waker.subscribers = tuple(readers)
+            wakers.append(waker)
+        self.wakers = tuple(wakers)
+
+    def _take(self, after: int, first: bool) -> tuple[list[Any], int, int]:
+        """(entries after `after`, the seq of the last, what follows: `_MORE`, `_END`,
+        `_FAILED`, `_EVICTED`)."""
+        with self.lock:
+            pending = self.last_seq - after
+            if pending > 0:
+                kept = len(self.entries)
+                if pending > kept:
+                    if not first:
+                        return [], after, _EVICTED  # its position is gone: cut, it may resume
+                    pending = kept  # a late reader starts from the oldest kept
+                batch = list(itertools.islice(reversed(self.entries), pending))
+                batch.reverse()
+                return batch, self.last_seq, _MORE
+            if self.failure is not None:
+                return [], after, _FAILED
+            return [], after, _END if self.finished else _MORE
+
+
+_MORE, _END, _FAILED, _EVICTED = 0, 1, 2, 3
+
+MAX_CHUNK_BYTES = 1 << 20
+"""What one write to a client holds at most: a stalled client's socket buffer holds no more."""
+
+
+class FeedSubscription:
+    """One reader of one feed, used on the event loop it was entered on."""
+
+    def __init__(self, feed: Feed, after: int) -> None:
+        self.feed = feed
+        self.last_seq = after
+        self._first = True
+        self._reader: Subscriber | None = None
+        self._ended = False
+
+    async def __aenter__(self) -> Self:
+        self._reader = Subscriber(asyncio.get_running_loop())
+        self.feed._attach(self._reader)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._reader is not None:
+            self.feed._detach(self._reader)
+            self._reader = None
+
+    async def next_frames(self, timeout: float, max_bytes: int = MAX_CHUNK_BYTES) -> bytes | None:
+        """The frames after `last_seq` as one chunk of about `max_bytes` at most, waiting up to
+        `timeout` for one; `b""` when the time ran out, None once the stream is over. A cut
+        ends with its notice."""
+        entries, state = await self._next(timeout)
+        if entries:
+            frames = [entry if type(entry) is bytes else entry.sse for entry in entries]
+            size = 0
+            for count, frame in enumerate(frames, 1):
+                size += len(frame)
+                if size > max_bytes and count < len(frames):  # the rest waits for the next call
+                    self.last_seq -= len(frames) - count
+                    return b"".join(frames[:count])
+            return b"".join(frames)
+        if state == _MORE:
+            return b""
+        if state == _END:
+            return None
+        type_, reason, message = self._cut(state)
+        return notice_frame(type_, self.feed.key, self.last_seq, reason=reason, message=message)
+
+    async def next_batch(self, timeout: float) -> list[Event] | None:
+        """The same, as events: `[]` when the time ran out, None when the run is over; raises
+        `SubscriberLagged` where `next_frames` would send `stream_overflow`."""
+        entries, state = await self._next(timeout)
+        if entries:
+            return [entry if isinstance(entry, Event) else decode_frame(entry) for entry in entries]
+        if state == _MORE:
+            return []
+        if state == _END:
+            return None
+        if state == _EVICTED:
+            raise SubscriberLagged(self.last_seq)
+        type_, reason, message = self._cut(state)
+        return [Notice(notice(type_, self.feed.key, self.last_seq, reason=reason, message=message))]
+
+    async def _next(self, timeout: float) -> tuple[list[Any], int]:
+        reader = self._reader
+        if reader is None:
+            raise RuntimeError("use the subscription as `async with hub.subscribe(...)`")
+        if self._ended:
+            return [], _END
+        waited = False
+        while True:
+            entries, self.last_seq, state = self.feed._take(self.last_seq, self._first)
+            self._first = False
+            if entries:
+                return entries, _MORE
+            if state != _MORE:
+                self._ended = True
+                return [], state
+            if waited:
+                return [], _MORE
+            waited = not await reader.wait(timeout)
+
+    def _cut(self, state: int) -> tuple[str, str, str | None]:
+        if state == _EVICTED:
+            return STREAM_OVERFLOW, "evicted", None
+        failure = self.feed.failure or (EVENTS_LOST, "")
+        return failure[0], failure[0], failure[1] or None
+
+
+class Notice(Event):
+    """A control notice handed out by `next_batch`; framed without an SSE id."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        last_seq = data["last_seq"]
+        super().__init__(str(data["type"]), "", str(data["run_id"]), 0, None, 0)
+        self.seq = last_seq if isinstance(last_seq, int) else 0
+        self.data = data
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.data)
+
+    @property
+    def sse(self) -> bytes:
+        return notice_frame(self.type, self.run_id, self.seq, message=str(self.data["message"]))
+
+
+class WireEvent(Event):
+    """An event read back from its frame: `to_dict` and `sse` give what went on the wire."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: dict[str, Any], frame: bytes) -> None:
+        parent = data.get("parent_span_id")
+        moment = datetime.fromisoformat(str(data.get("timestamp", "1970-01-01T00:00:00Z")))
+        duration = data.get("duration_ms")
+        super().__init__(
+            data["type"],
+            data.get("name", ""),
+            data["run_id"],
+            int(data.get("span_id") or "0", 16),
+            None if parent is None else int(parent, 16),
+            int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000,
+            duration_ns=None if duration is None else round(duration * 1e6),
+            status=data.get("status"),
+            error=data.get("error"),
+            error_type=data.get("error_type"),
+            attributes=data.get("attributes"),
+            seq=int(data.get("seq", 0)),
+        )
+        self.data = data
+        self._sse = frame
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.data)
+
+
+def decode_frame(entry: Entry | bytes) -> Event:
+    """The event of a frame (for `next_batch` readers of wire-form entries)."""
+    frame = entry if isinstance(entry, bytes) else entry.sse
+    line = next(line for line in frame.split(b"\n") if line.startswith(b"data: "))
+    return WireEvent(json.loads(line[6:]), frame)
+
+
+__all__ = ["Entry", "Feed", "FeedSubscription", "Frame", "Notice", "WireEvent", "decode_frame"]
