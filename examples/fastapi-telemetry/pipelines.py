@@ -80,7 +80,8 @@ def report(rows: list[str]) -> str:
 
 def read_files(files: int, seconds: float) -> list[str]:
     """Stdlib logging and `progress()` only: both stream live, as task_log and task_progress."""
-    with tracer.start_as_current_span("task:read_files"):
+    with tracer.start_as_current_span("task:read_files") as span:
+        span.set_attribute("files", files)  # shown where OTELSTREAM_ATTRIBUTE_ALLOWLIST has it
         rows = []
         for index in range(1, files + 1):
             name = f"part-{index:03d}.csv"

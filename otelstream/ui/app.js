@@ -7,6 +7,15 @@
   const $ = (id) => document.getElementById(id);
   const TICKS = 5;
   const MAX_RECOVERIES = 10; // manual re-opens after the browser gave up on the stream
+  const MAX_LOG_LINES = 200; // kept per task (the newest); the count says how many there were
+  const MAX_RUNS_LISTED = 50;
+  const DRAWN_TYPES = new Set([
+    "pipeline_started",
+    "task_started",
+    "task_completed",
+    "task_error",
+    "pipeline_completed",
+  ]);
 
   const STATUS_TEXT = {
     running: "running",
@@ -47,6 +56,8 @@
       missed: null, // the placeholder that holds tasks whose parent's events are gone
       firstSeq: 1,
       info: null, // GET /runs/{id}
+      selected: null, // the node whose details the panel shows
+      logsDropped: null, // the logs_dropped event, if the run's log budget ran out
       stats: { received: 0, duplicates: 0, gaps: 0, connections: 0, tasks: 0, failed: 0 },
     };
   }
@@ -199,6 +210,7 @@
     run = null;
     $("run").hidden = true;
     setConnection("idle", "");
+    markOpenRun();
   }
 
   function openRun(runId, fresh = false) {
@@ -216,7 +228,9 @@
     $("run-counts").textContent = "";
     $("run-error").hidden = true;
     $("trace-link").hidden = true;
+    $("detail").hidden = true;
     showMessage("");
+    markOpenRun();
     loadRunInfo(run);
     connect(run, 0);
     const current = run;
@@ -433,6 +447,7 @@
         durationMs: null,
         error: null,
         errorType: null,
+        ...inside(),
         dom: null,
       };
       current.nodes.set(event.span_id, node);
@@ -440,6 +455,11 @@
       if (node !== current.root) current.stats.tasks += 1;
     }
     return node;
+  }
+
+  // What a task reports while it runs: its log lines, its progress, its allowed attributes
+  function inside() {
+    return { logs: [], logCount: 0, drawnLogs: 0, progress: null, attributes: null };
   }
 
   function attach(current, node) {
@@ -485,6 +505,7 @@
       durationMs: null,
       error: null,
       errorType: null,
+      ...inside(),
       dom: null,
       standIn: isRoot,
     };
@@ -523,15 +544,61 @@
     lane.append(bar);
     const error = el("div", "error");
     error.hidden = true;
-    row.append(label, lane, error);
+    const progress = el("div", "progress");
+    progress.hidden = true;
+    const fill = el("div", "progress-fill");
+    const progressText = el("span", "progress-text");
+    progress.append(fill, progressText);
+    const logs = el("details", "logs");
+    logs.open = true;
+    logs.hidden = true;
+    const logsSummary = el("summary", "logs-summary");
+    const logLines = el("ol", "log-lines");
+    logs.append(logsSummary, logLines);
+    row.append(label, lane, error, progress, logs);
+    label.addEventListener("click", () => select(node));
+    lane.addEventListener("click", () => select(node));
     const children = el("div", "children");
     children.setAttribute("role", "group");
     box.append(row, children);
-    return { box, row, name, status, duration, bar, error, children };
+    return {
+      box, row, name, status, duration, bar, error, children,
+      progress, fill, progressText, logs, logsSummary, logLines,
+    };
+  }
+
+  function logLine(entry) {
+    const line = el("li", "log");
+    line.dataset.level = entry.level;
+    line.append(
+      el("span", "log-time", entry.time),
+      el("span", "log-level", entry.level),
+      el("span", "log-message", entry.message),
+    );
+    if (entry.logger) line.title = entry.logger;
+    return line;
+  }
+
+  function clockTime(timestamp) {
+    const at = new Date(timestamp);
+    if (!Number.isFinite(at.getTime())) return "";
+    return at.toISOString().slice(11, 23); // UTC, as the server writes its times
   }
 
   function apply(current, event) {
+    if (event.type === "task_log" || event.type === "task_progress") {
+      applyInside(current, event);
+      return;
+    }
+    if (event.type === "logs_dropped") {
+      current.logsDropped = event;
+      const count = typeof event.dropped === "number" ? event.dropped : "Some";
+      showMessage(`${count} log lines of this run were not streamed: its log budget ran out.`);
+      return;
+    }
+    if (!DRAWN_TYPES.has(event.type)) return; // a type this page does not know: ignore it
     const node = nodeFor(current, event);
+    if (event.attributes && typeof event.attributes === "object") node.attributes = event.attributes;
     const at = Date.parse(event.timestamp);
     if (event.name && event.name !== node.name) node.name = event.name;
     switch (event.type) {
@@ -566,7 +633,61 @@
     current.dirty.add(node);
   }
 
+  // A log line or a progress report, drawn under the task it came from (the root if unknown)
+  function applyInside(current, event) {
+    const node = current.nodes.get(event.span_id) || current.root;
+    if (!node) return;
+    if (event.type === "task_progress") {
+      node.progress = {
+        done: Number(event.done) || 0,
+        total: typeof event.total === "number" && event.total > 0 ? event.total : null,
+        message: typeof event.message === "string" ? event.message : "",
+      };
+    } else {
+      node.logCount += 1;
+      node.logs.push({
+        level: String(event.level || "INFO"),
+        message: String(event.message ?? ""),
+        logger: String(event.logger || ""),
+        time: clockTime(event.timestamp),
+      });
+      if (node.logs.length > MAX_LOG_LINES) {
+        const extra = node.logs.length - MAX_LOG_LINES;
+        node.logs.splice(0, extra);
+        node.drawnLogs = Math.max(0, node.drawnLogs - extra);
+      }
+    }
+    current.dirty.add(node);
+  }
+
+  function drawInside(node) {
+    const dom = node.dom;
+    if (node.progress) {
+      const { done, total, message } = node.progress;
+      dom.progress.hidden = false;
+      const fraction = total === null ? null : Math.max(0, Math.min(1, done / total));
+      dom.progress.dataset.known = fraction === null ? "no" : "yes";
+      dom.fill.style.setProperty("--fraction", String(fraction ?? 1));
+      const count = total === null ? `${done}` : `${done}/${total}`;
+      dom.progressText.textContent = message ? `${count} · ${message}` : count;
+    }
+    if (node.logCount) {
+      dom.logs.hidden = false;
+      const lines = dom.logLines;
+      const fresh = node.logs.slice(node.drawnLogs);
+      for (const entry of fresh) lines.append(logLine(entry));
+      while (lines.childElementCount > MAX_LOG_LINES) lines.firstElementChild.remove();
+      node.drawnLogs = node.logs.length;
+      const shown = node.logCount === 1 ? "1 log line" : `${node.logCount} log lines`;
+      dom.logsSummary.textContent =
+        node.logCount > node.logs.length ? `${shown} (the last ${node.logs.length} kept)` : shown;
+      if (fresh.length) lines.scrollTop = lines.scrollHeight; // the newest stays in view
+    }
+  }
+
   function drawNode(current, node) {
+    drawInside(node);
+    if (node === current.selected) drawDetail(current, node);
     const dom = node.dom;
     if (dom.name.textContent !== node.name) {
       dom.name.textContent = node.name;
@@ -626,12 +747,131 @@
     });
   }
 
+  // -- the detail panel of a clicked task --------------------------------------------------------
+
+  function select(node) {
+    if (!run || !node.dom) return;
+    if (run.selected && run.selected.dom) run.selected.dom.box.classList.remove("selected");
+    run.selected = node;
+    node.dom.box.classList.add("selected");
+    $("detail").hidden = false;
+    drawDetail(run, node);
+  }
+
+  function closeDetail() {
+    if (run && run.selected && run.selected.dom) run.selected.dom.box.classList.remove("selected");
+    if (run) run.selected = null;
+    $("detail").hidden = true;
+  }
+
+  function facts(list, pairs) {
+    list.replaceChildren();
+    for (const [key, value] of pairs) list.append(el("dt", "", key), el("dd", "", value));
+  }
+
+  function drawDetail(current, node) {
+    $("detail-name").textContent = node.name;
+    const status = $("detail-status");
+    status.dataset.status = node.status;
+    status.textContent = STATUS_TEXT[node.status] || node.status;
+    const timing = [];
+    if (node.startMs !== null) timing.push(["started", new Date(node.startMs).toISOString()]);
+    if (node.endMs !== null) timing.push(["ended", new Date(node.endMs).toISOString()]);
+    if (node.durationMs !== null) timing.push(["duration", formatMs(node.durationMs)]);
+    if (node.startMs !== null && current.startMs !== null && node !== current.root) {
+      timing.push(["after the run's start", formatMs(node.startMs - current.startMs)]);
+    }
+    if (node.progress) {
+      const { done, total, message } = node.progress;
+      timing.push(["progress", (total === null ? `${done}` : `${done}/${total}`) + (message ? ` · ${message}` : "")]);
+    }
+    facts($("detail-timing"), timing);
+    const error = $("detail-error");
+    error.hidden = node.error === null && node.errorType === null;
+    error.textContent = node.errorType ? `${node.errorType}: ${node.error ?? ""}` : node.error ?? "";
+    const attributes = Object.entries(node.attributes || {}).map(([key, value]) => [
+      key,
+      typeof value === "string" ? value : JSON.stringify(value),
+    ]);
+    facts($("detail-attributes"), attributes);
+    $("detail-no-attributes").hidden = attributes.length > 0;
+    const logs = $("detail-logs");
+    logs.replaceChildren(...node.logs.map(logLine));
+    logs.scrollTop = logs.scrollHeight;
+    $("detail-no-logs").hidden = node.logs.length > 0;
+  }
+
+  // -- the live list of runs: GET /runs/live replays the runs the server keeps, then goes on ------
+
+  const runsList = new Map(); // run id -> its list item
+
+  function connectRuns() {
+    const es = new EventSource(`${base}/runs/live`);
+    es.onmessage = (message) => {
+      let event;
+      try {
+        event = JSON.parse(message.data);
+      } catch (_) {
+        return;
+      }
+      if (event.type === "run_started" || event.type === "run_ended") listRun(event);
+    };
+    es.onerror = () => {
+      if (es.readyState === EventSource.CLOSED) $("runs-empty").textContent = "The runs list is not available.";
+    };
+  }
+
+  function listRun(summary) {
+    if (typeof summary.run_id !== "string") return;
+    let item = runsList.get(summary.run_id);
+    if (!item) {
+      item = el("li", "run-item");
+      const link = el("a", "run-link");
+      link.href = `${base}/ui/runs/${encodeURIComponent(summary.run_id)}`;
+      link.addEventListener("click", (click) => {
+        if (click.metaKey || click.ctrlKey || click.shiftKey) return;
+        click.preventDefault();
+        history.pushState(null, "", link.href);
+        openRun(summary.run_id);
+      });
+      link.append(el("span", "run-item-name"), el("span", "status"), el("span", "duration"));
+      link.append(el("span", "run-item-time muted"));
+      item.append(link);
+      item.dataset.runId = summary.run_id;
+      runsList.set(summary.run_id, item);
+      $("runs-list").prepend(item); // run_started events come in start order: newest on top
+      while (runsList.size > MAX_RUNS_LISTED) {
+        const last = $("runs-list").lastElementChild;
+        runsList.delete(last.dataset.runId);
+        last.remove();
+      }
+      $("runs-empty").hidden = true;
+    }
+    const [name, status, duration, time] = item.firstElementChild.children;
+    name.textContent = summary.name || summary.run_id;
+    status.dataset.status = summary.status;
+    status.textContent = STATUS_TEXT[summary.status] || summary.status;
+    duration.textContent = typeof summary.duration_ms === "number" ? formatMs(summary.duration_ms) : "";
+    time.textContent = clockTime(summary.started_at);
+    item.dataset.status = summary.status;
+    markOpenRun();
+  }
+
+  function markOpenRun() {
+    for (const [runId, item] of runsList) {
+      if (run && run.runId === runId) item.setAttribute("aria-current", "true");
+      else item.removeAttribute("aria-current");
+    }
+  }
+
   // -- start ------------------------------------------------------------------------------------
 
   window.otelstream = { run: null }; // for people (and tests) looking at the page's state
 
   document.addEventListener("DOMContentLoaded", () => {
     $("start-form").addEventListener("submit", startRun);
+    $("detail-close").addEventListener("click", closeDetail);
+    connectRuns();
     window.addEventListener("popstate", route);
     loadPipelines();
     route();
