@@ -78,7 +78,23 @@ class Policy:
             for key, value in picked.items():
                 if isinstance(value, str):
                     picked[key] = self.clip(value)
+                elif isinstance(value, list):
+                    picked[key] = self.clip_list(value)
         return picked
+
+    def clip_list(self, values: list[Any]) -> list[Any]:
+        """A list attribute cut like a string: each element, and the whole past `max_length`
+        characters of text (what is left out is one "…")."""
+        kept: list[Any] = []
+        room = self.max_length
+        for value in values:
+            text = self.clip(value) if isinstance(value, str) else value
+            room -= len(text) if isinstance(text, str) else len(repr(text))
+            if room < 0:
+                kept.append("…")
+                break
+            kept.append(text)
+        return kept
 
 
 def allowed_attributes(attributes: Attributes, allowlist: frozenset[str]) -> dict[str, Any] | None:

@@ -48,3 +48,14 @@ def test_failure_is_the_last_exception_or_the_error_status(telemetry: Telemetry)
     assert failure(spans["status only"]) == (None, "bad input")
     assert failure(spans["fine"]) is None
     assert failure(spans["handled"]) == ("TimeoutError", "slow")
+
+
+def test_list_attributes_are_cut_like_strings() -> None:
+    from otelstream._projection import Policy
+
+    policy = Policy(frozenset({"files", "sizes"}), max_length=20)
+    picked = policy.attributes({"files": ("a" * 50, "b", "c"), "sizes": tuple(range(100))})
+    assert picked is not None
+    assert picked["files"] == ["a" * 19 + "…", "…"]  # each element, then the whole
+    assert picked["sizes"][-1] == "…" and sum(len(repr(n)) for n in picked["sizes"][:-1]) <= 20
+    assert policy.attributes({"files": ("x", "y")}) == {"files": ["x", "y"]}

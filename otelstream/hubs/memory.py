@@ -50,7 +50,7 @@ class _Run:
             entry.sse  # noqa: B018
         with feed.lock:
             self.fold()
-            self.retained = feed.shrink() + self.tree.nbytes()
+            self.retained = feed.shrink() + self.tree.seal()
         return self.retained
 
 
