@@ -1,4 +1,6 @@
-"""The `otelstream` command: start or follow a run and draw its live tree, or serve an app.
+"""The `otelstream` command: start or follow a run and draw its live tree, list runs, serve an app.
+
+A task's progress shows as a bar beside it and its newest log lines under it.
 
 Needs the `client` extra (httpx, httpx-sse, rich); `serve` needs uvicorn.
 Exit status: 0 the run succeeded, 1 it failed (or was cancelled), 2 bad usage,
@@ -16,114 +18,20 @@ import json
 import os
 import re
 import sys
-import threading
 from collections.abc import Sequence
 from typing import Any
 
 import httpx
-from rich.console import Console, Group, RenderableType
+from rich.console import Console
 from rich.live import Live
+from rich.table import Table
 from rich.text import Text
-from rich.tree import Tree
 
+from otelstream._run_view import STATUS_STYLE, STATUS_TEXT, RunView, format_ms
 from otelstream.client import Client, ClientError
 
 EXAMPLE_APP = "examples.fastapi-telemetry.main:app"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
-
-_STATUS = {"running": "running…", "success": "done", "error": "failed", "cancelled": "cancelled"}
-_STYLE = {"running": "blue", "success": "green", "error": "red", "cancelled": "yellow"}
-
-
-def format_ms(ms: float | None) -> str:
-    if ms is None:
-        return ""
-    if ms < 1000:
-        return f"{ms:.1f} ms" if ms < 10 else f"{ms:.0f} ms"
-    if ms < 60_000:
-        return f"{ms / 1000:.2f} s"
-    return f"{int(ms // 60_000)} min {ms % 60_000 / 1000:.0f} s"
-
-
-class _Span:
-    __slots__ = ("children", "duration_ms", "error", "error_type", "name", "status")
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.status = "running"
-        self.duration_ms: float | None = None
-        self.error: str | None = None
-        self.error_type: str | None = None
-        self.children: list[str] = []
-
-
-class RunView:
-    """A run's span tree folded from its events; rendered by rich a few times a second.
-
-    Events are applied as they come (O(1) each); the tree is drawn only when
-    rich refreshes, so a run of thousands of tasks costs one walk per frame.
-    """
-
-    def __init__(self, run_id: str) -> None:
-        self.run_id = run_id
-        self.spans: dict[str, _Span] = {}
-        self.root: str | None = None
-        self.status = "running"
-        self._lock = threading.Lock()  # rich refreshes from its own thread
-
-    def apply(self, event: dict[str, Any]) -> None:
-        with self._lock:
-            span_id, kind = event["span_id"], event["type"]
-            span = self.spans.get(span_id)
-            if span is None:
-                span = self.spans[span_id] = _Span(event["name"])
-                parent = self.spans.get(event.get("parent_span_id") or "")
-                if parent is not None:
-                    parent.children.append(span_id)
-                elif self.root is None:
-                    self.root = span_id
-                else:  # a parent the replay no longer has: keep the span under the root
-                    self.spans[self.root].children.append(span_id)
-            if kind in ("task_completed", "task_error", "pipeline_completed"):
-                span.duration_ms = event.get("duration_ms")
-                span.error, span.error_type = event.get("error"), event.get("error_type")
-                if kind == "pipeline_completed":
-                    span.status = self.status = event.get("status") or "success"
-                else:
-                    span.status = "error" if kind == "task_error" else "success"
-
-    def __rich__(self) -> RenderableType:
-        with self._lock:
-            if self.root is None:
-                return Text(f"run {self.run_id}: waiting for events…", style="dim")
-            tree = Tree(self._label(self.spans[self.root]), guide_style="dim")
-            stack = [(tree, self.spans[self.root])]
-            while stack:
-                branch, span = stack.pop()
-                for child_id in span.children:
-                    child = self.spans[child_id]
-                    stack.append((branch.add(self._label(child)), child))
-            return tree
-
-    @staticmethod
-    def _label(span: _Span) -> RenderableType:
-        text = Text()
-        text.append(span.name, style="bold")
-        text.append(f"  {_STATUS.get(span.status, span.status)}", style=_STYLE.get(span.status))
-        if span.duration_ms is not None:
-            text.append(f"  {format_ms(span.duration_ms)}", style="dim")
-        if span.error is None and span.error_type is None:
-            return text
-        error = f"{span.error_type}: {span.error}" if span.error_type else str(span.error)
-        return Group(text, Text(error, style="red"))
-
-    def summary(self) -> str:
-        root = self.spans.get(self.root or "")
-        took = f" in {format_ms(root.duration_ms)}" if root and root.duration_ms is not None else ""
-        line = f"run {self.run_id} {_STATUS.get(self.status, self.status)}{took}"
-        if root is not None and root.error_type:
-            line += f": {root.error_type}: {root.error}"
-        return line
 
 
 def follow(client: Client, run_id: str, console: Console) -> int:
@@ -178,6 +86,31 @@ def _tail(args: argparse.Namespace, console: Console) -> int:
         return follow(client, args.run_id, console)
 
 
+def _runs(args: argparse.Namespace, console: Console) -> int:
+    with Client(args.url) as client:
+        page = client.runs(pipeline=args.pipeline, status=args.status, limit=args.limit)
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("run", "name", "status", "started", "took", "error"):
+        table.add_column(column)
+    for run in page["runs"]:
+        status = run["status"]
+        table.add_row(
+            Text(run["run_id"]),
+            Text(run["name"]),
+            Text(STATUS_TEXT.get(status, status), style=STATUS_STYLE.get(status, "")),
+            Text(run["started_at"]),
+            Text(format_ms(run.get("duration_ms"))),
+            Text(run.get("error_type") or "", style="red"),
+        )
+    if page["runs"]:
+        console.print(table)
+    else:
+        console.print(Text("no runs", style="dim"))
+    if page.get("next_cursor"):
+        console.print(Text(f"more: --cursor {page['next_cursor']}", style="dim"))
+    return EXIT_OK
+
+
 def _serve(args: argparse.Namespace, console: Console) -> int:
     try:
         import uvicorn
@@ -211,6 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("url", type=base_url)
     tail.add_argument("run_id")
     tail.set_defaults(handler=_tail)
+    runs = commands.add_parser("runs", help="list recent and running runs, newest first")
+    runs.add_argument("url", type=base_url)
+    runs.add_argument("--pipeline", help="only runs of this pipeline")
+    runs.add_argument("--status", choices=["running", "success", "error", "cancelled"])
+    runs.add_argument("--limit", type=int, default=50)
+    runs.set_defaults(handler=_runs)
     serve = commands.add_parser("serve", help="run an ASGI app with uvicorn (default: the example)")
     serve.add_argument("app", nargs="?", default=EXAMPLE_APP, help=f"module:app ({EXAMPLE_APP})")
     serve.add_argument("--host", default="127.0.0.1")

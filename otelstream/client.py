@@ -162,6 +162,23 @@ def _run_json(response: httpx.Response, run_id: str) -> dict[str, Any]:
     return body
 
 
+def _runs_query(
+    pipeline: str | None, status: str | None, limit: int, cursor: str | None
+) -> dict[str, str | int]:
+    query: dict[str, str | int] = {"limit": limit}
+    for key, value in (("pipeline", pipeline), ("status", status), ("cursor", cursor)):
+        if value is not None:
+            query[key] = value
+    return query
+
+
+def _runs_json(response: httpx.Response) -> dict[str, Any]:
+    if response.status_code != 200:
+        raise ClientError(f"GET /runs: {response.status_code} {_detail(response)}")
+    body: dict[str, Any] = response.json()
+    return body
+
+
 class Client:
     """Sync client. `base_url` is where the router is mounted (its prefix included).
 
@@ -208,8 +225,21 @@ class Client:
         """The run's status, times and span tree (`GET /runs/{run_id}`)."""
         return _run_json(self.http.get(f"/runs/{run_id}"), run_id)
 
+    def runs(
+        self,
+        *,
+        pipeline: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        """Recent and running runs, newest first (`GET /runs`): `{"runs": [...], "next_cursor"}`."""
+        query = _runs_query(pipeline, status, limit, cursor)
+        return _runs_json(self.http.get("/runs", params=query))
+
     def events(self, run_id: str, *, after: int = 0) -> Iterator[dict[str, Any]]:
-        """Every event after `after`, in order, each once, until the run ends.
+        """Every event after `after`, in order, each once, until the run ends: the tasks'
+        starts and ends, and `task_log`, `task_progress`, `logs_dropped` as they come.
 
         A dropped or cut stream is reopened with `Last-Event-ID`; raises
         `MissedEvents` when the server can no longer send what was missed.
@@ -290,6 +320,18 @@ class AsyncClient:
     async def get_run(self, run_id: str) -> dict[str, Any]:
         """The run's status, times and span tree (`GET /runs/{run_id}`)."""
         return _run_json(await self.http.get(f"/runs/{run_id}"), run_id)
+
+    async def runs(
+        self,
+        *,
+        pipeline: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        """Recent and running runs, newest first (`GET /runs`): `{"runs": [...], "next_cursor"}`."""
+        query = _runs_query(pipeline, status, limit, cursor)
+        return _runs_json(await self.http.get("/runs", params=query))
 
     async def events(self, run_id: str, *, after: int = 0) -> AsyncIterator[dict[str, Any]]:
         """Every event after `after`, in order, each once, until the run ends."""
