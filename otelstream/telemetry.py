@@ -37,10 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from opentelemetry import _logs, trace
-from opentelemetry.instrumentation.logging.handler import LoggingHandler
-from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import (
-    BatchLogRecordProcessor,
     ConsoleLogRecordExporter,
     LogRecordExporter,
 )
@@ -50,7 +47,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 from opentelemetry.sdk.trace.sampling import Sampler
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from otelstream._levels import severity
+from otelstream._log_telemetry import LogTelemetry, setup_logs
 from otelstream.hubs import Hub
 from otelstream.hubs.memory import MemoryHub
 from otelstream.processors import EventLogProcessor, EventStreamProcessor
@@ -206,68 +203,6 @@ class Telemetry:
             force_flush()
 
 
-@dataclass
-class LogTelemetry:
-    """What `setup_telemetry` set up for logs: stdlib `logging` -> handler -> provider."""
-
-    provider: _logs.LoggerProvider
-    processor: EventLogProcessor
-    handler: LoggingHandler
-    owns_provider: bool
-    exporters: list[LogRecordExporter] = field(default_factory=list)
-
-    def shutdown(self) -> None:
-        logging.getLogger().removeHandler(self.handler)
-        if self.owns_provider:
-            cast(LoggerProvider, self.provider).shutdown()
-
-
-def setup_logs(
-    processor: EventLogProcessor,
-    settings: Settings,
-    resource: Resource,
-    environment: OtelEnvironment | None = None,
-    logger_provider: _logs.LoggerProvider | None = None,
-    set_global: bool = True,
-) -> LogTelemetry:
-    """Add `processor` to the SDK logger provider (built if none is set) and route `logging` to it.
-
-    The root logger is lowered to `OTELSTREAM_LOG_LEVEL` if it is still at Python's default
-    (WARNING), or `logger.info` inside a task would never reach any handler.
-    """
-    existing = logger_provider
-    if existing is None:
-        current = _logs.get_logger_provider()
-        if isinstance(current, LoggerProvider):
-            existing = current
-    exporters: list[LogRecordExporter] = []
-    if existing is not None and callable(getattr(existing, "add_log_record_processor", None)):
-        cast(LoggerProvider, existing).add_log_record_processor(processor)
-        provider, owns = existing, False
-    else:
-        exporters = log_exporters(environment)
-        built = LoggerProvider(resource=resource)
-        built.add_log_record_processor(processor)  # streaming first, as for spans
-        for exporter in exporters:
-            built.add_log_record_processor(BatchLogRecordProcessor(exporter))
-        if set_global:
-            _logs.set_logger_provider(built)
-        provider, owns = built, True
-    handler = LoggingHandler(logger_provider=provider)
-    root = logging.getLogger()
-    level = severity_to_logging(settings.log_level)
-    if root.level == logging.WARNING and level < logging.WARNING:
-        root.setLevel(level)
-    root.addHandler(handler)
-    return LogTelemetry(provider, processor, handler, owns, exporters)
-
-
-def severity_to_logging(level: str) -> int:
-    """`OTELSTREAM_LOG_LEVEL` as a stdlib `logging` level."""
-    number = severity(level)
-    return {1: 5, 5: logging.DEBUG, 9: logging.INFO, 13: logging.WARNING}.get(number, logging.ERROR)
-
-
 def setup_telemetry(
     hub: Hub | None = None,
     *,
@@ -296,7 +231,7 @@ def setup_telemetry(
                 EventLogProcessor(hub, settings),
                 settings,
                 resource,
-                environment,
+                lambda: log_exporters(environment),
                 logger_provider,
                 set_global,
             )

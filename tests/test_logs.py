@@ -258,3 +258,27 @@ def test_a_record_in_a_filtered_out_span_belongs_to_its_shown_ancestor(make_logs
     task = of_type(events, "task_started")[0]
     (log,) = of_type(events, "task_log")
     assert log["span_id"] == task["span_id"] and len(of_type(events, "task_started")) == 1
+
+
+def test_setup_telemetry_routes_stdlib_logging_to_the_stream(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from otelstream.telemetry import setup_telemetry
+
+    monkeypatch.setattr(logging.getLogger(), "level", logging.WARNING)  # Python's default
+    provider = LoggerProvider()
+    exported = InMemoryLogRecordExporter()
+    provider.add_log_record_processor(SimpleLogRecordProcessor(exported))
+    hub = MemoryHub()
+    telemetry = setup_telemetry(hub, set_global=False, logger_provider=provider)
+    try:
+        assert telemetry.logs is not None and not telemetry.logs.owns_provider
+        assert logging.getLogger().level == logging.INFO  # lowered to OTELSTREAM_LOG_LEVEL
+        with streamed_run("wired", tracer_provider=telemetry.provider) as run:
+            logging.getLogger("tests.wired").info("through the root logger")
+    finally:
+        telemetry.shutdown()
+    assert telemetry.logs.handler not in logging.getLogger().handlers
+    (log,) = of_type(events_of(hub, run.run_id), "task_log")
+    assert (log["message"], log["logger"]) == ("through the root logger", "tests.wired")
+    assert [r.log_record.body for r in exported.get_finished_logs()] == ["through the root logger"]

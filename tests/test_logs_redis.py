@@ -1,0 +1,45 @@
+"""Logs and progress through the Redis hub: started on one worker, streamed live from another."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from otelstream.testing import read_events
+
+from .conftest import app_process
+from .redis_server import RedisServer, redis_server
+
+APP = "tests.apps.redis_example:app"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[RedisServer]:
+    yield from redis_server()
+
+
+def test_a_runs_logs_and_progress_reach_another_worker_live(server: RedisServer) -> None:
+    env = {"OTELSTREAM_HUB": server.url}
+    with app_process(APP, **env) as a, app_process(APP, **env) as b:
+        with (
+            httpx.Client(base_url=a, timeout=20) as on_a,
+            httpx.Client(base_url=b, timeout=20) as on_b,
+        ):
+            body = {"pipeline_name": "ingest", "parameters": {"files": 4, "seconds": 0.2}}
+            run_id = on_a.post("/runs", json=body).json()["run_id"]
+            live = read_events(on_b, "GET", f"/runs/{run_id}/events")
+            again = read_events(on_a, "GET", f"/runs/{run_id}/events")
+    kinds = [event["type"] for event in live]
+    read_ended = kinds.index("task_completed")
+    assert kinds[:read_ended].count("task_log") == 4  # while read_files ran
+    logs = [event["message"] for event in live if event["type"] == "task_log"]
+    assert logs == [f"reading part-00{i}.csv" for i in range(1, 5)] + ["indexed 4 files"]
+    progress = [event for event in live if event["type"] == "task_progress"]
+    assert (progress[-1]["done"], progress[-1]["total"], progress[-1]["message"]) == (
+        4,
+        4,
+        "part-004.csv",
+    )
+    assert live == again  # the same events, the same seqs, on both workers
