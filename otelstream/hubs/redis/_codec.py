@@ -7,8 +7,12 @@ A run is two keys in one hash slot (`{run_id}` is a Redis Cluster hash tag):
   duration in ns (the JSON rounds both);
 - `PREFIX:{run_id}:meta`, a hash: `seq` (the last seq given), `start` and
   `start_t` (the `pipeline_started` entry, for a run whose stream was trimmed),
-  `done` (the seq of `pipeline_completed`), `lost` and `marks` (events that
-  never reached Redis, see below).
+  `done` and `status` (the seq of `pipeline_completed` and the run's end: what
+  `position` reads, O(1)), `lost` and `marks` (events that never reached
+  Redis, see below), `cancel`, `refused` (see `_runs.py`).
+
+The entry's `e` is what a stream sends: a reader frames it (`frame`) without
+parsing or serialising it again.
 
 Entry ids with a non-zero second part (`SEQ-N`) are *loss markers*: written by
 a publisher that failed to store some of the run's events, they sit between
@@ -18,20 +22,18 @@ a publisher that failed to store some of the run's events, they sit between
 from __future__ import annotations
 
 import json
-import time
 from typing import Any, Final
 
-from otelstream.events import EVENTS_LOST, DataEvent, Event, encode_sse
-
-"""Sent without an SSE id when events of the run were lost, just before the stream ends."""
+from otelstream.events import DataEvent, Event
 
 _SEQ_FIELD = '"seq":0,'
 _json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # as Event.to_json
 
 # KEYS: stream, meta. ARGV: type, JSON before the seq, JSON after it, time_ns, duration_ns ("" if
 # none), maxlen, TTL in ms while running, TTL in ms once finished, "1" if this publisher has
-# stored an event of the run before (so a missing run means it expired or Redis lost it).
-# Returns the seq given, 0 for an event after the run's end, -1 for a vanished run.
+# stored an event of the run before (so a missing run means it expired or Redis lost it), the
+# run's status on `pipeline_completed`. Returns the seq given, 0 for an event after the run's
+# end, -1 for a vanished run.
 PUBLISH: Final = """
 if redis.call('HEXISTS', KEYS[2], 'done') == 1 then return 0 end
 if ARGV[9] == '1' and redis.call('EXISTS', KEYS[2]) == 0 then return -1 end
@@ -46,7 +48,7 @@ local ttl = ARGV[7]
 if ARGV[1] == 'pipeline_started' then
   redis.call('HSET', KEYS[2], 'start', data, 'start_t', ARGV[4])
 elseif ARGV[1] == 'pipeline_completed' then
-  redis.call('HSET', KEYS[2], 'done', seq)
+  redis.call('HSET', KEYS[2], 'done', seq, 'status', ARGV[10])
   ttl = ARGV[8]
 end
 redis.call('PEXPIRE', KEYS[1], ttl)
@@ -138,34 +140,17 @@ def decode(fields: dict[str, str]) -> Event:
     )
 
 
-def marker_seq(entry_id: str) -> int | None:
+def marker_seq(entry_id: str | bytes) -> int | None:
     """The seq a loss marker follows, or None for an ordinary event entry (`SEQ-0`)."""
-    major, _, minor = entry_id.partition("-")
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    major, _, minor = text.partition("-")
     return None if minor in ("", "0") else int(major)
 
 
-class LostEvent(Event):
-    """Tells a subscriber that events of its run were lost; framed without an SSE `id:`.
+def frame(seq: int, data: bytes) -> bytes:
+    """An entry's `e` as the SSE frame `encode_sse` makes of the same event."""
+    return b"id: %d\ndata: %s\n\n" % (seq, data)
 
-    Without an id a browser's `Last-Event-ID` stays that of the last real
-    event, so reconnecting resumes right after it (and does not see this
-    marker again).
-    """
 
-    __slots__ = ("message",)
-
-    def __init__(self, run_id: str, last_seq: int, message: str) -> None:
-        super().__init__(EVENTS_LOST, "", run_id, 0, None, time.time_ns(), seq=last_seq)
-        self.message = message
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "type": EVENTS_LOST,
-            "run_id": self.run_id,
-            "last_seq": self.seq,
-            "message": self.message,
-        }
-
-    @property
-    def sse(self) -> bytes:
-        return encode_sse(self.to_json())
+TERMINAL: Final = b'{"type":"pipeline_completed"'
+"""How an entry's JSON starts when it ends the run (`type` is its first key)."""

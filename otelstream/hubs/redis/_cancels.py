@@ -1,0 +1,60 @@
+"""Cancel requests between processes: `DELETE /runs/{id}` on any worker reaches the runner
+that runs it, over one pub/sub subscription per process (see `_runs.py`: `cancel`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import Any, Final
+
+from otelstream._errors import report
+from otelstream.hubs.redis._loop import UNREACHABLE, IOLoop
+
+_BACKOFF_S: Final = 0.25
+
+
+class CancelListeners:
+    """The process's listeners, called on the I/O thread with each run id asked to cancel."""
+
+    def __init__(self, io: IOLoop, channel: str) -> None:
+        self.channel = channel
+        self._listeners: list[Callable[[str], bool]] = []
+        io.tasks.append(self._listen)
+
+    def add(self, listener: Callable[[str], bool]) -> Callable[[], None]:
+        """Returns the function that removes it."""
+        self._listeners.append(listener)
+
+        def remove() -> None:
+            with contextlib.suppress(ValueError):
+                self._listeners.remove(listener)
+
+        return remove
+
+    async def _listen(self, io: IOLoop) -> None:
+        """Subscribed again after an outage; a cancel sent meanwhile is in the run's hash."""
+        while True:
+            pubsub: Any = None
+            try:
+                pubsub = await io.pubsub()
+                await pubsub.subscribe(self.channel)
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        self._cancelled(str(message["data"]))
+            except UNREACHABLE:
+                await asyncio.sleep(_BACKOFF_S)
+            except Exception:
+                report("RedisHub: listening for cancel requests")
+                await asyncio.sleep(_BACKOFF_S)
+            finally:
+                if pubsub is not None:
+                    with contextlib.suppress(Exception):
+                        await pubsub.aclose()
+
+    def _cancelled(self, run_id: str) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(run_id)
+            except Exception:
+                report("RedisHub: a cancel listener")

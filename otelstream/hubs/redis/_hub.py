@@ -1,0 +1,263 @@
+"""RedisHub: the `Hub` of several processes, over the I/O loop, the writer and the reader."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import Any, Final, Self, cast
+
+from otelstream._errors import warn_limited
+from otelstream._notices import EVENTS_LOST
+from otelstream.events import PIPELINE_STARTED, Event
+from otelstream.hubs import HubUnavailable, RunPage, RunPosition, UnknownRun
+from otelstream.hubs._fanout import Feed, FeedSubscription
+from otelstream.hubs._runs import RunTree
+from otelstream.hubs.redis._cancels import CancelListeners
+from otelstream.hubs.redis._codec import decode, marker_seq, meta_key, stream_key
+from otelstream.hubs.redis._loop import IOLoop
+from otelstream.hubs.redis._reader import BLOCK_MS, RUNS, Reader
+from otelstream.hubs.redis._runs import RunIndex
+from otelstream.hubs.redis._writer import Writer
+from otelstream.settings import Settings
+
+_FLUSH_S: Final = 2.0
+"""How long a read waits for events this process published before it to be written."""
+_CHECK_S: Final = 1.0
+"""How long `check` waits for Redis's PING."""
+_BACKOFF_S: Final = 0.25
+
+
+class RedisHub:
+    """A `Hub` whose runs live in Redis streams; `publish` never waits for Redis.
+
+    `url` is `redis://host:port/db` (or `rediss://`, `unix://`), or
+    `redis+cluster://host:port` for Redis Cluster (one seed node). Finished runs
+    expire after `run_retention_seconds`; each stream keeps the newest
+    `replay_events` events. Call `close()` before a worker process exits, so
+    that what is still buffered gets written.
+    """
+
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        settings: Settings | None = None,
+        *,
+        key_prefix: str = "otelstream",
+        buffer_events: int | None = None,
+        running_ttl_seconds: float | None = None,
+        socket_timeout: float = 5.0,
+    ) -> None:
+        self.settings = settings = settings or Settings()
+        self.url = url
+        self.key_prefix = key_prefix
+        self.buffer_events = buffer_events or settings.redis_buffer_events
+        running = running_ttl_seconds or settings.redis_running_ttl_seconds
+        self.lost_events = 0
+        """Events that never reached Redis: buffer full, Redis down, or their run vanished."""
+        self._keep = settings.max_active_runs + settings.max_finished_runs
+        self._io = IOLoop(url, socket_timeout, BLOCK_MS / 1000)
+        self._index = RunIndex(
+            key_prefix,
+            max_active=settings.max_active_runs,
+            max_finished=settings.max_finished_runs,
+            running_ttl_s=running,
+            retention_s=settings.run_retention_seconds,
+        )
+        self._writer = Writer(
+            self._io,
+            self._index,
+            prefix=key_prefix,
+            capacity=self.buffer_events,
+            maxlen=settings.replay_events,
+            running_ttl_ms=max(1, int(running * 1000)),
+            finished_ttl_ms=int(settings.run_retention_seconds * 1000),
+            keep=self._keep,
+            lose=self._lose,
+        )
+        self._reader = Reader(self._io, key_prefix, settings.replay_events, self._index.lifecycle)
+        self._cancels = CancelListeners(self._io, self._index.channel)
+        self._closed = False
+
+    @property
+    def dropped_events(self) -> int:
+        """Events dropped on purpose: after their run's end, or of a run over the bound."""
+        return self._writer.dropped_events
+
+    # -- the hot path -------------------------------------------------------------------------
+
+    def publish(self, run_id: str, event: Event) -> None:
+        """Append to the writer's buffer; no I/O, no waiting."""
+        if event.type == PIPELINE_STARTED:
+            self._writer.remember(self._writer.opened, run_id)
+        if self._closed or not self._writer.put(run_id, event):
+            self._lose(run_id, 1, "the hub is closed" if self._closed else "the buffer is full")
+
+    def _lose(self, run_id: str, count: int, why: str) -> None:
+        """Count, warn, tell this process's readers of the run, queue a marker for the others."""
+        with self._writer.lock:
+            self.lost_events += count
+        self._writer.mark(run_id, count)
+        self._reader.fail(run_id, f"events of this run were lost: {why}")
+        warn_limited(
+            "otelstream: %d event(s) of run %s were not stored in Redis: %s; its streams end "
+            "with events_lost (if Redis is slow or down, check it; if the buffer fills up, "
+            "raise OTELSTREAM_REDIS_BUFFER_EVENTS)",
+            count,
+            run_id,
+            why,
+        )
+
+    # -- readers ------------------------------------------------------------------------------
+
+    def subscribe(self, run_id: str, after: int = 0) -> RedisSubscription:
+        """Whether the run exists is known on entering (it takes a round trip to Redis)."""
+        return RedisSubscription(self, run_id, after)
+
+    def subscribe_runs(self, after: int = 0) -> RedisSubscription:
+        """The runs stream of every process sharing the Redis."""
+        return RedisSubscription(self, RUNS, after)
+
+    async def _open(self, run_id: str, after: int) -> Feed:
+        """The feed a subscription reads: the run's, or one that ends at once."""
+        if run_id == RUNS:
+            return self._reader.feed(RUNS, after)[0]
+        try:
+            exists, done = await self._io.call(self._lookup(run_id))
+        except HubUnavailable:
+            return _ended(run_id, after, "Redis cannot be reached")
+        if not exists and run_id not in self._writer.opened:
+            raise UnknownRun(run_id)
+        if done is not None and after >= done:
+            return _ended(run_id, after)  # the run is over and the reader has every event
+        feed, created = self._reader.feed(run_id, after)
+        with contextlib.suppress(HubUnavailable):  # the feed fails too, and says so
+            await self._io.call(self._reader.backfill(run_id, feed, after, created))
+        return feed
+
+    async def _lookup(self, run_id: str) -> tuple[bool, int | None]:
+        seq, done = await self._io.query.hmget(meta_key(self.key_prefix, run_id), "seq", "done")
+        return seq is not None, None if done is None else int(done)
+
+    async def position(self, run_id: str) -> RunPosition | None:
+        """O(1) in the run's length: three fields of the run's hash."""
+        return await self._io.call(self._position(run_id))
+
+    async def _position(self, run_id: str) -> RunPosition | None:
+        await self._writer.flush(_FLUSH_S)
+        key = meta_key(self.key_prefix, run_id)
+        seq, done, status = await self._io.query.hmget(key, "seq", "done", "status")
+        if seq is None:
+            return RunPosition(0, False, "running") if run_id in self._writer.opened else None
+        if done is None:
+            return RunPosition(int(seq), False, "running")
+        return RunPosition(int(seq), True, status or "success")
+
+    async def get_run(self, run_id: str) -> dict[str, Any] | None:
+        """From Redis, after what this process published before the call is written."""
+        return await self._io.call(self._get_run(run_id))
+
+    async def _get_run(self, run_id: str) -> dict[str, Any] | None:
+        await self._writer.flush(_FLUSH_S)
+        async with self._io.query.pipeline(transaction=False) as pipe:
+            pipe.hgetall(meta_key(self.key_prefix, run_id))
+            pipe.xrange(stream_key(self.key_prefix, run_id))
+            meta, entries = await pipe.execute()
+        if not meta or "seq" not in meta:
+            return None
+        tree = RunTree(max_spans=self.settings.replay_events)
+        events = [decode(fields) for entry_id, fields in entries if marker_seq(entry_id) is None]
+        if "start" in meta and (not events or events[0].seq != 1):  # trimmed from the stream
+            tree.apply(decode({"e": meta["start"], "t": meta["start_t"]}))
+        for event in events:
+            tree.apply(event)
+        run = tree.snapshot(run_id, int(meta["seq"])).to_dict()
+        if int(meta.get("lost", 0)):
+            run["events_lost"] = int(meta["lost"])
+        return run
+
+    async def list_runs(
+        self,
+        *,
+        pipeline: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> RunPage:
+        """The runs every process sharing the Redis started, newest first."""
+
+        async def page() -> RunPage:
+            await self._writer.flush(_FLUSH_S)
+            return RunPage(*await self._index.page(self._io.query, pipeline, status, limit, cursor))
+
+        return await self._io.call(page())
+
+    def subscriber_count(self, run_id: str | None = None) -> int:
+        """Open subscriptions in this process, of one run or of all."""
+        return self._reader.subscriber_count(run_id)
+
+    # -- the rest of the contract -------------------------------------------------------------
+
+    async def flush(self, timeout: float = 5.0) -> None:
+        """Wait (up to `timeout`) until every event published before the call is written."""
+        await self._io.call(self._writer.flush(timeout))
+
+    async def check(self) -> None:
+        """Whether a run started now can be streamed: Redis answers a PING within a second
+        (a round trip on the I/O loop, far less than starting a run); HubUnavailable if not."""
+        try:
+            await asyncio.wait_for(self._io.call(self._ping()), _CHECK_S)
+        except TimeoutError:
+            raise HubUnavailable(f"Redis did not answer within {_CHECK_S} s") from None
+
+    async def cancel(self, run_id: str) -> bool:
+        """Ask the process that runs `run_id` (any process sharing the Redis) to cancel it;
+        False when the run is not running."""
+        return await self._io.call(self._cancel(run_id))
+
+    async def _ping(self) -> None:
+        await self._io.query.ping()
+
+    async def _cancel(self, run_id: str) -> bool:
+        return await self._index.cancel(self._io.query, run_id)
+
+    def on_cancel(self, listener: Callable[[str], bool]) -> Callable[[], None]:
+        """Call `listener(run_id)` (on the hub's thread) when any process asks to cancel a
+        run; returns the function that stops it. The router's runner listens."""
+        self._io.ensure()
+        return self._cancels.add(listener)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Write what is buffered (waiting up to `timeout` seconds) and stop the I/O thread."""
+        if self._closed:
+            return
+        self._closed = True
+
+        async def final() -> None:
+            await self._writer.flush(timeout)
+            self._reader.fail_all("the hub was closed")
+
+        self._io.stop(final(), timeout)
+
+
+class RedisSubscription(FeedSubscription):
+    """The engine's subscription, entered once the run is known to be in Redis."""
+
+    def __init__(self, hub: RedisHub, run_id: str, after: int) -> None:
+        super().__init__(cast(Feed, None), after)
+        self._hub = hub
+        self.run_id = run_id
+
+    async def __aenter__(self) -> Self:
+        self.feed = await self._hub._open(self.run_id, self.last_seq)
+        return await super().__aenter__()
+
+
+def _ended(run_id: str, after: int, failure: str | None = None) -> Feed:
+    """A feed that ends its reader at once: plainly, or with `events_lost`."""
+    feed = Feed(run_id, 1, base=after)
+    if failure is None:
+        feed.finish()
+    else:
+        feed.fail(EVENTS_LOST, failure)
+    return feed
