@@ -6,8 +6,10 @@ Needs the `testing` extra (uvicorn, httpx, httpx-sse).
 from __future__ import annotations
 
 import json
+import random
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -91,9 +93,9 @@ class RedisServer:
     as after a crash. For tests and benchmarks of the Redis hub.
     """
 
-    def __init__(self, executable: str = "redis-server") -> None:
+    def __init__(self, executable: str = "redis-server", *, port: int | None = None) -> None:
         self.executable = executable
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -102,11 +104,14 @@ class RedisServer:
         assert self.process is not None, "not started"
         return self.process.pid
 
-    def start(self, timeout: float = 10.0) -> None:
+    def start(
+        self, timeout: float = 10.0, *, cwd: str | None = None, options: list[str] | None = None
+    ) -> None:
         command = [self.executable, "--port", str(self.port), "--bind", "127.0.0.1"]
         command += ["--save", "", "--appendonly", "no", "--loglevel", "warning"]
+        command += options or []
         self.process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=cwd
         )
         deadline = time.monotonic() + timeout
         while not self._answers():
@@ -151,4 +156,79 @@ class RedisServer:
             return False
 
 
-__all__ = ["RedisServer", "UvicornServer", "free_port", "iter_sse", "read_events", "serve"]
+def _cluster_port() -> int:
+    """A free port whose cluster bus port (10000 above it) is free too."""
+    while True:
+        port = random.randrange(20_000, 50_000)
+        try:
+            for candidate in (port, port + 10_000):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", candidate))
+        except OSError:
+            continue
+        return port
+
+
+class RedisClusterServers:
+    """A real three-master Redis Cluster on free ports of 127.0.0.1, in a temporary directory.
+
+    Each node is `redis-server --cluster-enabled yes` with nothing persisted; `redis-cli
+    --cluster create` assigns the slots. `url` (`redis+cluster://127.0.0.1:PORT`) names one
+    seed node, as `OTELSTREAM_HUB` does. For tests and benchmarks of the Redis hub.
+    """
+
+    def __init__(self, masters: int = 3, executable: str = "redis-server") -> None:
+        self.nodes = [RedisServer(executable, port=_cluster_port()) for _ in range(masters)]
+        self.url = f"redis+cluster://127.0.0.1:{self.nodes[0].port}"
+        self._directory: tempfile.TemporaryDirectory[str] | None = None
+
+    def start(self, timeout: float = 30.0) -> None:
+        self._directory = tempfile.TemporaryDirectory(prefix="otelstream-cluster-")
+        for node in self.nodes:
+            node.start(
+                cwd=self._directory.name,
+                options=[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    f"nodes-{node.port}.conf",
+                    "--cluster-node-timeout",
+                    "2000",
+                ],
+            )
+        command = ["redis-cli", "--cluster", "create"]
+        command += [f"127.0.0.1:{node.port}" for node in self.nodes]
+        command += ["--cluster-replicas", "0", "--cluster-yes"]
+        subprocess.run(command, check=True, capture_output=True, timeout=timeout)
+        deadline = time.monotonic() + timeout
+        while not all(
+            "cluster_state:ok" in str(node.command("CLUSTER", "INFO")) for node in self.nodes
+        ):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the Redis cluster did not reach cluster_state:ok")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+        if self._directory is not None:
+            self._directory.cleanup()
+            self._directory = None
+
+    def __enter__(self) -> RedisClusterServers:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+__all__ = [
+    "RedisClusterServers",
+    "RedisServer",
+    "UvicornServer",
+    "free_port",
+    "iter_sse",
+    "read_events",
+    "serve",
+]

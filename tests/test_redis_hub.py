@@ -340,7 +340,7 @@ def test_a_hub_is_chosen_by_url(server: RedisServer) -> None:
         assert isinstance(hub, RedisHub) and hub.settings.replay_events == 7
     finally:
         hub.close()
-    with pytest.raises(ValueError, match="memory or redis://"):
+    with pytest.raises(ValueError, match="memory, redis://"):
         from_url("kafka://x")
 
 

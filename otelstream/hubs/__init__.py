@@ -149,18 +149,21 @@ class Hub(Protocol):
 
 
 def from_url(url: str = "memory", settings: Settings | None = None) -> Hub:
-    """The hub a URL names: `memory` (this process) or `redis://host:port/db` (many processes)."""
+    """The hub a URL names: `memory` (this process), `redis://host:port/db` (many processes)
+    or `redis+cluster://host:port` (many processes on a Redis Cluster, one seed node)."""
     if url == "memory":
         from otelstream.hubs.memory import MemoryHub
 
         return MemoryHub(settings)
-    if url.startswith(("redis://", "rediss://", "unix://")):
+    if url.startswith(("redis://", "rediss://", "unix://", "redis+cluster://")):
         try:
             from otelstream.hubs.redis import RedisHub
         except ImportError as exc:
             raise ImportError(f"hub {url!r} needs the `redis` extra of otelstream") from exc
         return RedisHub(url, settings)
-    raise ValueError(f"unknown hub {url!r}: use memory or redis://host:port/db")
+    raise ValueError(
+        f"unknown hub {url!r}: use memory, redis://host:port/db or redis+cluster://host:port"
+    )
 
 
 def hub_from_settings(settings: Settings | None = None) -> Hub:
