@@ -88,8 +88,12 @@ class RunsAPI:
         ):
             raise HTTPException(404, f"unknown or expired run {shown_id(run_id)}, or a wrong token")
 
-    def stream_room(self) -> None:
-        """A stream beyond `max_streams` is refused before anything starts."""
+    async def stream_room(self) -> None:
+        """A stream beyond `max_streams` is refused before anything starts (async: FastAPI
+        would run a plain function in a worker thread)."""
+        self.check_stream_room()
+
+    def check_stream_room(self) -> None:
         if self.streams.full():
             raise HTTPException(
                 503, f"{self.streams.limit} streams are open", headers={"Retry-After": "5"}
@@ -142,7 +146,7 @@ class RunsAPI:
         position = await self.position(run_id)  # O(1) in the run's length
         if position.finished and after >= position.last_seq:
             return Response(status_code=204)
-        self.stream_room()  # after the 204: a finished run's last reconnect always ends
+        self.check_stream_room()  # after the 204: a finished run's last reconnect always ends
         return self.stream(run_id, after)
 
     async def get_run(self, run_id: str) -> dict[str, Any]:
@@ -201,7 +205,7 @@ class RunsAPI:
 
     def stream_feed(self, subscription: Subscription, name: str) -> EventStreamResponse:
         """Another feed (the runs stream) as SSE, within the bound on open streams."""
-        self.stream_room()
+        self.check_stream_room()
         return self.respond(subscription, name)
 
     def respond(self, subscription: Subscription, name: str) -> EventStreamResponse:

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-from otelstream._sse import OpenStreams
+from otelstream._sse import LAST_WORDS_SECONDS, OpenStreams
 from otelstream.runs import PipelineRunner
 
 logger = logging.getLogger("otelstream._shutdown")
@@ -59,10 +59,20 @@ class GracefulShutdown:
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self.begin)
         previous = self._previous.get(signum)
+        self._bound_server_wait(previous)
         if callable(previous):
             previous(signum, frame)
         elif previous == signal.SIG_DFL and signum == signal.SIGINT:
             raise KeyboardInterrupt
+
+    def _bound_server_wait(self, handler: object) -> None:
+        """Bound how long uvicorn waits for connections, if the app did not: a client that
+        stopped reading keeps its connection open for ever (its socket buffer never drains),
+        and uvicorn would wait for it. Past the grace period and the streams' last words,
+        uvicorn then cancels what is left and still runs the app's lifespan shutdown."""
+        config = getattr(getattr(handler, "__self__", None), "config", None)
+        if config is not None and getattr(config, "timeout_graceful_shutdown", 0) is None:
+            config.timeout_graceful_shutdown = self.grace_seconds + LAST_WORDS_SECONDS + 1
 
     def begin(self) -> None:
         """On the loop: refuse new runs, then end the rest within the grace period."""

@@ -145,7 +145,7 @@ class EventStreamResponse(Response):
 
         Bounded in time: on shutdown a stalled client must not hold the process."""
         self._ending = True
-        timeout = min(self.send_timeout, _SHUTDOWN_WRITE_S)
+        timeout = min(self.send_timeout, LAST_WORDS_SECONDS)
         frames = await subscription.next_frames(0)
         while frames:
             await self._write(send, frames, timeout)
@@ -169,7 +169,7 @@ class EventStreamResponse(Response):
         await _end(send)
 
 
-_SHUTDOWN_WRITE_S = 2.0
+LAST_WORDS_SECONDS = 2.0
 """On shutdown, how long the last words may wait for a client: the process must exit."""
 
 
@@ -190,4 +190,11 @@ async def _watch_disconnect(
     stream.cancel()
 
 
-__all__ = ["SSE_HEADERS", "EventStreamResponse", "OpenStreams", "overflow_frame", "shutdown_frame"]
+__all__ = [
+    "LAST_WORDS_SECONDS",
+    "SSE_HEADERS",
+    "EventStreamResponse",
+    "OpenStreams",
+    "overflow_frame",
+    "shutdown_frame",
+]

@@ -44,10 +44,10 @@ def test_a_finished_run_with_nothing_more_to_send_is_a_204() -> None:
 
 def test_the_stream_bound_is_a_dependency_that_answers_503() -> None:
     api, _ = make_api(max_streams=1)
-    api.stream_room()  # room
+    asyncio.run(api.stream_room())  # room
     api.streams.streams.add(object())  # type: ignore[arg-type]
     with pytest.raises(HTTPException) as error:
-        api.stream_room()
+        asyncio.run(api.stream_room())
     assert error.value.status_code == 503 and error.value.headers == {"Retry-After": "5"}
 
 
