@@ -8,7 +8,7 @@ import importlib as _importlib
 import typing as _typing
 
 if _typing.TYPE_CHECKING:
-    from otelstream._context import RunCancelled
+    from otelstream._context import RunCancelled, check_cancelled, is_cancelled
     from otelstream._progress import progress
     from otelstream.events import Event
     from otelstream.hubs import Hub, UnknownRun
@@ -32,6 +32,8 @@ _WHERE = {
     "Settings": "otelstream.settings",
     "Telemetry": "otelstream.telemetry",
     "UnknownRun": "otelstream.hubs",
+    "check_cancelled": "otelstream._context",
+    "is_cancelled": "otelstream._context",
     "progress": "otelstream._progress",
     "setup_telemetry": "otelstream.telemetry",
     "streamed_run": "otelstream.runs",
@@ -64,6 +66,8 @@ __all__ = [
     "Settings",
     "Telemetry",
     "UnknownRun",
+    "check_cancelled",
+    "is_cancelled",
     "progress",
     "setup_telemetry",
     "streamed_run",

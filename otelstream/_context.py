@@ -74,6 +74,28 @@ class RunCancelled(Exception):
         self.run_id = run_id
 
 
+def is_cancelled() -> bool:
+    """True inside a streamed run that was asked to stop (`DELETE /runs/{id}`, shutdown).
+
+    Cheap (one context lookup, as a span's start costs), so a long loop that opens
+    no span can ask every round; outside a run it is False.
+    """
+    mark = current_context().get(RUN_KEY)
+    return isinstance(mark, RunMark) and mark.cancelled
+
+
+def check_cancelled() -> None:
+    """Raise `RunCancelled` inside a streamed run that was asked to stop; else do nothing.
+
+    Cancellation reaches a task where it opens its next span; code that runs long
+    without opening one (a loop, a wait) calls this to stop as soon, and its run
+    ends with `status: cancelled`.
+    """
+    mark = current_context().get(RUN_KEY)
+    if isinstance(mark, RunMark) and mark.cancelled:
+        raise RunCancelled(mark.run_id or mark.name)
+
+
 def marked_context(name: str, parent: otel_context.Context | None = None) -> otel_context.Context:
     """The context to start a run's root span in: `parent` (default: current) plus a mark."""
     from opentelemetry import trace

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from functools import partial
 from typing import Any
 
 import pytest
 
+import otelstream
 from otelstream import PipelineRunner, Settings
 from otelstream.runs import RunsFull, UnknownPipeline
 
@@ -127,3 +129,41 @@ def test_shutdown_ends_runs_that_never_got_a_worker() -> None:
     runner.open()
     assert events_of(telemetry.hub, runner.start("wait").run_id)[-1]["status"] == "success"
     runner.shutdown()
+
+
+@pytest.mark.parametrize("check", ["check_cancelled", "is_cancelled"])
+def test_long_task_code_that_opens_no_span_stops_when_asked(
+    telemetry: Telemetry, check: str
+) -> None:
+    """`otelstream.check_cancelled()` raises, `is_cancelled()` answers: no span is needed."""
+    tracer = telemetry.tracer
+    started, rounds = threading.Event(), []
+
+    def spin() -> None:
+        with tracer.start_as_current_span("task:spin"):
+            while True:
+                started.set()
+                rounds.append(1)
+                if check == "check_cancelled":
+                    otelstream.check_cancelled()
+                elif otelstream.is_cancelled():
+                    raise otelstream.RunCancelled("spin")
+                time.sleep(0.005)
+                assert len(rounds) < 2000, "the cancel request never reached the loop"
+
+    runner = PipelineRunner({"spin": spin}, tracer_provider=telemetry.provider)
+    handle = runner.start("spin")
+    assert started.wait(10)
+    assert runner.cancel(handle.run_id)
+    events = wait_for_end(telemetry, handle.run_id)
+    runner.shutdown()
+    assert shape(events)[-2:] == [("task_error", "spin"), ("pipeline_completed", "spin")]
+    assert (events[-1]["status"], events[-1]["error_type"]) == ("cancelled", "RunCancelled")
+
+
+def test_outside_a_cancelled_run_the_checks_do_nothing(telemetry: Telemetry) -> None:
+    assert otelstream.is_cancelled() is False
+    otelstream.check_cancelled()
+    with otelstream.streamed_run("mine", tracer_provider=telemetry.provider):
+        assert otelstream.is_cancelled() is False
+        otelstream.check_cancelled()
