@@ -1,5 +1,6 @@
-"""The router's route class: request bodies bounded (413, not read to the end), and a hub that
-cannot be reached answered as 503 with `Retry-After`, never as a missing run."""
+"""The router's route class: request bodies bounded (413, not read to the end), a hub that
+cannot be reached answered as 503 with `Retry-After`, never as a missing run, and a 422's
+errors put in the user's terms (`_parameters.readable_errors`)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.types import Message
 
+from otelstream._parameters import readable_errors
 from otelstream.hubs import HubUnavailable
 
 
@@ -48,6 +51,11 @@ def body_limited_route(limit: int) -> type[APIRoute]:
                         status_code=503,
                         headers={"Retry-After": str(exc.retry_after)},
                     )
+                except RequestValidationError as exc:
+                    media_type = request.headers.get("content-type", "").split(";")[0].strip()
+                    json_sent = media_type == "application/json" or media_type.endswith("+json")
+                    errors = readable_errors(exc.errors(), json_sent)
+                    raise RequestValidationError(errors, body=exc.body) from None
 
             return limited
 

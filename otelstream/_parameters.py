@@ -3,7 +3,8 @@
 `POST /runs` takes `{"pipeline_name": ..., "parameters": {...}}`. Each registered
 pipeline gets a model of its own, whose `parameters` follow the pipeline's
 signature and type hints (`seconds: float` accepts "0.5" and refuses "soon";
-names it does not take are refused unless it takes `**kwargs`), so a bad request
+`Annotated[float, Field(ge=0, le=60)]` bounds it; names it does not take are
+refused unless it takes `**kwargs`), so a bad request
 is a 422 before any run starts and the OpenAPI document shows every pipeline's
 parameters. A name that is not registered falls to a model of its own, which
 the router answers with 404.
@@ -13,14 +14,21 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 import re
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, create_model
 
-__all__ = ["UnknownPipelineRun", "call_arguments", "parameters_model", "run_request_type"]
+__all__ = [
+    "UnknownPipelineRun",
+    "call_arguments",
+    "parameters_model",
+    "readable_errors",
+    "run_request_type",
+]
 
 _UNKNOWN = "__unknown_pipeline__"
 
@@ -48,7 +56,7 @@ def parameters_model(name: str, pipeline: Callable[..., Any]) -> type[BaseModel]
     extra: Literal["allow", "forbid"] = "forbid"
     try:
         signature = inspect.signature(pipeline)
-        hints = typing.get_type_hints(func)
+        hints = typing.get_type_hints(func, include_extras=True)  # Annotated[..., Field()]
     except (TypeError, ValueError, NameError):
         signature, hints, extra = None, {}, "allow"
     for parameter in signature.parameters.values() if signature else ():
@@ -97,6 +105,38 @@ def call_arguments(parameters: BaseModel | Mapping[str, Any]) -> dict[str, Any]:
         return dict(parameters)
     given = {field: getattr(parameters, field) for field in parameters.model_fields_set}
     return {**given, **(parameters.model_extra or {})}
+
+
+def readable_errors(errors: Iterable[Mapping[str, Any]], json_sent: bool) -> list[dict[str, Any]]:
+    """A 422's errors in the user's terms: a body that is not a JSON object is told how to send
+    it, the internal tag of unknown pipelines leaves `loc`, and an input JSON cannot carry
+    (NaN, Infinity: Python's JSON reads them, but the answer may not hold them) is quoted."""
+    readable = []
+    for error in errors:
+        item = {**error, "loc": [part for part in error.get("loc", ()) if part != _UNKNOWN]}
+        if item["loc"] == ["body"] and error.get("type") == "model_attributes_type":
+            item["type"] = "json_object"
+            item["msg"] = (
+                'the body must be a JSON object: {"pipeline_name": "...", "parameters": {...}}'
+                if json_sent
+                else "send the body as JSON, with Content-Type: application/json"
+            )
+        if "input" in item:
+            item["input"] = _json_safe(item["input"])
+        readable.append(item)
+    return readable
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, Mapping):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    return value
 
 
 def _identifier(name: str) -> str:

@@ -422,6 +422,47 @@ def test_a_provider_without_the_processor_is_a_clear_error() -> None:
     assert "EventStreamProcessor" in response.json()["detail"]
 
 
+@pytest.mark.parametrize(
+    ("content", "media_type", "message"),
+    [
+        ('{"pipeline_name": "two_steps"}', None, "send the body as JSON, with Content-Type: "),
+        (
+            '{"pipeline_name": "two_steps"}',
+            "text/plain",
+            "send the body as JSON, with Content-Type: ",
+        ),
+        (
+            '[{"pipeline_name": "two_steps"}]',
+            "application/json",
+            "the body must be a JSON object: ",
+        ),
+    ],
+    ids=["no-content-type", "text-plain", "not-an-object"],
+)
+def test_a_body_that_is_not_a_json_object_is_told_how_to_send_it(
+    app: App, content: str, media_type: str | None, message: str
+) -> None:
+    """Not with `loc: ["body", "__unknown_pipeline__"]`, a name that is only ours."""
+    headers = {"content-type": media_type} if media_type else {}
+    response = app.client.post("/runs", content=content, headers=headers)
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["body"]
+    assert error["msg"].startswith(message), error
+    assert "__unknown_pipeline__" not in response.text
+    missing = app.client.post("/runs", json={"parameters": {}})
+    assert [e["loc"] for e in missing.json()["detail"]] == [["body", "pipeline_name"]]
+
+
+def test_a_parameter_json_cannot_carry_is_a_422_not_a_500(app: App) -> None:
+    """Python's JSON reads NaN; the 422 that quotes it must still be JSON."""
+    body = '{"pipeline_name": "two_steps", "parameters": {"rows": NaN}}'
+    response = app.client.post("/runs", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert (error["loc"], error["input"]) == (["body", "two_steps", "parameters", "rows"], "nan")
+
+
 def test_parameters_are_checked_against_the_pipeline_signature(app: App) -> None:
     for parameters, loc, kind in [
         ({"rows": "many"}, ["body", "two_steps", "parameters", "rows"], "int_parsing"),

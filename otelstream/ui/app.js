@@ -112,7 +112,9 @@
 
   // A 422 item names the field it is about: loc is ["body", the pipeline's tag, ...the path]
   function validationError(item) {
-    const loc = Array.isArray(item.loc) ? item.loc.slice(item.loc[0] === "body" ? 2 : 0) : [];
+    let loc = Array.isArray(item.loc) ? item.loc : [];
+    if (loc[0] === "body") loc = loc.slice(1);
+    if (loc[1] === "parameters" || loc[1] === "pipeline_name") loc = loc.slice(1); // the tag
     return loc.length ? `${loc.join(".")}: ${item.msg}` : String(item.msg);
   }
 
