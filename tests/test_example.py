@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from otelstream.testing import read_events
+from otelstream.testing import iter_sse, read_events
 
 from .conftest import EXAMPLE_SHAPE, NESTED_SHAPE, app_process, shape
 
@@ -63,6 +63,48 @@ def test_failing_pipeline_fails_in_its_second_task(example: httpx.Client) -> Non
     )
     assert events[5]["status"] == "error"
     assert events[5]["error_type"] == "ValueError"
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "parameters", "kind"),
+    [
+        ("example", '{"seconds": NaN}', "finite_number"),
+        ("example", '{"seconds": Infinity}', "finite_number"),
+        ("failing", '{"seconds": -1}', "greater_than_equal"),
+        ("nested", '{"seconds": 1e6}', "less_than_equal"),
+        ("parallel", '{"width": 500}', "less_than_equal"),
+        ("parallel", '{"width": 0}', "greater_than_equal"),
+    ],
+)
+def test_parameters_anyone_can_send_are_bounded(
+    example: httpx.Client, pipeline: str, parameters: str, kind: str
+) -> None:
+    """The example is what people copy: no NaN, negative or endless sleeps, no 500 threads."""
+    body = f'{{"pipeline_name": "{pipeline}", "parameters": {parameters}}}'
+    response = example.post("/runs", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    [error] = response.json()["detail"]
+    assert (error["type"], error["loc"][-2]) == (kind, "parameters")
+
+
+def test_a_long_wait_stops_as_soon_as_its_run_is_cancelled(example: httpx.Client) -> None:
+    """compute sleeps 60 s without opening a span: `check_cancelled()` stops it."""
+    run_id = example.post(
+        "/runs", json={"pipeline_name": "example", "parameters": {"seconds": 60}}
+    ).json()["run_id"]
+    with httpx.Client(base_url=example.base_url, timeout=5) as reader:
+        events = iter(read_events_live(reader, run_id))
+        assert shape([next(events), next(events)]) == EXAMPLE_SHAPE[:2]  # compute is sleeping
+        assert example.delete(f"/runs/{run_id}").status_code == 202
+        rest = list(events)  # a 5 s read timeout: the run must end well before compute would
+    assert shape(rest) == [("task_error", "compute"), ("pipeline_completed", "example")]
+    assert (rest[-1]["status"], rest[-1]["error_type"]) == ("cancelled", "RunCancelled")
+    assert rest[0]["duration_ms"] < 5000
+
+
+def read_events_live(client: httpx.Client, run_id: str) -> Iterator[dict[str, Any]]:
+    for message in iter_sse(client, "GET", f"/runs/{run_id}/events"):
+        yield json.loads(message.data)
 
 
 def test_parallel_pipeline_runs_its_shards_in_threads(example: httpx.Client) -> None:

@@ -17,32 +17,33 @@ over OTLP/HTTP (port 4318 of a collector).
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
+from typing import Annotated
 
 import logfire
 from fastapi import FastAPI
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from pydantic import Field
 
 from otelstream import EventStreamProcessor, MemoryHub
 from otelstream.fastapi import create_router
 from otelstream.sampling import sampler_from_env
 
-from .pipelines import PIPELINE_REGISTRY, Pipeline
+from .pipelines import PIPELINE_REGISTRY, Pipeline, Seconds, wait
 
 
 def ingest(rows: int, seconds: float) -> list[int]:
     with logfire.span("task:{name}", name="ingest", rows=rows):
-        time.sleep(seconds)
+        wait(seconds)
         logfire.info("read {rows} rows", rows=rows)
         return list(range(rows))
 
 
 def score(values: list[int], seconds: float) -> float:
     with logfire.span("task:{name}", name="score"):
-        time.sleep(seconds)
+        wait(seconds)
         if not values:
             # logged, not raised: the task still completes
             logfire.error("nothing to score")
@@ -57,7 +58,9 @@ def publish(result: float, fail: bool) -> float:
         return result
 
 
-def logfire_pipeline(rows: int = 5, seconds: float = 0.2, fail: bool = False) -> Pipeline:
+def logfire_pipeline(
+    rows: Annotated[int, Field(ge=0, le=10_000)] = 5, seconds: Seconds = 0.2, fail: bool = False
+) -> Pipeline:
     """ingest, score and publish, written with logfire spans and logs."""
     return Pipeline(lambda: publish(score(ingest(rows, seconds), seconds), fail))
 

@@ -2,6 +2,11 @@
 
 Each builder returns an object with `execute()`, as the original example's
 builders did; the registry maps names to `functools.partial` builders.
+
+The parameters anyone can send are bounded in the signatures (`Seconds`,
+`Width`): a NaN, a negative or hour-long sleep, or hundreds of threads are a 422
+before any run starts. Long waits call `otelstream.check_cancelled()`, so a
+cancelled run (or a server shutting down) stops them at once, not at the next span.
 """
 
 from __future__ import annotations
@@ -12,14 +17,32 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from typing import Any
+from typing import Annotated, Any
 
 from opentelemetry import trace
+from pydantic import Field
+
+import otelstream
 
 from otelstream import progress
 
 tracer = trace.get_tracer(__name__)
 log = logging.getLogger("example.ingest")
+
+MAX_SECONDS = 60.0
+MAX_WIDTH = 32
+Seconds = Annotated[
+    float, Field(ge=0, le=MAX_SECONDS, allow_inf_nan=False, description="seconds each task takes")
+]
+Width = Annotated[int, Field(ge=1, le=MAX_WIDTH, description="shards fetched, a thread each")]
+
+
+def wait(seconds: float) -> None:
+    """`time.sleep`, but a cancelled run stops it within 50 ms: it opens no span to stop at."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        otelstream.check_cancelled()
+        time.sleep(min(left, 0.05))
 
 
 class Pipeline:
@@ -37,13 +60,13 @@ class Pipeline:
 
 def compute(seconds: float) -> int:
     with tracer.start_as_current_span("task:compute"):
-        time.sleep(seconds)
+        wait(seconds)
         return 42
 
 
 def finalize(result: int, seconds: float) -> dict[str, int]:
     with tracer.start_as_current_span("task:finalize"):
-        time.sleep(seconds)
+        wait(seconds)
         return {"final": result * 2}
 
 
@@ -54,7 +77,7 @@ def validate(result: int) -> None:
 
 def fetch_shard(index: int, seconds: float) -> list[int]:
     with tracer.start_as_current_span(f"task:fetch_shard_{index}"):
-        time.sleep(seconds)
+        wait(seconds)
         return [index] * 3
 
 
@@ -66,10 +89,10 @@ def merge(shards: list[list[int]]) -> int:
 def prepare(seconds: float) -> list[str]:
     with tracer.start_as_current_span("task:prepare"):
         with tracer.start_as_current_span("task:load"):
-            time.sleep(seconds)
+            wait(seconds)
             rows = ["a", " b ", "c "]
         with tracer.start_as_current_span("task:clean"):
-            time.sleep(seconds)
+            wait(seconds)
             return [row.strip() for row in rows]
 
 
@@ -103,17 +126,17 @@ def index_rows(rows: list[str]) -> int:
 # -- builders -----------------------------------------------------------------------------------
 
 
-def example_pipeline(seconds: float = 1.0) -> Pipeline:
+def example_pipeline(seconds: Seconds = 1.0) -> Pipeline:
     """compute, then finalize: the original example."""
     return Pipeline(lambda: finalize(compute(seconds), seconds / 2))
 
 
-def failing_pipeline(seconds: float = 0.5) -> Pipeline:
+def failing_pipeline(seconds: Seconds = 0.5) -> Pipeline:
     """compute, then validate, which raises: the run ends in error."""
     return Pipeline(lambda: validate(compute(seconds)))
 
 
-def parallel_pipeline(width: int = 4, seconds: float = 0.5) -> Pipeline:
+def parallel_pipeline(width: Width = 4, seconds: Seconds = 0.5) -> Pipeline:
     """fetch `width` shards in parallel threads, then merge them."""
 
     def run() -> int:
@@ -129,7 +152,7 @@ def parallel_pipeline(width: int = 4, seconds: float = 0.5) -> Pipeline:
     return Pipeline(run)
 
 
-def nested_pipeline(seconds: float = 0.25) -> Pipeline:
+def nested_pipeline(seconds: Seconds = 0.25) -> Pipeline:
     """prepare (load, then clean, as sub-tasks), then report."""
     return Pipeline(lambda: report(prepare(seconds)))
 

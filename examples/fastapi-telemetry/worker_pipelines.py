@@ -27,7 +27,7 @@ from opentelemetry import trace
 from otelstream import propagation
 from otelstream.hubs import Hub
 
-from .pipelines import Pipeline
+from .pipelines import Pipeline, Seconds
 
 tracer = trace.get_tracer(__name__)
 _ROOT = Path(__file__).resolve().parents[2]
@@ -54,7 +54,7 @@ def summarize() -> str:
         return "done"
 
 
-def remote_pipeline(seconds: float = 0.1) -> Pipeline:
+def remote_pipeline(seconds: Seconds = 0.1) -> Pipeline:
     """dispatch a job to a worker process (crunch, in two parts), then summarize."""
 
     def run() -> str:
