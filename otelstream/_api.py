@@ -175,7 +175,7 @@ class RunsAPI:
     async def start(self, request: RunRequest) -> RunHandle:
         """Check, then start a run in the runner's pool (404, 409, 422 and 503 are raised)."""
         if request.pipeline_name not in self.runner.pipelines:
-            raise HTTPException(404, f"unknown pipeline {request.pipeline_name!r}")
+            raise HTTPException(404, f"unknown pipeline {shown_id(request.pipeline_name)}")
         parameters = call_arguments(request.parameters)
         await self.hub.check()  # HubUnavailable (503): a run that cannot be streamed waits
         parent = trace.get_current_span().get_span_context()

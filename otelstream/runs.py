@@ -6,6 +6,7 @@ import asyncio
 import inspect
 import logging
 import threading
+import traceback
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -206,8 +207,8 @@ class PipelineRunner:
                     asyncio.run(_wait_for(result))
         except RunCancelled:
             logger.info("run %s was cancelled", job.run_id)
-        except Exception:
-            logger.warning("run %s failed", job.run_id, exc_info=True)
+        except Exception as exc:
+            logger.warning("run %s failed: %s", job.run_id, _failure_text(exc, self.settings))
         finally:
             detach(token)
             self._jobs.pop(job.run_id, None)
@@ -232,6 +233,27 @@ class PipelineRunner:
                 error = RuntimeError("the server shut down before the run began")
                 self._end_unstarted(job, error, str(error))
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+_CONTROL = {code: f"\\x{code:02x}" for code in (*range(32), 0x7F, 0x85)}
+_CONTROL |= {10: "\\n", 13: "\\r", 9: "\\t", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+"""Control characters and line breaks, written escaped: a message cannot start a log line."""
+
+
+def _failure_text(exc: BaseException, settings: Settings) -> str:
+    """A failed run's exception for the log: its message cut at `max_string_length` and on one
+    line (a message may be a megabyte, or hold newlines that would read as log lines of their
+    own), only its type when errors are redacted, then the traceback's frames."""
+    kind = type(exc).__qualname__
+    if settings.redact_errors:
+        line = f"{kind} (message redacted: OTELSTREAM_REDACT_ERRORS)"
+    else:
+        message, limit = str(exc), settings.max_string_length
+        if len(message) > limit:
+            message = message[: limit - 1] + "…"
+        line = f"{kind}: {message.translate(_CONTROL)}"
+    frames = "".join(traceback.format_tb(exc.__traceback__)).rstrip()
+    return f"{line}\nTraceback (most recent call last):\n{frames}"
 
 
 class _Job:

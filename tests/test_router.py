@@ -454,6 +454,17 @@ def test_a_body_that_is_not_a_json_object_is_told_how_to_send_it(
     assert [e["loc"] for e in missing.json()["detail"]] == [["body", "pipeline_name"]]
 
 
+def test_a_404_does_not_echo_a_long_name_in_full(app: App) -> None:
+    long = "a" * 10_000
+    for method, path in [("GET", f"/runs/{long}"), ("GET", f"/runs/{long}/events")]:
+        response = app.client.request(method, path)
+        assert response.status_code == 404
+        assert response.json() == {"detail": f"unknown or expired run '{'a' * 64}…'"}
+    response = app.client.post("/runs", json={"pipeline_name": long})
+    assert response.status_code == 404
+    assert response.json() == {"detail": f"unknown pipeline '{'a' * 64}…'"}
+
+
 def test_a_parameter_json_cannot_carry_is_a_422_not_a_500(app: App) -> None:
     """Python's JSON reads NaN; the 422 that quotes it must still be JSON."""
     body = '{"pipeline_name": "two_steps", "parameters": {"rows": NaN}}'

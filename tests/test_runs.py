@@ -167,3 +167,42 @@ def test_outside_a_cancelled_run_the_checks_do_nothing(telemetry: Telemetry) -> 
     with otelstream.streamed_run("mine", tracer_provider=telemetry.provider):
         assert otelstream.is_cancelled() is False
         otelstream.check_cancelled()
+
+
+@pytest.mark.parametrize("redact", [False, True], ids=["cut", "redacted"])
+def test_a_failed_runs_log_line_is_cut_escaped_and_redacted(
+    caplog: pytest.LogCaptureFixture, redact: bool
+) -> None:
+    """A megabyte of message, and a newline that would forge a log line of its own."""
+    telemetry = make_telemetry(max_string_length=100, redact_errors=redact)
+    secret = "password=hunter2\nCRITICAL forged line" + "x" * 1_000_000
+
+    def leaky() -> None:
+        raise ValueError(secret)
+
+    runner = PipelineRunner(
+        {"leaky": leaky}, settings=telemetry.hub.settings, tracer_provider=telemetry.provider
+    )
+    with caplog.at_level("WARNING", logger="otelstream.runs"):
+        run_id = runner.start("leaky").run_id
+        assert wait_for_end(telemetry, run_id)[-1]["status"] == "error"
+        deadline = time.monotonic() + 10  # the worker logs just after the root span ends
+        while not (found := [r for r in caplog.records if run_id in r.getMessage()]):
+            assert time.monotonic() < deadline, "no log line"
+            time.sleep(0.01)
+        runner.shutdown()
+    [record] = found
+    text = record.getMessage()
+    assert record.exc_info is None and len(text) < 2_000
+    first, *frames = text.splitlines()
+    if redact:
+        assert (
+            first == f"run {run_id} failed: ValueError (message redacted: OTELSTREAM_REDACT_ERRORS)"
+        )
+        assert "hunter2" not in text
+    else:
+        assert first.startswith(f"run {run_id} failed: ValueError: password=hunter2\\nCRITICAL")
+        assert first.endswith("x…") and "CRITICAL" not in "".join(frames)
+    assert frames[0] == "Traceback (most recent call last):"
+    assert any("raise ValueError(secret)" in line for line in frames)
+    telemetry.provider.shutdown()
