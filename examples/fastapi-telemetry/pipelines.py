@@ -109,7 +109,7 @@ def read_files(files: int, seconds: float) -> list[str]:
         for index in range(1, files + 1):
             name = f"part-{index:03d}.csv"
             log.info("reading %s", name)
-            time.sleep(seconds)
+            wait(seconds)
             rows.append(name)
             progress(index, files, name)
         return rows
@@ -157,7 +157,9 @@ def nested_pipeline(seconds: Seconds = 0.25) -> Pipeline:
     return Pipeline(lambda: report(prepare(seconds)))
 
 
-def ingest_pipeline(files: int = 5, seconds: float = 0.2) -> Pipeline:
+def ingest_pipeline(
+    files: Annotated[int, Field(ge=0, le=100)] = 5, seconds: Seconds = 0.2
+) -> Pipeline:
     """read files one by one (logging each, reporting progress), then index them."""
     return Pipeline(lambda: index_rows(read_files(files, seconds)))
 
