@@ -9,6 +9,7 @@ inside the endpoints.
 from __future__ import annotations
 
 import re
+import time
 from typing import Annotated, Any
 
 from fastapi import Header, HTTPException, Query, Response
@@ -18,6 +19,7 @@ from pydantic import BaseModel, Field
 from otelstream._access import RunTokens
 from otelstream._parameters import call_arguments
 from otelstream._sse import EventStreamResponse, OpenStreams
+from otelstream.events import format_time
 from otelstream.hubs import Hub, RunPosition, Subscription, UnknownRun
 from otelstream.runs import Pipeline, PipelineRunner, RunHandle, RunsFull
 from otelstream.settings import Settings
@@ -155,6 +157,7 @@ class RunsAPI:
         if run is None:
             raise HTTPException(404, f"unknown or expired run {shown_id(run_id)}")
         run["events_url"] = f"{self.prefix}/runs/{run_id}/events"
+        run["server_time"] = format_time(time.time_ns())  # a late page sets its clock by it
         if self.settings.trace_url:
             run["trace_url"] = self.settings.trace_url.format(trace_id=run_id)
         return run

@@ -23,7 +23,6 @@ from opentelemetry import trace
 from pydantic import Field
 
 import otelstream
-
 from otelstream import progress
 
 tracer = trace.get_tracer(__name__)

@@ -48,7 +48,7 @@
       maxSeenMs: null,
       // The server's clock minus ours. Replayed events are old, so only live ones count: those
       // after the run's last_seq when GET /runs/{id} answered (every event of a run this page
-      // has just started). Until one arrives, the Date header of that answer gives it to ±0.5 s.
+      // has just started). Until one arrives, the server_time of that answer gives it.
       skewMs: 0,
       liveSkew: false,
       liveAfter: fresh ? 0 : null, // events with a greater seq are live; null: not known yet
@@ -252,10 +252,13 @@
         notFound(current, detail(body, response));
         return;
       }
-      const serverMs = Date.parse(response.headers.get("date") || "");
+      // the server's time when it answered, halfway through the request: its server_time, or
+      // the Date header (whole seconds, refreshed once a second: up to two seconds behind)
+      const serverTime = Date.parse((body && body.server_time) || "");
+      const dateHeader = Date.parse(response.headers.get("date") || "") + 1000;
+      const serverMs = Number.isFinite(serverTime) ? serverTime : dateHeader;
       if (!current.liveSkew && Number.isFinite(serverMs)) {
-        // the header has whole seconds: the server's time was within the second after it
-        current.skewMs = serverMs + 500 - (sent + Date.now()) / 2;
+        current.skewMs = serverMs - (sent + Date.now()) / 2;
       }
       const known = response.ok && body && Number.isInteger(body.last_seq);
       knowLiveAfter(current, known ? body.last_seq : current.lastSeq);
