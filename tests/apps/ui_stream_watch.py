@@ -81,8 +81,15 @@ class _Stream:
                 return {"type": "http.disconnect"}
             received = asyncio.ensure_future(receive())
             cut = asyncio.ensure_future(self.cut.wait())
-            await asyncio.wait({received, cut}, return_when=asyncio.FIRST_COMPLETED)
-            cut.cancel()
+            try:
+                await asyncio.wait({received, cut}, return_when=asyncio.FIRST_COMPLETED)
+            except BaseException:  # the app stopped listening (its stream ended): leave no task
+                received.cancel()
+                raise
+            finally:
+                # a task left waiting is collected later as "Task was destroyed but it is
+                # pending!", logged on whichever thread collects it: into a run's task_log
+                cut.cancel()
             if received.done():
                 return received.result()
             received.cancel()
