@@ -18,36 +18,16 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import threading
 from collections import deque
 from collections.abc import Iterable
-from datetime import datetime
-from typing import Any, Protocol, Self
+from typing import Any, Self
 
 from otelstream._notices import EVENTS_LOST, STREAM_OVERFLOW, notice, notice_frame
 from otelstream.events import Event
 from otelstream.hubs import SubscriberLagged
 from otelstream.hubs._wake import LoopWaker, Subscriber
-
-
-class Entry(Protocol):
-    """What a feed keeps: an `Event`, or a `Frame` already in wire form."""
-
-    seq: int
-
-    @property
-    def sse(self) -> bytes: ...
-
-
-class Frame:
-    """An event in wire form only (as read from Redis): nothing is serialised again."""
-
-    __slots__ = ("seq", "sse")
-
-    def __init__(self, seq: int, sse: bytes) -> None:
-        self.seq = seq
-        self.sse = sse
+from otelstream.hubs._wire import Entry, Frame, Notice, decode_frame
 
 
 class Feed:
@@ -294,60 +274,4 @@ class FeedSubscription:
         return failure[0], failure[0], failure[1] or None
 
 
-class Notice(Event):
-    """A control notice handed out by `next_batch`; framed without an SSE id."""
-
-    __slots__ = ("data",)
-
-    def __init__(self, data: dict[str, Any]) -> None:
-        last_seq = data["last_seq"]
-        super().__init__(str(data["type"]), "", str(data["run_id"]), 0, None, 0)
-        self.seq = last_seq if isinstance(last_seq, int) else 0
-        self.data = data
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.data)
-
-    @property
-    def sse(self) -> bytes:
-        return notice_frame(self.type, self.run_id, self.seq, message=str(self.data["message"]))
-
-
-class WireEvent(Event):
-    """An event read back from its frame: `to_dict` and `sse` give what went on the wire."""
-
-    __slots__ = ("data",)
-
-    def __init__(self, data: dict[str, Any], frame: bytes) -> None:
-        parent = data.get("parent_span_id")
-        moment = datetime.fromisoformat(str(data.get("timestamp", "1970-01-01T00:00:00Z")))
-        duration = data.get("duration_ms")
-        super().__init__(
-            data["type"],
-            data.get("name", ""),
-            data["run_id"],
-            int(data.get("span_id") or "0", 16),
-            None if parent is None else int(parent, 16),
-            int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000,
-            duration_ns=None if duration is None else round(duration * 1e6),
-            status=data.get("status"),
-            error=data.get("error"),
-            error_type=data.get("error_type"),
-            attributes=data.get("attributes"),
-            seq=int(data.get("seq", 0)),
-        )
-        self.data = data
-        self._sse = frame
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.data)
-
-
-def decode_frame(entry: Entry | bytes) -> Event:
-    """The event of a frame (for `next_batch` readers of wire-form entries)."""
-    frame = entry if isinstance(entry, bytes) else entry.sse
-    line = next(line for line in frame.split(b"\n") if line.startswith(b"data: "))
-    return WireEvent(json.loads(line[6:]), frame)
-
-
-__all__ = ["Entry", "Feed", "FeedSubscription", "Frame", "Notice", "WireEvent", "decode_frame"]
+__all__ = ["Feed", "FeedSubscription", "Frame"]
