@@ -71,6 +71,8 @@ def runs_list_router(
             page = await hub.list_runs(pipeline=pipeline, status=status, limit=limit, cursor=cursor)
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
+        except NotImplementedError as exc:  # a hub without the runs list (yet)
+            raise HTTPException(501, str(exc)) from None
         return RunList(
             runs=[RunSummary.model_validate(run) for run in page.runs],
             next_cursor=page.next_cursor,
@@ -98,6 +100,10 @@ def runs_list_router(
         `Last-Event-ID`); it replays the runs the hub keeps, then goes on until the client
         leaves."""
         after = int(last_event_id_header) if last_event_id_header else last_event_id
-        return stream(hub.subscribe_runs(after), RUNS_STREAM)
+        try:
+            subscription = hub.subscribe_runs(after)
+        except NotImplementedError as exc:  # a hub without the runs stream (yet)
+            raise HTTPException(501, str(exc)) from None
+        return stream(subscription, RUNS_STREAM)
 
     return router
