@@ -282,3 +282,26 @@ def test_setup_telemetry_routes_stdlib_logging_to_the_stream(
     (log,) = of_type(events_of(hub, run.run_id), "task_log")
     assert (log["message"], log["logger"]) == ("through the root logger", "tests.wired")
     assert [r.log_record.body for r in exported.get_finished_logs()] == ["through the root logger"]
+
+
+def test_the_budget_holds_across_threads_with_one_notice(make_logs) -> None:  # type: ignore[no-untyped-def]
+    import contextvars
+    from concurrent.futures import ThreadPoolExecutor
+
+    logs = make_logs(max_log_events_per_run=100)
+    tracer = logs.telemetry.tracer
+
+    def task(index: int) -> None:
+        with tracer.start_as_current_span(f"task:t{index}"):
+            for line in range(500):
+                logs.logger.info("t%d line %d", index, line)
+
+    with streamed_run("threads", tracer_provider=logs.telemetry.provider) as run:
+        with ThreadPoolExecutor(8) as pool:
+            for index in range(8):
+                pool.submit(contextvars.copy_context().run, task, index)
+    events = events_of(logs.hub, run.run_id)
+    assert len(of_type(events, "task_log")) == 100
+    (notice,) = of_type(events, "logs_dropped")
+    assert notice["dropped"] == 8 * 500 - 100
+    assert events[-2] is notice and len(of_type(events, "task_completed")) == 8

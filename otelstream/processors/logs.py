@@ -72,11 +72,12 @@ class LogSink:
             )
             if over:
                 mark.logs_dropped += 1
+                first = mark.logs_dropped == 1
             else:
                 mark.log_events += 1
                 mark.log_bytes += size
         if over:
-            if mark.logs_dropped == 1:  # one notice, with the count, just before the run ends
+            if first:  # one notice, with the count, just before the run ends
                 _span_end.add(mark.root_span_id, lambda: self._dropped(mark))
             return
         data: dict[str, Any] = {"level": level, "message": message, "logger": logger}
