@@ -1,13 +1,15 @@
-"""Logs and progress through the Redis hub: started on one worker, streamed live from another."""
+"""Logs, progress and the runs list through the Redis hub: a run started on one worker, seen
+live from another."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from otelstream.testing import read_events
+from otelstream.testing import iter_sse, read_events
 
 from .conftest import app_process
 from .redis_server import RedisServer, redis_server
@@ -31,6 +33,18 @@ def test_a_runs_logs_and_progress_reach_another_worker_live(server: RedisServer)
             run_id = on_a.post("/runs", json=body).json()["run_id"]
             live = read_events(on_b, "GET", f"/runs/{run_id}/events")
             again = read_events(on_a, "GET", f"/runs/{run_id}/events")
+            # the runs list and its stream on B know the run A started
+            listed = on_b.get("/runs", params={"pipeline": "ingest"}).json()["runs"]
+            lifecycle = []
+            for message in iter_sse(on_b, "GET", "/runs/live"):
+                lifecycle.append(json.loads(message.data))
+                if lifecycle[-1]["type"] == "run_ended":
+                    break
+    assert [(run["run_id"], run["status"]) for run in listed] == [(run_id, "success")]
+    assert [(e["type"], e["run_id"]) for e in lifecycle] == [
+        ("run_started", run_id),
+        ("run_ended", run_id),
+    ]
     kinds = [event["type"] for event in live]
     read_ended = kinds.index("task_completed")
     assert kinds[:read_ended].count("task_log") == 4  # while read_files ran
