@@ -122,11 +122,14 @@ class RedisHub:
         """The feed a subscription reads: the run's, or one that ends at once."""
         if run_id == RUNS:
             return self._reader.feed(RUNS, after)[0]
+        # Known before the lookup: once its end is stored, the writer forgets the run, and
+        # that can happen while the lookup is on its way.
+        known = run_id in self._writer.opened
         try:
             exists, done = await self._io.call(self._lookup(run_id))
         except HubUnavailable:
             return _ended(run_id, after, "Redis cannot be reached")
-        if not exists and run_id not in self._writer.opened:
+        if not exists and not known:
             raise UnknownRun(run_id)
         if done is not None and after >= done:
             return _ended(run_id, after)  # the run is over and the reader has every event
@@ -145,10 +148,11 @@ class RedisHub:
 
     async def _position(self, run_id: str) -> RunPosition | None:
         await self._writer.flush(_FLUSH_S)
+        known = run_id in self._writer.opened  # before the lookup, as in `_open`
         key = meta_key(self.key_prefix, run_id)
         seq, done, status = await self._io.query.hmget(key, "seq", "done", "status")
         if seq is None:
-            return RunPosition(0, False, "running") if run_id in self._writer.opened else None
+            return RunPosition(0, False, "running") if known else None
         if done is None:
             return RunPosition(int(seq), False, "running")
         return RunPosition(int(seq), True, status or "success")
