@@ -7,6 +7,16 @@ already in place; uvicorn restores the originals on exit): new runs are refused
 at once, running ones have `shutdown_grace_seconds` to finish and stream to the
 end, and then the rest are cancelled and every stream still open ends with a
 `server_shutdown` message, so the server can exit.
+
+Only the first signal goes on to uvicorn. A terminal's Ctrl-C reaches every process
+of its group, and `uv run` (so `scripts/serve`) forwards it too: uvicorn would see
+two, take the second for "force quit", and skip both this path and the app's
+shutdown (streams cut without a word, runs left going, a process held by their
+threads). So a signal within a second of the first is dropped as its echo, and a
+later one ends the grace period at once; uvicorn still closes the connections and
+runs the app's shutdown. Pipeline threads are daemons
+(`_daemon_pool`), so one blocked where cancellation cannot reach it does not hold
+the process after that.
 """
 
 from __future__ import annotations
@@ -28,6 +38,8 @@ logger = logging.getLogger("otelstream._shutdown")
 
 _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _POLL_S = 0.05
+_ECHO_S = 1.0
+"""A signal this soon after the first is its echo (the terminal's Ctrl-C, forwarded by uv)."""
 
 
 class GracefulShutdown:
@@ -38,10 +50,12 @@ class GracefulShutdown:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._previous: dict[int, Any] = {}
         self._deadline: float | None = None
+        self._signalled: float | None = None  # when the first signal came
 
     def install(self) -> None:
         """Chain our handler before the current SIGTERM/SIGINT ones (main thread only)."""
         self._loop = asyncio.get_running_loop()
+        self._signalled = None  # a lifespan that starts again starts afresh
         if threading.current_thread() is not threading.main_thread():
             return  # signals go to the main thread; an app served elsewhere calls begin()
         for sig in _SIGNALS:
@@ -56,8 +70,16 @@ class GracefulShutdown:
         self._previous.clear()
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self.begin)
+        loop = self._loop if self._loop is not None and not self._loop.is_closed() else None
+        now = time.monotonic()
+        if self._signalled is not None:
+            # not to uvicorn: a second SIGINT there skips the app's shutdown
+            if now - self._signalled > _ECHO_S and loop is not None:
+                loop.call_soon_threadsafe(self.hurry)
+            return
+        self._signalled = now
+        if loop is not None:
+            loop.call_soon_threadsafe(self.begin)
         previous = self._previous.get(signum)
         self._bound_server_wait(previous)
         if callable(previous):
@@ -86,6 +108,14 @@ class GracefulShutdown:
         self.runner.close()
         self._deadline = time.monotonic() + self.grace_seconds
         self._check()
+
+    def hurry(self) -> None:
+        """On the loop, at a second signal: end the grace period now."""
+        self.begin()
+        assert self._deadline is not None
+        if self._deadline > time.monotonic():
+            logger.info("otelstream: signalled again; cancelling runs and closing streams now")
+            self._deadline = time.monotonic()
 
     def _check(self) -> None:
         assert self._deadline is not None and self._loop is not None

@@ -32,6 +32,7 @@ def create_router(
     prefix: str = "",
     start_dependencies: Sequence[params.Depends] = (),
     watch_dependencies: Sequence[params.Depends] = (),
+    graceful_shutdown: bool = True,
 ) -> APIRouter:
     """The HTTP API of otelstream; pipelines run in a bounded pool closed by the app's lifespan.
 
@@ -40,6 +41,8 @@ def create_router(
     `start_dependencies` guard listing and starting pipelines, `watch_dependencies`
     reading and cancelling runs (they may take the `run_id` path parameter):
     FastAPI dependencies for your authentication and authorisation.
+    `graceful_shutdown` chains a process-wide SIGTERM/SIGINT handler in front of the
+    server's (see `otelstream._shutdown`); pass False when the app handles signals itself.
     """
     settings = settings or hub.settings
     runner = PipelineRunner(pipelines or {}, settings=settings, tracer_provider=tracer_provider)
@@ -49,7 +52,8 @@ def create_router(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runner.open()
-        graceful.install()
+        if graceful_shutdown:
+            graceful.install()
         stop_listening = hub.on_cancel(runner.cancel)  # a DELETE on another worker reaches it
         yield
         stop_listening()

@@ -8,7 +8,7 @@ import logging
 import threading
 import traceback
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +18,7 @@ from opentelemetry.context import Context, attach, detach, get_current
 from opentelemetry.trace import Span, Status, StatusCode
 
 from otelstream._context import RUN_KEY, RunCancelled, RunMark, marked_context
+from otelstream._daemon_pool import DaemonPool
 from otelstream.settings import Settings
 
 logger = logging.getLogger("otelstream.runs")
@@ -102,7 +103,7 @@ class PipelineRunner:
         self._slots = threading.BoundedSemaphore(
             self.settings.max_workers + self.settings.max_queued_runs
         )
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: DaemonPool | None = None
         self._pool_lock = threading.Lock()
         self._closed = False
         self._jobs: dict[str, _Job] = {}  # run id -> every run started here and not yet ended
@@ -183,12 +184,12 @@ class PipelineRunner:
         with self._pool_lock:
             self._closed = False
 
-    def _executor(self) -> ThreadPoolExecutor:
+    def _executor(self) -> DaemonPool:
         with self._pool_lock:
             if self._closed:
                 raise RunsFull("the server is shutting down")
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(
+                self._pool = DaemonPool(
                     self.settings.max_workers, thread_name_prefix="otelstream-run"
                 )
             return self._pool

@@ -22,5 +22,13 @@ def steps(count: int = 5, seconds: float = 0.1) -> None:
             time.sleep(seconds)
 
 
+def blocked(seconds: float = 60) -> None:
+    """Blocks where no cancellation reaches: no span opened, no check made."""
+    with tracer.start_as_current_span("task:block"):
+        time.sleep(seconds)
+
+
 app = FastAPI()
-app.include_router(create_router(hub=hub, pipelines={"steps": steps}, tracer_provider=provider))
+app.include_router(
+    create_router(hub=hub, pipelines={"steps": steps, "blocked": blocked}, tracer_provider=provider)
+)
