@@ -84,3 +84,23 @@ def test_a_finished_run_reads_the_same_after_it_is_kept_compactly() -> None:
     assert inner["error_type"] == "ValueError" and inner["duration_ms"] >= 0
     frames = _frames(hub, run.run_id)
     assert frames.count(b"\n\n") == 6 and frames.startswith(b"id: 1\ndata: ")
+
+
+def test_a_running_run_nobody_reads_does_not_hold_its_spans() -> None:
+    """Events are projected where they are first read; unread, they are settled in batches."""
+    hub, provider = _streaming(Settings(replay_events=20_000))
+    tracer = provider.get_tracer("test")
+    _run(provider, 100)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        with streamed_run("unread", tracer_provider=provider):
+            before = tracemalloc.get_traced_memory()[0]
+            for _ in range(5_000):
+                with tracer.start_as_current_span("task:step", attributes={"k": "v"}):
+                    pass
+            gc.collect()
+            per_span = (tracemalloc.get_traced_memory()[0] - before) / 5_000
+    finally:
+        tracemalloc.stop()
+    assert per_span < 1_500, f"{per_span:.0f} bytes held per span of a running run"

@@ -130,7 +130,7 @@ class Feed:
     def shrink(self) -> int:
         """Lock held, run over: keep each event as its frame only; returns the bytes kept."""
         if not self.compact:
-            frames = [entry.sse for entry in self.entries]
+            frames = [e if type(e) is bytes else e.sse for e in self.entries]
             self.entries = deque(frames, maxlen=self.entries.maxlen)
             self.nbytes = sum(map(len, frames)) + 41 * len(frames)  # bytes header + a slot
             self.compact = True

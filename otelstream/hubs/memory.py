@@ -16,6 +16,9 @@ from otelstream.hubs._index import RunEvent, RunIndex
 from otelstream.hubs._runs import RunTree
 from otelstream.settings import Settings
 
+_SETTLE_UNREAD = 256
+"""Events of a run nobody reads that may wait unprojected: each holds its span (~1.7 KB)."""
+
 
 class _Run:
     """A run's feed (its replay buffer and readers) and its span tree, folded when read."""
@@ -36,10 +39,15 @@ class _Run:
         return self.feed.lock  # the run's state; taken before the hub's lock, never after
 
     def fold(self) -> RunTree:
-        """Apply what the tree has not seen (run lock held): once per read, not per event."""
+        """Apply what the tree has not seen (run lock held): once per read, not per event.
+
+        Each folded entry is then kept as its frame only, so an event projected late
+        (`SpanEvent`) lets go of its span here at the latest."""
         entries, count, apply = self.feed.entries, self.unfolded, self.tree.apply
         for i in range(len(entries) - count, len(entries)):
-            apply(entries[i])
+            entry = entries[i]
+            apply(entry)
+            entries[i] = entry.sse
         self.unfolded = 0
         return self.tree
 
@@ -47,7 +55,8 @@ class _Run:
         """The run is over: fold it, keep each event as its frame only; returns bytes kept."""
         feed = self.feed
         for entry in list(feed.entries):  # framed outside the lock: readers never wait for it
-            entry.sse  # noqa: B018
+            if type(entry) is not bytes:
+                entry.sse  # noqa: B018
         with feed.lock:
             self.fold()
             self.retained = feed.shrink() + self.tree.seal()
@@ -104,7 +113,9 @@ class MemoryHub:
                         run_id,
                     )
                 return
-            if run.unfolded == feed.entries.maxlen:  # the oldest unfolded event would be lost
+            if run.unfolded == feed.entries.maxlen or (
+                run.unfolded >= _SETTLE_UNREAD and not feed.readers
+            ):  # the oldest unfolded event would be lost, or nobody reads the spans it holds
                 run.fold()
             feed.add(event)
             run.unfolded += 1
