@@ -88,7 +88,7 @@ def test_a_finished_run_reads_the_same_after_it_is_kept_compactly() -> None:
 
 def test_a_running_run_nobody_reads_does_not_hold_its_spans() -> None:
     """Events are projected where they are first read; unread, they are settled in batches."""
-    hub, provider = _streaming(Settings(replay_events=20_000))
+    _, provider = _streaming(Settings(replay_events=20_000))
     tracer = provider.get_tracer("test")
     _run(provider, 100)
     gc.collect()
