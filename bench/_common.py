@@ -134,7 +134,7 @@ class Server:
         env = {**os.environ, "OTELSTREAM_HUB": "memory", **self.env, "PYTHONPATH": python_path()}
         self.process = subprocess.Popen(command, cwd=ROOT, env=env)
 
-    def wait_ready(self, timeout: float = 20.0) -> None:
+    def wait_ready(self, timeout: float = 60.0) -> None:  # a loaded CI machine starts slowly
         assert self.process is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
