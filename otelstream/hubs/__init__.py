@@ -44,10 +44,11 @@ class RunPage(NamedTuple):
 
 
 class SubscriberLagged(Exception):
-    """The subscriber fell over `subscriber_max_lag` events behind; it may resume later."""
+    """The subscriber's position fell out of the run's replay buffer; it may resume later
+    (from what is still kept). `next_frames` readers get a `stream_overflow` notice instead."""
 
     def __init__(self, last_seq: int) -> None:
-        super().__init__(f"subscriber fell behind after event {last_seq}")
+        super().__init__(f"events after {last_seq} are no longer in the replay buffer")
         self.last_seq = last_seq
 
 
