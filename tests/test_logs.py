@@ -305,3 +305,22 @@ def test_the_budget_holds_across_threads_with_one_notice(make_logs) -> None:  # 
     (notice,) = of_type(events, "logs_dropped")
     assert notice["dropped"] == 8 * 500 - 100
     assert events[-2] is notice and len(of_type(events, "task_completed")) == 8
+
+
+def test_the_new_events_match_the_published_json_schema(make_logs) -> None:  # type: ignore[no-untyped-def]
+    import jsonschema
+
+    from otelstream.events import JSON_SCHEMA
+
+    logs = make_logs(max_log_events_per_run=1)
+    with streamed_run("schema", tracer_provider=logs.telemetry.provider) as run:
+        with logs.telemetry.tracer.start_as_current_span("task:t"):
+            logs.logger.info("kept")
+            logs.logger.info("dropped")
+            progress(1, None, None)
+    events = events_of(logs.hub, run.run_id)
+    assert {e["type"] for e in events} >= {"task_log", "task_progress", "logs_dropped"}
+    for event in events:
+        jsonschema.validate(event, JSON_SCHEMA)
+    runs = asyncio.run(logs.hub.list_runs()).runs
+    jsonschema.validate({"type": "run_ended", "seq": 2, **runs[0]}, JSON_SCHEMA)
