@@ -24,36 +24,49 @@ from __future__ import annotations
 import json
 from typing import Any, Final
 
-from otelstream.events import DataEvent, Event
+from otelstream.events import PIPELINE_COMPLETED, DataEvent, Event
 
 _SEQ_FIELD = '"seq":0,'
 _json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # as Event.to_json
 
-# KEYS: stream, meta. ARGV: type, JSON before the seq, JSON after it, time_ns, duration_ns ("" if
-# none), maxlen, TTL in ms while running, TTL in ms once finished, "1" if this publisher has
-# stored an event of the run before (so a missing run means it expired or Redis lost it), the
-# run's status on `pipeline_completed`. Returns the seq given, 0 for an event after the run's
-# end, -1 for a vanished run.
+# KEYS: stream, meta. ARGV: maxlen, TTL in ms while running, TTL in ms once finished, "1" if
+# this publisher has stored an event of the run before (so a missing run means it expired or
+# Redis lost it); then three per event, in order: "type time_ns duration_ns status" ("-" for
+# none), its JSON before the seq, after it. One call per run and batch: few arguments to pack
+# per event, one reply per run. Returns per event the seq given, 0 for an event after the
+# run's end, -1 for a vanished run.
 PUBLISH: Final = """
-if redis.call('HEXISTS', KEYS[2], 'done') == 1 then return 0 end
-if ARGV[9] == '1' and redis.call('EXISTS', KEYS[2]) == 0 then return -1 end
-local seq = redis.call('HINCRBY', KEYS[2], 'seq', 1)
-local data = ARGV[2] .. seq .. ARGV[3]
-if ARGV[5] == '' then
-  redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[6], seq .. '-0', 'e', data, 't', ARGV[4])
-else
-  redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[6], seq .. '-0', 'e', data, 't', ARGV[4], 'd', ARGV[5])
+local done = redis.call('HEXISTS', KEYS[2], 'done') == 1
+local vanished = ARGV[4] == '1' and redis.call('EXISTS', KEYS[2]) == 0
+local ttl, written, results = ARGV[2], false, {}
+for i = 5, #ARGV, 3 do
+  local result = 0
+  if vanished then
+    result = -1
+  elseif not done then
+    local kind, t, d, status = string.match(ARGV[i], '^(%S+) (%S+) (%S+) (%S+)$')
+    local seq = redis.call('HINCRBY', KEYS[2], 'seq', 1)
+    local data = ARGV[i + 1] .. seq .. ARGV[i + 2]
+    if d == '-' then
+      redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[1], seq .. '-0', 'e', data, 't', t)
+    else
+      redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[1], seq .. '-0', 'e', data, 't', t, 'd', d)
+    end
+    if kind == 'pipeline_started' then
+      redis.call('HSET', KEYS[2], 'start', data, 'start_t', t)
+    elseif kind == 'pipeline_completed' then
+      redis.call('HSET', KEYS[2], 'done', seq, 'status', status)
+      done, ttl = true, ARGV[3]
+    end
+    result, written = seq, true
+  end
+  results[#results + 1] = result
 end
-local ttl = ARGV[7]
-if ARGV[1] == 'pipeline_started' then
-  redis.call('HSET', KEYS[2], 'start', data, 'start_t', ARGV[4])
-elseif ARGV[1] == 'pipeline_completed' then
-  redis.call('HSET', KEYS[2], 'done', seq, 'status', ARGV[10])
-  ttl = ARGV[8]
+if written then
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  redis.call('PEXPIRE', KEYS[2], ttl)
 end
-redis.call('PEXPIRE', KEYS[1], ttl)
-redis.call('PEXPIRE', KEYS[2], ttl)
-return seq
+return results
 """
 
 # KEYS: stream, meta. ARGV: events lost, maxlen. Adds a loss marker after the run's last seq.
@@ -80,8 +93,8 @@ def run_of(key: str) -> str:
     return key[key.index("{") + 1 : key.index("}")]
 
 
-def encode(event: Event) -> tuple[bytes, bytes, str, str]:
-    """(JSON before the seq, after it, time_ns, duration_ns): the script splices in the seq.
+def encode(event: Event) -> tuple[bytes, bytes, bytes]:
+    """(what the script needs to know, JSON before the seq, after it): it splices in the seq.
 
     Keys before `seq` are fixed names and a JSON string cannot hold an
     unescaped quote, so the first `"seq":0,` is the field itself. The JSON is
@@ -90,11 +103,17 @@ def encode(event: Event) -> tuple[bytes, bytes, str, str]:
     escape `\\udcff`: the entry holds the very bytes the memory hub sends, and
     no string can fail the batch it is written in.
     """
-    data = event.to_dict()
-    data["seq"] = 0
-    head, tail = _json.encode(data).split(_SEQ_FIELD, 1)
-    duration = "" if event.duration_ns is None else str(event.duration_ns)
-    return _utf8(head + '"seq":'), _utf8("," + tail), str(event.time_ns), duration
+    if event.seq == 0:  # as published: `to_json`'s fast path writes the same text
+        text = event.to_json()
+    else:
+        data = event.to_dict()
+        data["seq"] = 0
+        text = _json.encode(data)
+    head, tail = text.split(_SEQ_FIELD, 1)
+    duration = "-" if event.duration_ns is None else event.duration_ns
+    status = (event.status or "success") if event.type == PIPELINE_COMPLETED else "-"
+    info = f"{event.type} {event.time_ns} {duration} {status}".encode()
+    return info, _utf8(head + '"seq":'), _utf8("," + tail)
 
 
 def _utf8(text: str) -> bytes:

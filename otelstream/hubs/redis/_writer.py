@@ -1,8 +1,8 @@
 """The Redis hub's writer: a bounded buffer that `publish` appends to, drained by the I/O loop
 in pipelined batches, as the OpenTelemetry SDK's `BatchSpanProcessor` drains spans.
 
-Each event is one call of the PUBLISH script (see `_codec.py`), which gives it the
-run's next seq in Redis, so seqs stay 1..N across processes. Nothing here ever
+Each run's events of a batch are one call of the PUBLISH script (see `_codec.py`), which
+gives each the run's next seq in Redis, so seqs stay 1..N across processes. Nothing here ever
 blocks the publisher: past `redis_buffer_events` an event is counted lost. An
 event that cannot be encoded or that Redis refuses costs only itself: it is
 counted lost, its run's streams are told (`events_lost`), the batch goes on.
@@ -216,26 +216,32 @@ class Writer:
         return True
 
     async def _execute(self, client: Any, batch: list[Item]) -> tuple[list[Any], list[Item]]:
+        """One script call per run of the batch, pipelined; a result per event sent."""
+        by_run: dict[str, tuple[list[Item], list[bytes]]] = {}
+        for item in batch:
+            try:
+                encoded = encode(item[1])
+            except Exception as exc:
+                self._lose(item[0], 1, f"it could not be encoded ({exc!r})")
+                continue
+            items, args = by_run.setdefault(item[0], ([], []))
+            items.append(item)
+            args.extend(encoded)
+        if not by_run:
+            return [], []
         async with client.pipeline(transaction=False) as pipe:
-            sent = [item for item in batch if self._queue(pipe, *item)]
-            if not sent:
-                return [], []
-            results: list[Any] = await pipe.execute(raise_on_error=False)
+            for run_id, (_, args) in by_run.items():
+                stored = "1" if run_id in self.stored else "0"
+                keys = (stream_key(self.prefix, run_id), meta_key(self.prefix, run_id))
+                # `execute_command`: a cluster pipeline has no `evalsha`, but routes it by key
+                pipe.execute_command("EVALSHA", _SHA, 2, *keys, *self._common, stored, *args)
+            replies: list[Any] = await pipe.execute(raise_on_error=False)
+        sent: list[Item] = []
+        results: list[Any] = []
+        for (items, _), reply in zip(by_run.values(), replies, strict=True):
+            sent.extend(items)
+            results.extend(reply if isinstance(reply, list) else [reply] * len(items))
         return results, sent
-
-    def _queue(self, pipe: Any, run_id: str, event: Event) -> bool:
-        """Add one event's script call to `pipe`; False (and the event lost) if it cannot be."""
-        try:
-            head, tail, time_ns, duration = encode(event)
-            status = (event.status or "success") if event.type == PIPELINE_COMPLETED else ""
-        except Exception as exc:
-            self._lose(run_id, 1, f"it could not be encoded ({exc!r})")
-            return False
-        stored = "1" if run_id in self.stored else "0"
-        keys = (stream_key(self.prefix, run_id), meta_key(self.prefix, run_id))
-        args = (event.type, head, tail, time_ns, duration, *self._common, stored, status)
-        pipe.execute_command("EVALSHA", _SHA, 2, *keys, *args)  # a cluster pipeline too
-        return True
 
     async def _admit(self, client: Any, batch: list[Item]) -> list[Item]:
         """The batch without the events of runs over `max_active_runs` (see `RunIndex`)."""
