@@ -62,8 +62,10 @@ class Settings(BaseSettings):
     hub: str = "memory"
     """Where runs live: `memory` (this process only) or `redis://host:port/db`, shared by
     every worker and process that publishes or streams (needs the `redis` extra)."""
-    redis_buffer_events: int = Field(10_000, ge=1)
-    """Events waiting to be written to Redis; past it new events are counted as lost."""
+    redis_buffer_events: int = Field(50_000, ge=1)
+    """Events waiting to be written to Redis; past it new events are counted as lost. A burst
+    of spans outruns the writer (it shares the GIL with the pipelines), so this holds bursts:
+    a buffered event keeps its span, about 1.7 KB, so 50,000 are about 85 MB at most."""
     redis_running_ttl_seconds: float = Field(86_400.0, gt=0)
     """A running run's Redis keys expire this long after its last event (a run whose end never
     reached Redis); a finished run's after `run_retention_seconds`."""
