@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import threading
 import time
 from typing import Any, Final
 
 from otelstream._errors import report
 from otelstream._notices import EVENTS_LOST
-from otelstream.events import Event
 from otelstream.hubs._fanout import Feed, Frame
 from otelstream.hubs.redis._codec import TERMINAL, frame, marker_seq, stream_key
 from otelstream.hubs.redis._loop import UNREACHABLE, IOLoop
@@ -51,22 +49,6 @@ class _Watch:
         self.done = False  # finished or failed: read no more
         self.terminal = terminal  # whether a `pipeline_completed` ends it (not the runs stream)
         self.touched = time.monotonic()
-
-
-class LifecycleFrame(Event):
-    """A `run_started` / `run_ended` entry: its frame as Redis holds it, its fields for
-    `next_batch` readers (parsed once, when read from Redis: a few per run)."""
-
-    __slots__ = ("data",)
-
-    def __init__(self, seq: int, data: bytes) -> None:
-        self.data: dict[str, Any] = json.loads(data)
-        super().__init__(str(self.data["type"]), "", str(self.data["run_id"]), 0, None, 0)
-        self.seq = seq
-        self._sse = frame(seq, data)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.data)
 
 
 class Reader:
@@ -219,11 +201,8 @@ class Reader:
                         break
                     continue
                 seq, data = int(entry_id.partition(b"-")[0]), fields[b"e"]
-                if not watch.terminal:
-                    frames.append(LifecycleFrame(seq, data))
-                    continue
                 frames.append(Frame(seq, frame(seq, data)))
-                if data.startswith(TERMINAL):
+                if watch.terminal and data.startswith(TERMINAL):
                     watch.done = True
                     break
             watch.feed.extend(frames)
