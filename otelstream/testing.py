@@ -1,4 +1,5 @@
-"""Helpers for testing apps that use otelstream: a real uvicorn on a free port, an SSE reader.
+"""Helpers for testing apps that use otelstream: a real uvicorn on a free port, an SSE reader,
+waiting for a run to end, real Redis servers.
 
 Needs the `testing` extra (uvicorn, httpx, httpx-sse).
 """
@@ -14,7 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import uvicorn
@@ -84,6 +85,35 @@ def read_events(client: httpx.Client, method: str, url: str, **kwargs: Any) -> l
             raise AssertionError(f"SSE id {message.id!r} differs from seq in {event}")
         events.append(event)
     return events
+
+
+class RunReader(Protocol):
+    """What `wait_for_run` can ask: `otelstream.client.Client` is one."""
+
+    def get_run(self, run_id: str) -> dict[str, Any]: ...
+
+
+def wait_for_run(
+    client: httpx.Client | RunReader, run_id: str, *, timeout: float = 10.0
+) -> dict[str, Any]:
+    """`GET /runs/{run_id}` until the run is no longer running; the run as that answer has it.
+
+    `client` is an `httpx.Client` whose `base_url` is where the router is served (its prefix
+    included), or an `otelstream.client.Client`. Raises `TimeoutError` after `timeout` s.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        if isinstance(client, httpx.Client):
+            response = client.get(f"/runs/{run_id}")
+            response.raise_for_status()
+            run: dict[str, Any] = response.json()
+        else:
+            run = client.get_run(run_id)
+        if run["status"] != "running":
+            return run
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"run {run_id} is still running after {timeout} s")
+        time.sleep(0.01)
 
 
 class RedisServer:
@@ -226,9 +256,11 @@ class RedisClusterServers:
 __all__ = [
     "RedisClusterServers",
     "RedisServer",
+    "RunReader",
     "UvicornServer",
     "free_port",
     "iter_sse",
     "read_events",
     "serve",
+    "wait_for_run",
 ]

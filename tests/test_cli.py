@@ -15,7 +15,7 @@ from fastapi import FastAPI
 
 from otelstream.cli import main
 from otelstream.fastapi import create_router
-from otelstream.testing import UvicornServer, free_port
+from otelstream.testing import UvicornServer, free_port, wait_for_run
 
 from .conftest import ROOT, app_process, make_telemetry
 
@@ -80,10 +80,8 @@ def test_tail_of_a_finished_run_replays_it(url: str, capsys: pytest.CaptureFixtu
         f"{url}/runs", json={"pipeline_name": "parallel", "parameters": {"width": 3, "seconds": 0}}
     )
     run_id = response.json()["run_id"]
-    deadline = time.monotonic() + 10
-    while httpx.get(f"{url}/runs/{run_id}").json()["status"] == "running":
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    with httpx.Client(base_url=url) as client:
+        wait_for_run(client, run_id)
     assert main(["tail", url, run_id]) == 0
     lines = timeless(capsys.readouterr().out).splitlines()
     assert lines[0] == "parallel  done  T"

@@ -17,7 +17,7 @@ from starlette.types import Receive, Scope, Send
 
 from otelstream.client import AsyncClient, Client, ClientError, MissedEvents, RunNotFound
 from otelstream.fastapi import create_router
-from otelstream.testing import UvicornServer, free_port
+from otelstream.testing import UvicornServer, free_port, wait_for_run
 
 from .apps.ui_stream_watch import StreamWatch
 from .conftest import Telemetry, make_telemetry, shape
@@ -216,10 +216,7 @@ def test_events_the_server_no_longer_has_are_an_error(client_class: ClientFactor
         served.gate.set()
         with client_class(served.url) as client:
             run = client.start("gated")
-            deadline = time.monotonic() + 10
-            while client.get_run(run.run_id)["status"] == "running":
-                assert time.monotonic() < deadline
-                time.sleep(0.01)
+            wait_for_run(client, run.run_id)
             with pytest.raises(MissedEvents, match="expected event 1, the server sent 4"):
                 list(client.events(run.run_id))
 

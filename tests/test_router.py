@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from otelstream import MemoryHub, streamed_run
 from otelstream.fastapi import create_router
-from otelstream.testing import UvicornServer, iter_sse, read_events
+from otelstream.testing import UvicornServer, iter_sse, read_events, wait_for_run
 
 from .conftest import Gate, Telemetry, make_telemetry, shape
 
@@ -67,11 +67,7 @@ class App:
         return run_id
 
     def wait_until_finished(self, run_id: str) -> dict[str, Any]:
-        deadline = time.monotonic() + 10
-        while (run := self.client.get(f"/runs/{run_id}").json())["status"] == "running":
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
-        return run  # type: ignore[no-any-return]
+        return wait_for_run(self.client, run_id)
 
 
 def serve_app(**settings: Any) -> Iterator[App]:

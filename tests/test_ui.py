@@ -20,7 +20,7 @@ import pytest
 from fastapi import FastAPI
 
 from otelstream.fastapi import create_router
-from otelstream.testing import UvicornServer
+from otelstream.testing import UvicornServer, wait_for_run
 from otelstream.ui import ui_router
 
 from .conftest import ROOT, Gate, app_process, make_telemetry
@@ -349,10 +349,7 @@ def test_opening_a_finished_run_by_its_url_rebuilds_it(page: Page, example: http
         "/runs", json={"pipeline_name": "nested", "parameters": {"seconds": 0.01}}
     )
     run_id = response.json()["run_id"]
-    deadline = time.monotonic() + 10
-    while example.get(f"/runs/{run_id}").json()["status"] == "running":
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    wait_for_run(example, run_id)
     base = str(example.base_url).rstrip("/")
     page.goto(f"{base}/ui/runs/{run_id}")
     wait_for_status(page, "success")
