@@ -107,6 +107,10 @@ def call_arguments(parameters: BaseModel | Mapping[str, Any]) -> dict[str, Any]:
     return {**given, **(parameters.model_extra or {})}
 
 
+_NOT_AN_OBJECT = frozenset({"model_attributes_type", "model_type", "dict_type"})
+"""What pydantic says of a body that is not a JSON object (a string, a list, raw bytes)."""
+
+
 def readable_errors(errors: Iterable[Mapping[str, Any]], json_sent: bool) -> list[dict[str, Any]]:
     """A 422's errors in the user's terms: a body that is not a JSON object is told how to send
     it, the internal tag of unknown pipelines leaves `loc`, and an input JSON cannot carry
@@ -114,7 +118,7 @@ def readable_errors(errors: Iterable[Mapping[str, Any]], json_sent: bool) -> lis
     readable = []
     for error in errors:
         item = {**error, "loc": [part for part in error.get("loc", ()) if part != _UNKNOWN]}
-        if item["loc"] == ["body"] and error.get("type") == "model_attributes_type":
+        if item["loc"] == ["body"] and error.get("type") in _NOT_AN_OBJECT:
             item["type"] = "json_object"
             item["msg"] = (
                 'the body must be a JSON object: {"pipeline_name": "...", "parameters": {...}}'
