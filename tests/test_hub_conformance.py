@@ -20,8 +20,9 @@ import pytest
 from otelstream import MemoryHub, Settings, UnknownRun
 from otelstream.events import DataEvent, Event
 from otelstream.hubs import Hub, RunPage, SubscriberLagged
+from otelstream.testing import RedisClusterServers
 
-from .redis_server import RedisServer, redis_server
+from .redis_server import RedisServer, redis_server, require_redis
 
 RUN = "0af7651916cd43dd8448eb211c80319c"
 MakeHub = Callable[..., Hub]
@@ -32,7 +33,17 @@ def redis() -> Iterator[RedisServer]:
     yield from redis_server()
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(scope="module")
+def redis_cluster() -> Iterator[RedisClusterServers]:
+    servers = RedisClusterServers(executable=require_redis())
+    servers.start()
+    try:
+        yield servers
+    finally:
+        servers.stop()
+
+
+@pytest.fixture(params=["memory", "redis", "redis-cluster"])
 def make_hub(request: pytest.FixtureRequest) -> Iterator[MakeHub]:
     """Builds the hub under test with the given settings; Redis is emptied first."""
     if request.param == "memory":
@@ -40,12 +51,19 @@ def make_hub(request: pytest.FixtureRequest) -> Iterator[MakeHub]:
         return
     from otelstream.hubs.redis import RedisHub
 
-    server: RedisServer = request.getfixturevalue("redis")
-    server.command("FLUSHALL")
+    if request.param == "redis":
+        server: RedisServer = request.getfixturevalue("redis")
+        server.command("FLUSHALL")
+        url = server.url
+    else:  # three masters: runs spread over the nodes
+        cluster: RedisClusterServers = request.getfixturevalue("redis_cluster")
+        for node in cluster.nodes:
+            node.command("FLUSHALL")
+        url = cluster.url
     hubs: list[RedisHub] = []
 
     def make(**settings: Any) -> Hub:
-        hub = RedisHub(server.url, Settings(**settings))
+        hub = RedisHub(url, Settings(**settings))
         hubs.append(hub)
         return hub
 

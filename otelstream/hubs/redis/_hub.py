@@ -121,7 +121,7 @@ class RedisHub:
     async def _open(self, run_id: str, after: int) -> Feed:
         """The feed a subscription reads: the run's, or one that ends at once."""
         if run_id == RUNS:
-            return self._reader.feed(RUNS, after)[0]
+            return self._reader.feed(RUNS, after)
         # Known before the lookup: once its end is stored, the writer forgets the run, and
         # that can happen while the lookup is on its way.
         known = run_id in self._writer.opened
@@ -133,9 +133,9 @@ class RedisHub:
             raise UnknownRun(run_id)
         if done is not None and after >= done:
             return _ended(run_id, after)  # the run is over and the reader has every event
-        feed, created = self._reader.feed(run_id, after)
+        feed = self._reader.feed(run_id, after)
         with contextlib.suppress(HubUnavailable):  # the feed fails too, and says so
-            await self._io.call(self._reader.backfill(run_id, feed, after, created))
+            await self._io.call(self._reader.backfill(run_id, feed, after))
         return feed
 
     async def _lookup(self, run_id: str) -> tuple[bool, int | None]:

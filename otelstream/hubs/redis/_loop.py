@@ -29,6 +29,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import BlockingConnectionPool
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ClusterError, RedisClusterException, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -37,7 +38,15 @@ from otelstream.hubs import HubUnavailable
 
 T = TypeVar("T")
 
-UNREACHABLE: Final = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)
+UNREACHABLE: Final = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    OSError,
+    TimeoutError,
+    ClusterError,  # a cluster without a quorum, or a node down (ClusterDownError, ...)
+    RedisClusterException,  # no node answers, or slots not covered
+    TryAgainError,  # slots migrating
+)
 """What an unreachable or hung Redis raises: operational, told as warnings and 503s."""
 _MAX_CONNECTIONS: Final = 32  # beside the blocking reader and the writer
 _POOL_WAIT_S: Final = 10.0  # how long a command waits for a free connection

@@ -72,8 +72,8 @@ class Reader:
 
     # -- from any thread ----------------------------------------------------------------------
 
-    def feed(self, run_id: str, after: int) -> tuple[Feed, bool]:
-        """The run's feed in this process, watched from `after` on if it is new (True)."""
+    def feed(self, run_id: str, after: int) -> Feed:
+        """The run's feed in this process, watched from `after` on if it is new."""
         created = False
         with self._lock:
             watch = self._watches.get(run_id)
@@ -86,7 +86,7 @@ class Reader:
             watch.touched = time.monotonic()
         if created:
             self.io.ensure().call_soon_threadsafe(self._watches_changed)
-        return watch.feed, created
+        return watch.feed
 
     def fail(self, run_id: str, message: str) -> None:
         """End the run's readers here (`events_lost`); its next reader starts afresh."""
@@ -110,22 +110,20 @@ class Reader:
 
     # -- on the I/O loop ----------------------------------------------------------------------
 
-    async def backfill(self, run_id: str, feed: Feed, after: int, created: bool) -> None:
-        """What a reader entering now is owed, read at once rather than by the next XREAD:
-        all there is after `after` for a new feed, the entries between `after` and the
-        feed's oldest for a late reader of a feed already watched."""
+    async def backfill(self, run_id: str, feed: Feed, after: int) -> None:
+        """What a reader entering now is owed, read at once rather than by the next XREAD: the
+        entries between `after` and the feed's oldest (a late reader of a watched run), and
+        all there is past the feed's newest, so it starts where a memory hub's would."""
         key = stream_key(self.prefix, run_id)
-        if created:
-            entries = await self.io.reader.xrange(key, f"({after}-0", "+", self.replay_events)
-            with self._lock:
-                watch = self._watches.get(run_id)
-            if watch is not None and watch.feed is feed:
-                self._apply([(watch.key, entries)], {watch.key: (run_id, watch)})
-            return
         upto = feed.first_seq - 1
         if after < upto:
             entries = await self.io.reader.xrange(key, f"({after}-0", f"{upto}-0")
             feed.backfill([f for f in map(_frame, entries) if f is not None])
+        with self._lock:
+            watch = self._watches.get(run_id)
+        if watch is not None and watch.feed is feed and not watch.done:
+            entries = await self.io.reader.xrange(key, f"({feed.last_seq}-0", "+", READ_COUNT)
+            self._apply([(watch.key, entries)], {watch.key: (run_id, watch)})
 
     async def run(self, io: IOLoop) -> None:
         delay = 0.0
