@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, MutableMapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -139,6 +139,19 @@ def create_router(
     return router
 
 
+def untraced_streams(scope: MutableMapping[str, Any]) -> bool:
+    """`FastAPI(telemetry={"exclude": untraced_streams})`: leave the event streams out of
+    FastAPI's own telemetry, every other route in.
+
+    Once a global SDK tracer provider is set, FastAPI keeps a server span (and its
+    request state, ~9 KiB) open for as long as a request lasts, and an event stream
+    lasts as long as its run, which is traced already. True for `GET …/runs/{id}/events`
+    and `GET …/runs/live`, the streams, under any prefix.
+    """
+    path = str(scope.get("path", ""))
+    return scope.get("method") == "GET" and path.endswith(("/events", "/runs/live"))
+
+
 class ErrorDetail(BaseModel):
     detail: str
 
@@ -171,4 +184,5 @@ __all__ = [
     "RunRequest",
     "RunStarted",
     "create_router",
+    "untraced_streams",
 ]
