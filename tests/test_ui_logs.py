@@ -122,3 +122,19 @@ def test_the_runs_list_is_live_and_opens_a_run(
     wait_for_status(page, "success")
     assert rows(page)[0] == ("nested", "done", 0)
     assert item.get_attribute("aria-current") == "true"
+
+
+def test_log_levels_are_coloured(page: Page, example: httpx.Client) -> None:  # noqa: F811
+    base = str(example.base_url).rstrip("/")
+    start_from_page(page, base, "ingest", '{"files": 2, "seconds": 0}')
+    wait_for_status(page, "success")
+    index = '#tree .node[data-name="index"] > .row'
+    assert log_lines(page, index) == [
+        ("WARN", "only 2 files: the index will be small"),
+        ("INFO", "indexed 2 files"),
+    ]
+    colours = page.eval_on_selector_all(
+        f"{index} .log .log-level", "els => els.map(e => getComputedStyle(e).color)"
+    )
+    assert colours[0] != colours[1]  # WARN in amber, INFO in blue
+    assert colours[0] == "rgb(183, 121, 31)"
