@@ -19,7 +19,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 
 from otelstream import EventStreamProcessor, MemoryHub, Settings, _errors
+from otelstream.events import Event
+from otelstream.hubs import Hub
 from otelstream.testing import free_port
+
+from .pages import browser, page  # noqa: F401  (fixtures, for every test module)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -174,3 +178,21 @@ NESTED_SHAPE = [
 
 def shape(events: list[dict[str, object]]) -> list[tuple[object, object]]:
     return [(event["type"], event["name"]) for event in events]
+
+
+# -- hub events, as a span processor would publish them ----------------------------------------
+
+RUN = "0af7651916cd43dd8448eb211c80319c"
+
+
+def start(hub: Hub, run_id: str = RUN) -> None:
+    hub.publish(run_id, Event("pipeline_started", "p", run_id, 1, None, time.time_ns()))
+
+
+def task(hub: Hub, span_id: int, run_id: str = RUN) -> None:
+    hub.publish(run_id, Event("task_started", f"t{span_id}", run_id, span_id, 1, time.time_ns()))
+
+
+def finish(hub: Hub, run_id: str = RUN, status: str = "success") -> None:
+    event = Event("pipeline_completed", "p", run_id, 1, None, time.time_ns(), status=status)
+    hub.publish(run_id, event)

@@ -16,7 +16,7 @@ from otelstream.fastapi import create_router
 from otelstream.testing import UvicornServer, iter_sse, read_events
 
 from .conftest import Gate, make_telemetry, shape
-from .test_router import TWO_STEPS, App, pipelines_for, serve_app
+from .routers import TWO_STEPS, App, pipelines_for, serve_app
 
 
 def test_tokens_are_per_run_and_per_secret() -> None:

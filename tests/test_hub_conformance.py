@@ -22,9 +22,9 @@ from otelstream.events import DataEvent, Event
 from otelstream.hubs import Hub, RunPage, SubscriberLagged
 from otelstream.testing import RedisClusterServers
 
+from .conftest import RUN, finish, start, task
 from .redis_server import RedisServer, redis_server, require_redis
 
-RUN = "0af7651916cd43dd8448eb211c80319c"
 MakeHub = Callable[..., Hub]
 
 
@@ -70,19 +70,6 @@ def make_hub(request: pytest.FixtureRequest) -> Iterator[MakeHub]:
     yield make
     for hub in hubs:
         hub.close()
-
-
-def start(hub: Hub, run_id: str = RUN) -> None:
-    hub.publish(run_id, Event("pipeline_started", "p", run_id, 1, None, time.time_ns()))
-
-
-def task(hub: Hub, span_id: int, run_id: str = RUN) -> None:
-    hub.publish(run_id, Event("task_started", f"t{span_id}", run_id, span_id, 1, time.time_ns()))
-
-
-def finish(hub: Hub, run_id: str = RUN, status: str = "success") -> None:
-    event = Event("pipeline_completed", "p", run_id, 1, None, time.time_ns(), status=status)
-    hub.publish(run_id, event)
 
 
 async def read_all(hub: Hub, run_id: str = RUN, after: int = 0) -> list[int]:

@@ -9,7 +9,7 @@ import pytest
 
 from otelstream import MemoryHub, Settings, UnknownRun
 
-from .test_hub_conformance import RUN, finish, start, task
+from .conftest import RUN, finish, start, task
 
 
 def test_unknown_runs_and_events_before_the_start_are_refused() -> None:

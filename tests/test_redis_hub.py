@@ -25,7 +25,7 @@ from otelstream.testing import UvicornServer, iter_sse, read_events
 
 from .conftest import EXAMPLE_SHAPE, ROOT, Gate, app_process, shape
 from .redis_server import RedisServer, redis_server
-from .test_router import TWO_STEPS
+from .routers import TWO_STEPS
 
 if TYPE_CHECKING:
     from otelstream.hubs.redis import RedisHub  # imported once redis_server() found redis-py

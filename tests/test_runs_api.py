@@ -9,7 +9,7 @@ import pytest
 
 from otelstream.testing import iter_sse
 
-from .test_router import App, serve_app
+from .routers import App, serve_app
 
 
 @pytest.fixture

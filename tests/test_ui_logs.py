@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from .conftest import ROOT, app_process
-from .test_ui import browser, page, rows, start_from_page, wait_for_status  # noqa: F401
+from .pages import rows, start_from_page, wait_for_status
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -40,7 +40,7 @@ def log_lines(view: Page, selector: str) -> list[tuple[str, str]]:
 
 
 def test_a_task_shows_its_logs_and_progress_while_it_runs(
-    page: Page,  # noqa: F811
+    page: Page,
     example: httpx.Client,
 ) -> None:
     base = str(example.base_url).rstrip("/")
@@ -103,7 +103,7 @@ def test_a_task_shows_its_logs_and_progress_while_it_runs(
 
 
 def test_the_runs_list_is_live_and_opens_a_run(
-    page: Page,  # noqa: F811
+    page: Page,
     example: httpx.Client,
 ) -> None:
     base = str(example.base_url).rstrip("/")
