@@ -124,7 +124,7 @@ def test_the_runs_list_is_live_and_opens_a_run(
     assert item.get_attribute("aria-current") == "true"
 
 
-def test_log_levels_are_coloured(page: Page, example: httpx.Client) -> None:  # noqa: F811
+def test_log_levels_are_coloured(page: Page, example: httpx.Client) -> None:
     base = str(example.base_url).rstrip("/")
     start_from_page(page, base, "ingest", '{"files": 2, "seconds": 0}')
     wait_for_status(page, "success")
