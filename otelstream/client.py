@@ -139,6 +139,15 @@ def _run_body(pipeline: str, parameters: Mapping[str, Any] | None) -> dict[str, 
     return {"pipeline_name": pipeline, "parameters": dict(parameters or {})}
 
 
+def _wait_503(response: httpx.Response, attempt: int, retries: int, backoff: float) -> float | None:
+    """Seconds to wait before asking again when the server answered 503 (its hub cannot be
+    reached, or it is full: nothing was started), as `Retry-After` says; None: do not."""
+    if response.status_code != 503 or attempt > retries:
+        return None
+    value = response.headers.get("retry-after", "")
+    return float(value) if value.replace(".", "", 1).isdigit() else backoff * 2 ** (attempt - 1)
+
+
 def _started(response: httpx.Response) -> StartedRun:
     if response.status_code != 202:
         raise ClientError(f"the run did not start: {response.status_code} {_detail(response)}")
@@ -219,11 +228,22 @@ class Client:
         return found
 
     def start(self, pipeline: str, parameters: Mapping[str, Any] | None = None) -> StartedRun:
-        return _started(self.http.post("/runs", json=_run_body(pipeline, parameters)))
+        """Start a run (`POST /runs`), asking again after a 503 up to `max_retries` times."""
+        return _started(self._retrying("POST", "/runs", json=_run_body(pipeline, parameters)))
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         """The run's status, times and span tree (`GET /runs/{run_id}`)."""
-        return _run_json(self.http.get(f"/runs/{run_id}"), run_id)
+        return _run_json(self._retrying("GET", f"/runs/{run_id}"), run_id)
+
+    def _retrying(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        attempt = 0
+        while True:
+            attempt += 1
+            response = self.http.request(method, url, **kwargs)
+            delay = _wait_503(response, attempt, self.max_retries, self.backoff)
+            if delay is None:
+                return response
+            time.sleep(delay)
 
     def runs(
         self,
@@ -315,11 +335,23 @@ class AsyncClient:
         return found
 
     async def start(self, pipeline: str, parameters: Mapping[str, Any] | None = None) -> StartedRun:
-        return _started(await self.http.post("/runs", json=_run_body(pipeline, parameters)))
+        """Start a run (`POST /runs`), asking again after a 503 up to `max_retries` times."""
+        body = _run_body(pipeline, parameters)
+        return _started(await self._retrying("POST", "/runs", json=body))
 
     async def get_run(self, run_id: str) -> dict[str, Any]:
         """The run's status, times and span tree (`GET /runs/{run_id}`)."""
-        return _run_json(await self.http.get(f"/runs/{run_id}"), run_id)
+        return _run_json(await self._retrying("GET", f"/runs/{run_id}"), run_id)
+
+    async def _retrying(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        attempt = 0
+        while True:
+            attempt += 1
+            response = await self.http.request(method, url, **kwargs)
+            delay = _wait_503(response, attempt, self.max_retries, self.backoff)
+            if delay is None:
+                return response
+            await asyncio.sleep(delay)
 
     async def runs(
         self,

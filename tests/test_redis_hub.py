@@ -420,3 +420,24 @@ def test_run_bounds_hold_across_every_process_sharing_the_redis(
     assert server.command("EXISTS", f"otelstream:{{{runs[0]}}}:events") == 0
     assert server.command("ZCARD", "otelstream:{runs}:finished") == 2
     assert server.command("ZCARD", "otelstream:{runs}:active") == 0
+
+
+def test_a_cancel_sent_while_a_process_was_not_listening_reaches_it(
+    server: RedisServer, make_hub: Callable[..., RedisHub]
+) -> None:
+    running, other = make_hub(), make_hub()
+    run_id = "f" * 32
+    heard = threading.Event()
+    running.on_cancel(lambda asked: asked == run_id and not heard.set())
+    running.publish(run_id, event("pipeline_started", run_id, 1))
+
+    async def scenario() -> None:
+        await running.flush()
+        await asyncio.sleep(0.3)  # subscribed
+        # a cancel whose message went by while the process was not subscribed: in the hash only
+        server.command("HSET", f"otelstream:{{{run_id}}}:meta", "cancel", 1)
+        server.command("CLIENT", "KILL", "TYPE", "pubsub")  # it subscribes again in 0.25 s
+
+    asyncio.run(scenario())
+    assert heard.wait(5), "the process that runs it found the cancel once subscribed again"
+    assert asyncio.run(other.cancel(run_id)), "and the run goes on until it stops"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -121,3 +122,21 @@ def test_outages_answer_503_end_streams_and_leave_nothing_behind(redis: RedisSer
             assert threads <= before[1] + 1, (
                 f"threads grew: {before[1]} -> {thread_names(process.pid)}"
             )
+
+
+@pytest.mark.timeout(60)
+def test_the_client_waits_out_an_outage_and_its_run_streams_whole(redis: RedisServer) -> None:
+    from otelstream.client import Client
+
+    with app_subprocess(APP, OTELSTREAM_HUB=redis.url) as (url, _process):
+        redis.kill()
+        restart = threading.Timer(1.5, redis.start)
+        restart.start()
+        with Client(url, backoff=0.2) as client:
+            started = time.monotonic()
+            run = client.start("example", {"seconds": 0})  # 503, 503, …, then 202
+            assert time.monotonic() - started >= 1.0, "it was started while Redis was down"
+            events = list(client.events(run.run_id))
+            assert shape(events) == EXAMPLE_SHAPE
+            assert client.get_run(run.run_id)["status"] == "success"
+        restart.join()

@@ -76,7 +76,9 @@ class RedisHub:
             lose=self._lose,
         )
         self._reader = Reader(self._io, key_prefix, settings.replay_events, self._index.lifecycle)
-        self._cancels = CancelListeners(self._io, self._index.channel)
+        self._cancels = CancelListeners(
+            self._io, self._index.channel, key_prefix, self._writer.running
+        )
         self._closed = False
 
     @property

@@ -170,9 +170,10 @@ class IOLoop:
             listener()
 
     async def pubsub(self) -> Any:
-        """A pub/sub client; in a cluster, on one node (PUBLISH reaches every node)."""
+        """A pub/sub client; in a cluster, on one node (PUBLISH reaches every node). It is not
+        retried by redis-py: its user subscribes again, and knows it did."""
         if not self.cluster:
-            return self.query.pubsub(ignore_subscribe_messages=True)
+            return self.writer.pubsub(ignore_subscribe_messages=True)
         await self.query.initialize()
         node = self.query.get_default_node()
         return self.query.pubsub(node=node, ignore_subscribe_messages=True)
@@ -232,7 +233,7 @@ class IOLoop:
         # a bounded pool whose callers wait for a free connection: a burst of streams opening
         # at once (each looks its run up) must queue, not fail with "too many connections"
         self.query = pool(once, _MAX_CONNECTIONS)
-        self.writer = pool(Retry(NoBackoff(), 0), 2)  # pings and pipelines share a connection
+        self.writer = pool(Retry(NoBackoff(), 0), 3)  # the writer (pings, pipelines), pub/sub
         self.reader = Redis.from_url(
             self.url,
             single_connection_client=True,

@@ -104,6 +104,11 @@ class Writer:
             while len(runs) > self._keep:
                 runs.popitem(last=False)
 
+    def running(self) -> list[str]:
+        """The runs started here whose end is not stored yet."""
+        with self.lock:
+            return list(self.opened)
+
     # -- on the I/O loop ----------------------------------------------------------------------
 
     async def flush(self, timeout: float) -> None:
