@@ -1,9 +1,10 @@
-"""One suite for every hub: what MemoryHub does, RedisHub does too (on a real redis-server).
+"""One suite for every hub: what MemoryHub does, RedisHub does too, on a real redis-server
+and on a real three-master Redis Cluster.
 
 Where the two differ on purpose, the difference is in the hub's own test file:
-MemoryHub refuses events before `pipeline_started` and bounds runs by count,
-RedisHub accepts a worker's event that overtakes its run's start (it came from
-another process) and bounds runs by Redis expiry.
+MemoryHub refuses events before `pipeline_started`, RedisHub accepts a worker's
+event that overtakes its run's start (it came from another process). Both bound
+runs by count (RedisHub across every process sharing the Redis) and by age.
 """
 
 from __future__ import annotations
