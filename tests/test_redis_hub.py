@@ -441,3 +441,18 @@ def test_a_cancel_sent_while_a_process_was_not_listening_reaches_it(
     asyncio.run(scenario())
     assert heard.wait(5), "the process that runs it found the cancel once subscribed again"
     assert asyncio.run(other.cancel(run_id)), "and the run goes on until it stops"
+
+
+def test_a_run_whose_process_died_gives_its_place_back_after_the_running_ttl(
+    server: RedisServer, make_hub: Callable[..., RedisHub]
+) -> None:
+    hub = make_hub(max_active_runs=1, running_ttl_seconds=1)
+    dead, alive = "1" * 32, "2" * 32
+    hub.publish(dead, event("pipeline_started", dead, 1))  # and never ends
+    asyncio.run(hub.flush())
+    time.sleep(1.1)
+    hub.publish(alive, event("pipeline_started", alive, 1))
+    asyncio.run(hub.flush())
+    assert asyncio.run(hub.position(alive)) is not None, "the dead run's place was given back"
+    listed = asyncio.run(hub.list_runs())
+    assert [run["run_id"] for run in listed.runs] == [alive]

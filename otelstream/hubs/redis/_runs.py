@@ -41,7 +41,11 @@ redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[7], n .. '-0', 'e', ARGV[6] .. n
 # the lifecycle event's JSON up to its seq, the lifecycle stream's length. 1: it may stream.
 ADMIT: Final = (
     """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[4])
+for _, stale in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[4])) do
+  redis.call('ZREM', KEYS[1], stale)  -- its process died: out of the bound and the list
+  redis.call('ZREM', KEYS[3], stale)
+  redis.call('HDEL', KEYS[4], stale)
+end
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 1 end
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
