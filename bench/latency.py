@@ -107,7 +107,7 @@ def _loaded(running: Server, runs: int, spans: int, wave: int) -> list[int]:
 
 
 def run(smoke: bool) -> Section:
-    spans, warm, reps = (40, 10, 1) if smoke else (1_000, 100, 3)
+    spans, warm, reps = (40, 10, 1) if smoke else (600, 100, 3)
     loaded_runs, loaded_spans = (10, 10) if smoke else (100, 100)
     env = {"OTELSTREAM_MAX_WORKERS": str(loaded_runs)}  # enough for the runs under load
     light: dict[str, list[list[int]]] = {}

@@ -149,22 +149,30 @@ class SpanEvent(Event):
             self.attributes = attributes
 
     def __getattr__(self, field: str) -> Any:
-        """Only for a field not set yet (a slot that is still empty): project them all."""
-        span = self._span
-        if span is None or field.startswith("__"):
-            raise AttributeError(field)
-        try:
-            self._project(span)
-        except Exception:
-            report("otelstream projection")
-            self._fallback(span)
-        self._span = self._opened = None  # a concurrent reader still has its own `span`
-        return object.__getattribute__(self, field)
+        """Only for a field not set yet (a slot that is still empty): project them all.
 
-    def _project(self, span: ReadableSpan) -> None:
+        Two threads may read one event at once (the subscriber's loop, the hub's fold on
+        the span thread): both project the same values from their own reference to the
+        span; one that finds the span let go finds the fields set by the other.
+        """
+        if field.startswith("__"):
+            raise AttributeError(field)
+        opened = self._opened  # before the span: they are let go of span first
+        span = self._span
+        if span is not None:
+            try:
+                self._project(span, opened)
+            except Exception:
+                report("otelstream projection")
+                self._fallback(span)
+            self._span = None
+            self._opened = None
+        return object.__getattribute__(self, field)  # a field that does not exist: raises
+
+    def _project(self, span: ReadableSpan, opened: SpanEvent | None) -> None:
         context, parent = span.context, span.parent
         self.span_id = context.span_id
-        opened, policy = self._opened, self._policy
+        policy = self._policy
         if self.type in STARTED_TYPES:
             self.parent_span_id = (
                 None

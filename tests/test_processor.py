@@ -333,3 +333,22 @@ def test_the_span_thread_records_and_the_reader_projects() -> None:
     assert b'"type":"task_started","name":"load"' in hub.events[1].sse
     with pytest.raises(AttributeError):
         _ = failed.no_such_field  # type: ignore[attr-defined]
+
+
+def test_a_reader_that_finds_the_span_let_go_reads_what_another_projected() -> None:
+    """Two threads may read one event at once; the one that finds the span already let go
+    (the other finished projecting) must read the fields, not fail."""
+    hub = _Recording()
+    provider = TracerProvider()
+    provider.add_span_processor(EventStreamProcessor(hub))  # type: ignore[arg-type]
+    with (
+        streamed_run("etl", tracer_provider=provider),
+        provider.get_tracer("tests").start_as_current_span("task:load"),
+    ):
+        pass
+    ended = hub.events[2]
+    assert ended.status is None  # projected by this reader, the span let go
+    # what a second reader that missed the slot just before the first filled it runs:
+    assert ended.__getattr__("error") is None
+    assert ended.__getattr__("name") == "load"
+    assert ended.sse.startswith(b"id: 3\n")
