@@ -196,3 +196,24 @@ def task(hub: Hub, span_id: int, run_id: str = RUN) -> None:
 def finish(hub: Hub, run_id: str = RUN, status: str = "success") -> None:
     event = Event("pipeline_completed", "p", run_id, 1, None, time.time_ns(), status=status)
     hub.publish(run_id, event)
+
+
+EXAMPLE = "examples.fastapi-telemetry.main:app"
+
+
+def example_app() -> Iterator[str]:
+    """The example app in a uvicorn process, for a module-scoped fixture."""
+    with app_process(EXAMPLE) as url:
+        yield url
+
+
+def otelstream(*args: str) -> subprocess.CompletedProcess[str]:
+    """The `otelstream` command, as a user runs it (wide enough not to wrap)."""
+    return subprocess.run(
+        [sys.executable, "-m", "otelstream", *args],
+        cwd=ROOT,
+        env={**os.environ, "COLUMNS": "120"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -17,26 +16,12 @@ from otelstream.cli import main
 from otelstream.fastapi import create_router
 from otelstream.testing import UvicornServer, free_port, wait_for_run
 
-from .conftest import ROOT, app_process, make_telemetry
-
-EXAMPLE = "examples.fastapi-telemetry.main:app"
+from .conftest import ROOT, example_app, make_telemetry, otelstream
 
 
 @pytest.fixture(scope="module")
 def url() -> Iterator[str]:
-    with app_process(EXAMPLE) as found:
-        yield found
-
-
-def otelstream(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "otelstream", *args],
-        cwd=ROOT,
-        env={**os.environ, "COLUMNS": "120"},
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    yield from example_app()
 
 
 def timeless(text: str) -> str:

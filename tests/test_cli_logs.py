@@ -4,9 +4,6 @@ example app in a process of its own (its `ingest` pipeline logs and reports prog
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
@@ -15,27 +12,14 @@ from rich.console import Console
 from otelstream._run_view import RunView
 from otelstream.client import AsyncClient, Client
 
-from .conftest import ROOT, app_process
+from .conftest import example_app, otelstream
 
-EXAMPLE = "examples.fastapi-telemetry.main:app"
 INGEST = {"files": 3, "seconds": 0.05}
 
 
 @pytest.fixture(scope="module")
 def url() -> Iterator[str]:
-    with app_process(EXAMPLE) as found:
-        yield found
-
-
-def otelstream(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "otelstream", *args],
-        cwd=ROOT,
-        env={**os.environ, "COLUMNS": "120"},
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    yield from example_app()
 
 
 def test_run_shows_each_tasks_progress_and_newest_log_lines(url: str) -> None:
