@@ -314,20 +314,24 @@ def _section(results: list[dict[str, list[float]]], spans: int, rounds: int) -> 
             median("record", 2) - median("sdk", 2),
         ),
         (
-            "the memory hub's publish of the two events: sequence, replay buffer, lock, and "
-            "with no reader the fold that projects and frames unread events to let go of "
-            "their spans",
+            "+ the memory hub, no reader: the two events numbered and kept, and the fold that "
+            "projects and frames unread events to let go of their spans",
             median("streamed-0", 0) - median("record", 0),
             median("streamed-0", 2) - median("record", 2),
         ),
         (
-            "one real subscriber: wake-ups, projection, framing, EventStreamResponse, uvicorn",
-            median("streamed-sse", 0) - median("streamed-0", 0),
-            median("streamed-sse", 2) - median("streamed-0", 2),
+            "+ the memory hub, one real subscriber instead: numbered, kept, wake-ups (span "
+            "thread); projection, framing, EventStreamResponse, uvicorn (process)",
+            median("streamed-sse", 0) - median("record", 0),
+            median("streamed-sse", 2) - median("record", 2),
         ),
     ]
     profile = table(
-        ["part of a streamed span", "span thread µs", "process µs"],
+        [
+            "part of a streamed span (differences of the rows' medians)",
+            "span thread µs",
+            "process µs",
+        ],
         [[what, f"{thread:+.2f}", f"{process:+.2f}"] for what, thread, process in parts],
     )
     section = Section(

@@ -14,6 +14,7 @@ from otelstream._context import RUN_KEY, RunCancelled, RunMark, current_context
 from otelstream._errors import report, warn_limited
 from otelstream._filters import GlobFilter, SpanFilter, combined
 from otelstream._levels import level_name
+from otelstream._span_end import hooks as _end_hooks
 from otelstream.events import PIPELINE_STARTED, TASK_STARTED
 from otelstream.hubs import Hub
 from otelstream.processors.logs import LogSink
@@ -130,7 +131,7 @@ class EventStreamProcessor(SpanProcessor):
         )
 
     def on_end(self, span: ReadableSpan) -> None:
-        if _span_end.hooks:  # a trailing progress value, a run's logs_dropped: before its end
+        if _end_hooks:  # a trailing progress value, a run's logs_dropped: before its end
             _span_end.run(span.context.span_id)
         if not self._open:  # no streamed span is open anywhere: nothing to look up
             return
