@@ -149,14 +149,23 @@ class SpanEvent(Event):
             self.attributes = attributes
 
     def __getattr__(self, field: str) -> Any:
-        """Only for a field not set yet (a slot that is still empty): project them all.
-
-        Two threads may read one event at once (the subscriber's loop, the hub's fold on
-        the span thread): both project the same values from their own reference to the
-        span; one that finds the span let go finds the fields set by the other.
-        """
+        """Only for a field not set yet (a slot that is still empty): project them all."""
         if field.startswith("__"):
             raise AttributeError(field)
+        self._fill()
+        return object.__getattribute__(self, field)  # a field that does not exist: raises
+
+    @property
+    def sse(self) -> bytes:
+        """As `Event.sse`, projected first without a failed slot read (the common path)."""
+        if self._sse is None and self._span is not None:
+            self._fill()
+        return super().sse
+
+    def _fill(self) -> None:
+        """Two threads may read one event at once (the subscriber's loop, the hub's fold on
+        the span thread): both project the same values from their own reference to the
+        span; one that finds the span let go finds the fields set by the other."""
         opened = self._opened  # before the span: they are let go of span first
         span = self._span
         if span is not None:
@@ -167,7 +176,6 @@ class SpanEvent(Event):
                 self._fallback(span)
             self._span = None
             self._opened = None
-        return object.__getattribute__(self, field)  # a field that does not exist: raises
 
     def _project(self, span: ReadableSpan, opened: SpanEvent | None) -> None:
         context, parent = span.context, span.parent
@@ -180,8 +188,13 @@ class SpanEvent(Event):
                 else self._shown_parent or parent.span_id
             )
             self.time_ns = span.start_time or 0
-            if not _has(self, "name"):
-                task = task_name(span.name, None)  # None only for logfire's, named at start
+            # named at the start: the run (always) and logfire's spans
+            scope = span.instrumentation_scope
+            named = self.type == PIPELINE_STARTED or (
+                scope is not None and scope.name == "logfire" and _has(self, "name")
+            )
+            if not named:
+                task = task_name(span.name, None)
                 self.name = policy.clip(span.name if task is None else task)
             self.duration_ns = self.status = self.error = self.error_type = None
             return
@@ -191,9 +204,8 @@ class SpanEvent(Event):
         )
         end_ns = self.time_ns = span.end_time or 0
         self.duration_ns = end_ns - (span.start_time or end_ns)
-        if not _has(self, "name"):
-            self.name = opened.name if opened is not None else policy.clip(span.name)
-        failed = failure(span)
+        self.name = opened.name if opened is not None else policy.clip(span.name)
+        failed = None if self.type == TASK_COMPLETED else failure(span)  # see `end_type`
         error = None if failed is None else policy.error(failed)
         self.status = _status(error) if root else None
         self.error = None if error is None else error[1]
