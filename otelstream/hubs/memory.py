@@ -41,13 +41,11 @@ class _Run:
     def fold(self) -> RunTree:
         """Apply what the tree has not seen (run lock held): once per read, not per event.
 
-        Each folded entry is then kept as its frame only, so an event projected late
-        (`SpanEvent`) lets go of its span here at the latest."""
+        Folding projects an event recorded on the span thread (`SpanEvent`), which lets go
+        of its span then; framing it is left to its first reader (or the run's end)."""
         entries, count, apply = self.feed.entries, self.unfolded, self.tree.apply
         for i in range(len(entries) - count, len(entries)):
-            entry = entries[i]
-            apply(entry)
-            entries[i] = entry.sse
+            apply(entries[i])
         self.unfolded = 0
         return self.tree
 
