@@ -37,7 +37,8 @@ def test_unknown_types_are_refused() -> None:
 
 
 def test_the_schema_and_the_client_know_every_notice() -> None:
-    from otelstream import client
 
     assert set(JSON_SCHEMA["properties"]["type"]["enum"]) >= NOTICE_TYPES
-    assert client.NOTICE_TYPES is _notices.NOTICE_TYPES
+    from otelstream import _client_common
+
+    assert _client_common.NOTICE_TYPES is _notices.NOTICE_TYPES
