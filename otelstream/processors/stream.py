@@ -66,7 +66,7 @@ class EventStreamProcessor(SpanProcessor):
     def _start(self, span: Span, mark: RunMark) -> None:
         context, parent, policy = span.context, span.parent, self._policy
         name = None
-        if ((parent.span_id if parent is not None else 0) or 0) == mark.origin_span_id:
+        if (parent.span_id if parent is not None else 0) == mark.origin_span_id:
             kind, name = PIPELINE_STARTED, policy.clip(mark.name)
             mark.root_span_id = context.span_id
             run_id = mark.run_id = format(context.trace_id, "032x")
