@@ -12,8 +12,8 @@ from otelstream._errors import warn_limited
 from otelstream.events import PIPELINE_COMPLETED, PIPELINE_STARTED, Event
 from otelstream.hubs import RunPage, RunPosition, UnknownRun
 from otelstream.hubs._fanout import Feed, FeedSubscription
-from otelstream.hubs._index import RunEvent, RunIndex
-from otelstream.hubs._runs import RunTree
+from otelstream.hubs._run_tree import RunTree
+from otelstream.hubs._runs_list import RunEvent, RunsList
 from otelstream.settings import Settings
 
 _SETTLE_UNREAD = 256
@@ -80,7 +80,7 @@ class MemoryHub:
         """What finished runs keep (their frames and trees), against `max_retained_bytes`."""
         self.dropped_events = 0
         """Events refused: their run was unknown, over the active-run bound, or already ended."""
-        self._index = RunIndex()  # the runs list: one summary per run kept here
+        self._runs_list = RunsList()  # one summary per run kept here
         self._lifecycle = Feed("runs", self.settings.replay_events)  # the runs stream
 
     # -- the hot path -------------------------------------------------------------------------
@@ -96,7 +96,7 @@ class MemoryHub:
                         self.dropped_events += 1
                         return
                     run = self._runs[run_id] = _Run(run_id, self.settings)
-                    started = self._index.started(run_id, event)
+                    started = self._runs_list.started(run_id, event)
             if started is not None:
                 self._announce(started)
         completed = event.type == PIPELINE_COMPLETED
@@ -128,7 +128,7 @@ class MemoryHub:
                     self._finished[run_id] = time.monotonic()
                     self.retained_bytes += retained
                 self._evict()
-            self._announce(self._index.ended(run_id, event))
+            self._announce(self._runs_list.ended(run_id, event))
 
     def _admit(self) -> bool:
         self._evict()
@@ -150,7 +150,7 @@ class MemoryHub:
             run = self._runs.pop(run_id, None)
             if run is not None:
                 self.retained_bytes -= run.retained
-            self._index.forget(run_id)
+            self._runs_list.forget(run_id)
 
     def _find(self, run_id: str) -> _Run | None:
         with self._lock:
@@ -174,7 +174,7 @@ class MemoryHub:
     ) -> RunPage:
         with self._lock:
             self._evict()
-        return RunPage(*self._index.page(pipeline, status, limit, cursor))
+        return RunPage(*self._runs_list.page(pipeline, status, limit, cursor))
 
     def subscribe_runs(self, after: int = 0) -> FeedSubscription:
         return self._lifecycle.subscribe(after)

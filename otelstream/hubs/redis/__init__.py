@@ -5,7 +5,7 @@
 
 One concept a module: `_loop.py` the I/O thread and whether Redis answers,
 `_writer.py` the bounded buffer and its batches, `_reader.py` what feeds the
-shared fan-out engine, `_runs.py` what every process knows of all runs (bounds,
+shared fan-out engine, `_registry.py` what every process knows of all runs (bounds,
 the runs list, cancel requests), `_codec.py` the keys and scripts of one run,
 `_hub.py` the hub itself.
 """

@@ -1,5 +1,5 @@
 """Cancel requests between processes: `DELETE /runs/{id}` on any worker reaches the runner
-that runs it, over one pub/sub subscription per process (see `_runs.py`: `cancel`). A
+that runs it, over one pub/sub subscription per process (see `_registry.py`: `cancel`). A
 request sent while the subscription was down is found in the run's hash when it is back."""
 
 from __future__ import annotations

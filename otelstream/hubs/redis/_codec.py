@@ -9,7 +9,7 @@ A run is two keys in one hash slot (`{run_id}` is a Redis Cluster hash tag):
   `start_t` (the `pipeline_started` entry, for a run whose stream was trimmed),
   `done` and `status` (the seq of `pipeline_completed` and the run's end: what
   `position` reads, O(1)), `lost` and `marks` (events that never reached
-  Redis, see below), `cancel`, `refused` (see `_runs.py`).
+  Redis, see below), `cancel`, `refused` (see `_registry.py`).
 
 The entry's `e` is what a stream sends: a reader frames it (`frame`) without
 parsing or serialising it again.

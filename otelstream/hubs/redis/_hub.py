@@ -12,12 +12,12 @@ from otelstream._notices import EVENTS_LOST
 from otelstream.events import PIPELINE_STARTED, Event
 from otelstream.hubs import HubUnavailable, RunPage, RunPosition, UnknownRun
 from otelstream.hubs._fanout import Feed, FeedSubscription
-from otelstream.hubs._runs import RunTree
+from otelstream.hubs._run_tree import RunTree
 from otelstream.hubs.redis._cancels import CancelListeners
 from otelstream.hubs.redis._codec import decode, marker_seq, meta_key, stream_key
 from otelstream.hubs.redis._loop import IOLoop
 from otelstream.hubs.redis._reader import BLOCK_MS, RUNS, Reader
-from otelstream.hubs.redis._runs import RunIndex
+from otelstream.hubs.redis._registry import RunRegistry
 from otelstream.hubs.redis._writer import Writer
 from otelstream.settings import Settings
 
@@ -57,7 +57,7 @@ class RedisHub:
         """Events that never reached Redis: buffer full, Redis down, or their run vanished."""
         self._keep = settings.max_active_runs + settings.max_finished_runs
         self._io = IOLoop(url, socket_timeout, BLOCK_MS / 1000)
-        self._index = RunIndex(
+        self._registry = RunRegistry(
             key_prefix,
             max_active=settings.max_active_runs,
             max_finished=settings.max_finished_runs,
@@ -66,7 +66,7 @@ class RedisHub:
         )
         self._writer = Writer(
             self._io,
-            self._index,
+            self._registry,
             prefix=key_prefix,
             capacity=self.buffer_events,
             maxlen=settings.replay_events,
@@ -75,9 +75,11 @@ class RedisHub:
             keep=self._keep,
             lose=self._lose,
         )
-        self._reader = Reader(self._io, key_prefix, settings.replay_events, self._index.lifecycle)
+        self._reader = Reader(
+            self._io, key_prefix, settings.replay_events, self._registry.lifecycle
+        )
         self._cancels = CancelListeners(
-            self._io, self._index.channel, key_prefix, self._writer.running
+            self._io, self._registry.channel, key_prefix, self._writer.running
         )
         self._closed = False
 
@@ -194,7 +196,9 @@ class RedisHub:
 
         async def page() -> RunPage:
             await self._writer.flush(_FLUSH_S)
-            return RunPage(*await self._index.page(self._io.query, pipeline, status, limit, cursor))
+            return RunPage(
+                *await self._registry.page(self._io.query, pipeline, status, limit, cursor)
+            )
 
         return await self._io.call(page())
 
@@ -225,7 +229,7 @@ class RedisHub:
         await self._io.query.ping()
 
     async def _cancel(self, run_id: str) -> bool:
-        return await self._index.cancel(self._io.query, run_id)
+        return await self._registry.cancel(self._io.query, run_id)
 
     def on_cancel(self, listener: Callable[[str], bool]) -> Callable[[], None]:
         """Call `listener(run_id)` (on the hub's thread) when any process asks to cancel a

@@ -25,7 +25,7 @@ from otelstream._errors import report
 from otelstream.events import PIPELINE_COMPLETED, PIPELINE_STARTED, Event
 from otelstream.hubs.redis._codec import MARK_LOST, PUBLISH, encode, meta_key, stream_key
 from otelstream.hubs.redis._loop import UNREACHABLE, IOLoop, io_reset
-from otelstream.hubs.redis._runs import RunIndex
+from otelstream.hubs.redis._registry import RunRegistry
 
 BATCH: Final = 1_000
 """Events per pipelined round trip."""
@@ -44,7 +44,7 @@ class Writer:
     def __init__(
         self,
         io: IOLoop,
-        index: RunIndex,
+        registry: RunRegistry,
         *,
         prefix: str,
         capacity: int,
@@ -54,7 +54,7 @@ class Writer:
         keep: int,
         lose: Callable[[str, int, str], None],
     ) -> None:
-        self.io, self.index, self.prefix = io, index, prefix
+        self.io, self.registry, self.prefix = io, registry, prefix
         self.capacity = capacity
         self._common = (str(maxlen), str(running_ttl_ms), str(max(finished_ttl_ms, 1)))
         self._maxlen = str(maxlen)
@@ -217,7 +217,7 @@ class Writer:
         ]
         if ended:
             with contextlib.suppress(*UNREACHABLE):  # the runs' keys expire all the same
-                await self.index.retire(client, ended)
+                await self.registry.retire(client, ended)
         return True
 
     async def _execute(self, client: Any, batch: list[Item]) -> tuple[list[Any], list[Item]]:
@@ -249,8 +249,8 @@ class Writer:
         return results, sent
 
     async def _admit(self, client: Any, batch: list[Item]) -> list[Item]:
-        """The batch without the events of runs over `max_active_runs` (see `RunIndex`)."""
-        kept, refused = await self.index.admit_batch(client, batch)
+        """The batch without the events of runs over `max_active_runs` (see `RunRegistry`)."""
+        kept, refused = await self.registry.admit_batch(client, batch)
         for run_id in refused:
             with self.lock:
                 self.opened.pop(run_id, None)

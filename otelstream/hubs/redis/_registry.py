@@ -27,7 +27,7 @@ from redis.asyncio import Redis
 
 from otelstream._errors import warn_limited
 from otelstream.events import PIPELINE_STARTED, Event, format_time
-from otelstream.hubs._index import parse_cursor
+from otelstream.hubs._runs_list import parse_cursor
 from otelstream.hubs.redis._codec import meta_key, stream_key
 
 _ANNOUNCE = """
@@ -112,7 +112,7 @@ _PAGE_READ: Final = 200
 """Summaries read per round trip while a filtered page fills."""
 
 
-class RunIndex:
+class RunRegistry:
     """The cross-worker bookkeeping of runs, for the hub's I/O loop."""
 
     def __init__(

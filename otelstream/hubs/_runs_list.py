@@ -34,7 +34,7 @@ class _Entry:
     __slots__ = ("ended", "number", "run_id", "started")
 
     def __init__(self, number: int, run_id: str, started: Event) -> None:
-        self.number = number  # the order of starts in this index: the cursor
+        self.number = number  # the order of starts in this list: the cursor
         self.run_id = run_id
         self.started = started
         self.ended: Event | None = None
@@ -51,7 +51,7 @@ class _Entry:
         }
 
 
-class RunIndex:
+class RunsList:
     """Summaries by run, in start order; the hub adds, ends and forgets runs as it keeps them.
 
     Bounded by the hub's own bounds: a run is forgotten here when the hub evicts it.

@@ -1,4 +1,4 @@
-"""The runs index is bounded as finished runs are: an evicted run leaves the list too."""
+"""The runs list is bounded as finished runs are: an evicted run leaves the list too."""
 
 from __future__ import annotations
 
@@ -18,4 +18,4 @@ def test_an_evicted_run_leaves_the_runs_list() -> None:
         hub.publish(run_id, event)
     page = asyncio.run(hub.list_runs())
     assert [run["run_id"] for run in page.runs] == [ids[-1]]
-    assert len(hub._index._entries) == 1
+    assert len(hub._runs_list._entries) == 1
