@@ -1,65 +1,49 @@
-"""The runs API's endpoints and dependencies: small methods over one state object.
+"""The runs API: every endpoint a method of one object, and the route table that serves them.
 
-`create_router` (otelstream.fastapi) builds a `RunsAPI` and registers its bound
-methods as routes; each endpoint is readable and testable alone, and the limits
-and access rules are FastAPI dependencies (`stream_room`, `authorize`), not code
-inside the endpoints.
+A new endpoint goes here: a method on `RunsAPI` and a row in `ROUTES`.
+`create_router` (otelstream.fastapi) only wires the table into a FastAPI router.
+Each endpoint is readable and testable alone; limits, access and resume points are
+FastAPI dependencies (`stream_room`, `run_stream_room`, `authorize`, `ResumeAfter`),
+not code inside the endpoints.
 """
 
 from __future__ import annotations
 
-import re
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Header, HTTPException, Query, Response
 from opentelemetry import trace
-from pydantic import BaseModel, Field
 
 from otelstream._access import RunTokens
+from otelstream._api_models import (
+    RUN_ID,
+    PipelineInfo,
+    PipelineList,
+    ResumeAfter,
+    RunList,
+    RunRequest,
+    RunStarted,
+    RunSummary,
+    shown_id,
+)
 from otelstream._parameters import call_arguments
+from otelstream._route import Route
 from otelstream._sse import EventStreamResponse, OpenStreams
 from otelstream.events import format_time
 from otelstream.hubs import Hub, RunPosition, Subscription, UnknownRun
 from otelstream.runs import Pipeline, PipelineRunner, RunHandle, RunsFull
 from otelstream.settings import Settings
 
-_RUN_ID = re.compile(r"[0-9a-f]{32}")
-MAX_SEQ = 10**18
-
-
-class RunRequest(BaseModel):
-    pipeline_name: str
-    parameters: dict[str, Any] = Field(default_factory=dict)
-
-
-class RunStarted(BaseModel):
-    run_id: str
-    events_url: str
-    run_url: str
-    token: str | None = None
-    """Present when `require_run_token` is set: reading the run needs it."""
-
-
-class PipelineInfo(BaseModel):
-    name: str
-    description: str | None = None
-
-
-class PipelineList(BaseModel):
-    pipelines: list[PipelineInfo]
-
+RUNS_STREAM = "runs"
+"""What a runs-stream notice names in place of a run id (`stream_overflow`, `server_shutdown`)."""
 
 NOT_STREAMED = (
     "the run started but is not streamed: add EventStreamProcessor(hub) to the tracer provider "
     "the router uses, and wrap its sampler in otelstream.RunSampler so that runs are recorded "
     "when not exported"
 )
-
-
-def shown_id(run_id: str) -> str:
-    """A run id as an error may echo it: a client's text, so cut."""
-    return repr(run_id if len(run_id) <= 64 else run_id[:64] + "…")
+RunStatus = Literal["running", "success", "error", "cancelled"]
 
 
 class RunsAPI:
@@ -93,13 +77,18 @@ class RunsAPI:
     async def stream_room(self) -> None:
         """A stream beyond `max_streams` is refused before anything starts (async: FastAPI
         would run a plain function in a worker thread)."""
-        self.check_stream_room()
-
-    def check_stream_room(self) -> None:
         if self.streams.full():
             raise HTTPException(
                 503, f"{self.streams.limit} streams are open", headers={"Retry-After": "5"}
             )
+
+    async def run_stream_room(self, run_id: str, after: ResumeAfter = 0) -> None:
+        """`stream_room` for a run's stream, except a finished run's last reconnect: that one
+        is never refused, so its 204 (or 404) always ends the client's reconnecting."""
+        if self.streams.full():
+            position = await self.position(run_id)
+            if not (position.finished and after >= position.last_seq):
+                await self.stream_room()
 
     # -- endpoints ----------------------------------------------------------------------------
 
@@ -134,26 +123,54 @@ class RunsAPI:
             token=token,
         )
 
-    async def run_events(
+    async def list_runs(
         self,
-        run_id: str,
-        last_event_id: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
-        last_event_id_header: Annotated[
-            str, Header(alias="Last-Event-ID", pattern=r"^[0-9]{1,18}$")
-        ] = "",
-    ) -> Response:
+        pipeline: Annotated[str | None, Query(description="only runs of this pipeline")] = None,
+        status: Annotated[RunStatus | None, Query()] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+        cursor: Annotated[
+            str | None,
+            Query(pattern=r"^[0-9]{1,18}$", description="`next_cursor` of the page before"),
+        ] = None,
+    ) -> RunList:
+        """Recent and running runs, newest first.
+
+        A summary carries no event and no token: with `require_run_token` on, whoever
+        passes the `start_dependencies` sees every run's id, name, status and times, while
+        each run's stream and tree still need its token."""
+        try:
+            page = await self.hub.list_runs(
+                pipeline=pipeline, status=status, limit=limit, cursor=cursor
+            )
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+        except NotImplementedError as exc:  # a hub without the runs list (yet)
+            raise HTTPException(501, str(exc)) from None
+        return RunList(
+            runs=[RunSummary.model_validate(run) for run in page.runs],
+            next_cursor=page.next_cursor,
+        )
+
+    async def runs_live(self, after: ResumeAfter = 0) -> EventStreamResponse:
+        """Every run's `run_started` and `run_ended`, with their own seq (resume with
+        `Last-Event-ID`); it replays the runs the hub keeps, then goes on until the client
+        leaves."""
+        try:
+            subscription = self.hub.subscribe_runs(after)
+        except NotImplementedError as exc:  # a hub without the runs stream (yet)
+            raise HTTPException(501, str(exc)) from None
+        return self.respond(subscription, RUNS_STREAM)
+
+    async def run_events(self, run_id: str, after: ResumeAfter = 0) -> Response:
         """The run's events: first what the client missed, then live, until the run ends."""
-        # What a browser's EventSource sends on reconnecting wins over the query parameter.
-        after = int(last_event_id_header) if last_event_id_header else last_event_id
         position = await self.position(run_id)  # O(1) in the run's length
         if position.finished and after >= position.last_seq:
             return Response(status_code=204)
-        self.check_stream_room()  # after the 204: a finished run's last reconnect always ends
         return self.stream(run_id, after)
 
     async def get_run(self, run_id: str) -> dict[str, Any]:
         """The run's status, times and span tree."""
-        run = await self.hub.get_run(run_id) if _RUN_ID.fullmatch(run_id) else None
+        run = await self.hub.get_run(run_id) if RUN_ID.fullmatch(run_id) else None
         if run is None:
             raise HTTPException(404, f"unknown or expired run {shown_id(run_id)}")
         run["events_url"] = f"{self.prefix}/runs/{run_id}/events"
@@ -194,7 +211,7 @@ class RunsAPI:
         return handle
 
     async def position(self, run_id: str) -> RunPosition:
-        position = await self.hub.position(run_id) if _RUN_ID.fullmatch(run_id) else None
+        position = await self.hub.position(run_id) if RUN_ID.fullmatch(run_id) else None
         if position is None:
             raise HTTPException(404, f"unknown or expired run {shown_id(run_id)}")
         return position
@@ -205,11 +222,6 @@ class RunsAPI:
         except UnknownRun:
             raise HTTPException(404, f"unknown or expired run {shown_id(run_id)}") from None
         return self.respond(subscription, run_id)
-
-    def stream_feed(self, subscription: Subscription, name: str) -> EventStreamResponse:
-        """Another feed (the runs stream) as SSE, within the bound on open streams."""
-        self.check_stream_room()
-        return self.respond(subscription, name)
 
     def respond(self, subscription: Subscription, name: str) -> EventStreamResponse:
         """A subscription as the SSE response, with the router's bounds and keep-alive."""
@@ -230,11 +242,25 @@ def _summary(pipeline: Pipeline) -> str | None:
     return doc.strip().splitlines()[0] if doc else None
 
 
-__all__ = [
-    "PipelineInfo",
-    "PipelineList",
-    "RunRequest",
-    "RunStarted",
-    "RunsAPI",
-    "shown_id",
-]
+EVENTS = "The run's events, as they happen."
+ROUTES = (
+    Route("POST", "/run-workflow", "run_workflow", "start", ("stream_room",),
+          errors=(404, 409, 413, 503), stream=EVENTS, typed_body=True),
+    Route("GET", "/pipelines", "list_pipelines", "start"),
+    Route("POST", "/runs", "start_run", "start", status_code=202,
+          errors=(404, 409, 413, 503), typed_body=True, exclude_none=True),
+    # GET /runs and /runs/live before /runs/{run_id}: `live` is never taken for a run id
+    Route("GET", "/runs", "list_runs", "start", errors=(422, 503)),
+    Route("GET", "/runs/live", "runs_live", "start", ("stream_room",),
+          errors=(422, 503), stream="run_started and run_ended, live"),
+    Route("GET", "/runs/{run_id}/events", "run_events", "watch", ("run_stream_room",),
+          errors=(404, 503), stream=EVENTS,
+          more={204: {"description": "The run is over and the client has every event."}}),
+    Route("GET", "/runs/{run_id}", "get_run", "watch", errors=(404, 503)),
+    Route("DELETE", "/runs/{run_id}", "cancel_run", "watch", status_code=202,
+          errors=(404, 409, 503)),
+)  # fmt: skip
+"""The route table: one row per endpoint, in the order routes are matched."""
+
+
+__all__ = ["NOT_STREAMED", "ROUTES", "RUNS_STREAM", "RunsAPI"]

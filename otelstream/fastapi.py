@@ -1,22 +1,33 @@
-"""create_router: the runs API and the SSE streams, as a FastAPI router."""
+"""create_router: the runs API (`otelstream._api`: its endpoints and route table) wired into a
+FastAPI router, with the lifespan that opens and closes the pipelines' pool."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, MutableMapping, Sequence
+import functools
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, Response, params
+from fastapi import APIRouter, Depends, FastAPI, params
+from fastapi.datastructures import Default
+from fastapi.responses import JSONResponse
 from opentelemetry import trace
-from pydantic import BaseModel
 
-from otelstream._api import PipelineInfo, PipelineList, RunRequest, RunsAPI, RunStarted
+from otelstream._api import ROUTES, RunsAPI
+from otelstream._api_models import (
+    ErrorDetail,
+    PipelineInfo,
+    PipelineList,
+    RunList,
+    RunRequest,
+    RunStarted,
+    RunSummary,
+)
 from otelstream._limits import body_limited_route
 from otelstream._parameters import run_request_type
-from otelstream._runs_api import runs_list_router
 from otelstream._shutdown import GracefulShutdown
 from otelstream._sse import EventStreamResponse
-from otelstream.events import SSE_MESSAGE_SCHEMA
 from otelstream.hubs import Hub
 from otelstream.runs import Pipeline, PipelineRunner
 from otelstream.settings import Settings
@@ -67,76 +78,46 @@ def create_router(
         route_class=body_limited_route(settings.max_body_bytes),
     )
     router.include_router(ui_router())  # the live page, at {prefix}/ui
-    starting = list(start_dependencies)
-    watching = [*watch_dependencies, Depends(api.authorize)]
-    room = Depends(api.stream_room)
-    # The body of the routes that start runs: a model per pipeline, from its signature.
-    request_type = run_request_type(runner.pipelines)
-
-    async def run_workflow(request: RunRequest) -> Response:
-        return await api.run_workflow(request)
-
-    async def start_run(request: RunRequest) -> RunStarted:
-        return await api.start_run(request)
-
-    for endpoint, method in ((run_workflow, api.run_workflow), (start_run, api.start_run)):
-        endpoint.__annotations__["request"] = request_type
-        endpoint.__doc__ = method.__doc__
-
-    route = router.add_api_route
-    route(
-        "/run-workflow",
-        run_workflow,
-        methods=["POST"],
-        status_code=200,
-        response_class=EventStreamResponse,
-        dependencies=[*starting, room],
-        responses={**_stream(), **_errors(404, 409, 413, 503)},
-    )
-    route("/pipelines", api.list_pipelines, methods=["GET"], dependencies=starting)
-    route(
-        "/runs",
-        start_run,
-        methods=["POST"],
-        status_code=202,
-        dependencies=starting,
-        response_model_exclude_none=True,
-        responses=_errors(404, 409, 413, 503),
-    )
-    router.include_router(  # before /runs/{run_id}: GET /runs, GET /runs/live
-        runs_list_router(
-            hub, dependencies=starting, stream=api.stream_feed, responses=_errors(422, 503)
+    guards = {
+        "start": list(start_dependencies),
+        "watch": [*watch_dependencies, Depends(api.authorize)],
+    }
+    request_type = run_request_type(runner.pipelines)  # a body model per pipeline
+    for route in ROUTES:
+        method = getattr(api, route.endpoint)
+        answer = EventStreamResponse if route.stream is not None else Default(JSONResponse)
+        router.add_api_route(
+            route.path,
+            _with_body(method, request_type) if route.typed_body else method,
+            methods=[route.method],
+            status_code=route.status_code,
+            dependencies=[
+                *guards[route.guard],
+                *(Depends(getattr(api, name)) for name in route.dependencies),
+            ],
+            responses=route.responses(),
+            response_class=answer,
+            response_model_exclude_none=route.exclude_none,
         )
-    )
-    route(
-        "/runs/{run_id}/events",
-        api.run_events,
-        methods=["GET"],
-        status_code=200,
-        response_class=EventStreamResponse,
-        dependencies=watching,
-        responses={
-            **_stream(),
-            204: {"description": "The run is over and the client has every event."},
-            **_errors(404, 503),
-        },
-    )
-    route(
-        "/runs/{run_id}",
-        api.get_run,
-        methods=["GET"],
-        dependencies=watching,
-        responses=_errors(404, 503),
-    )
-    route(
-        "/runs/{run_id}",
-        api.cancel_run,
-        methods=["DELETE"],
-        status_code=202,
-        dependencies=watching,
-        responses=_errors(404, 409, 503),
-    )
     return router
+
+
+def _with_body(method: Callable[..., Awaitable[Any]], body: Any) -> Callable[..., Awaitable[Any]]:
+    """`method` as an endpoint whose `request` body is `body`: the pipelines' own models, which
+    only the router knows. FastAPI reads an endpoint's parameters from its signature, so the
+    endpoint says so in its `__signature__` (the standard way, `inspect.signature` honours it)."""
+
+    async def endpoint(**arguments: Any) -> Any:
+        return await method(**arguments)
+
+    signature = inspect.signature(method, eval_str=True)
+    parameters = [
+        parameter.replace(annotation=body) if parameter.name == "request" else parameter
+        for parameter in signature.parameters.values()
+    ]
+    functools.update_wrapper(endpoint, method)  # its name and docstring, for OpenAPI
+    endpoint.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    return endpoint
 
 
 def untraced_streams(scope: MutableMapping[str, Any]) -> bool:
@@ -152,37 +133,14 @@ def untraced_streams(scope: MutableMapping[str, Any]) -> bool:
     return scope.get("method") == "GET" and path.endswith(("/events", "/runs/live"))
 
 
-class ErrorDetail(BaseModel):
-    detail: str
-
-
-_ERRORS = {
-    404: "Unknown pipeline, or unknown or expired run (or a wrong run token).",
-    409: "The trace already has a run, or the run has ended.",
-    413: "The request body is over `max_body_bytes`.",
-    422: "A query parameter is malformed (such as a cursor this server never gave).",
-    503: "Every worker, queue place or stream is taken, or the hub cannot be reached (Redis "
-    "down): retry after `Retry-After` seconds.",
-}
-
-
-def _stream() -> dict[int | str, dict[str, Any]]:
-    content = {"text/event-stream": {"schema": SSE_MESSAGE_SCHEMA}}
-    return {200: {"description": "The run's events, as they happen.", "content": content}}
-
-
-def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """Errors are JSON even where the answer would be a stream, and documented so."""
-    content = {"application/json": {"schema": ErrorDetail.model_json_schema()}}
-    return {code: {"description": _ERRORS[code], "content": content} for code in codes}
-
-
 __all__ = [
     "ErrorDetail",
     "PipelineInfo",
     "PipelineList",
+    "RunList",
     "RunRequest",
     "RunStarted",
+    "RunSummary",
     "create_router",
     "untraced_streams",
 ]

@@ -11,6 +11,7 @@ from fastapi import HTTPException
 
 from otelstream import MemoryHub, Settings
 from otelstream._api import RunsAPI
+from otelstream._api_models import resume_after
 from otelstream.events import Event
 from otelstream.runs import PipelineRunner
 
@@ -38,8 +39,23 @@ def test_an_unknown_run_is_a_404_that_echoes_its_id_cut() -> None:
 def test_a_finished_run_with_nothing_more_to_send_is_a_204() -> None:
     api, hub = make_api()
     finished_run(hub)
-    assert asyncio.run(api.run_events(RUN, last_event_id=2)).status_code == 204
-    assert asyncio.run(api.run_events(RUN, last_event_id_header="2")).status_code == 204
+    assert asyncio.run(api.run_events(RUN, after=2)).status_code == 204
+
+
+def test_last_event_id_is_one_dependency_and_the_header_wins() -> None:
+    assert asyncio.run(resume_after()) == 0
+    assert asyncio.run(resume_after(last_event_id=2)) == 2
+    assert asyncio.run(resume_after(last_event_id=2, last_event_id_header="7")) == 7
+
+
+def test_a_full_server_still_ends_a_finished_runs_last_reconnect() -> None:
+    api, hub = make_api(max_streams=1)
+    finished_run(hub)
+    api.streams.streams.add(object())  # type: ignore[arg-type]
+    asyncio.run(api.run_stream_room(RUN, after=2))  # no 503: the endpoint answers 204
+    with pytest.raises(HTTPException) as error:
+        asyncio.run(api.run_stream_room(RUN, after=1))
+    assert error.value.status_code == 503
 
 
 def test_the_stream_bound_is_a_dependency_that_answers_503() -> None:

@@ -1,0 +1,81 @@
+"""What the runs API's requests carry and its answers hold: bodies, answers, resume points.
+
+Kept apart from the endpoints (`otelstream._api`) so the endpoints module holds behaviour
+only; `otelstream.fastapi` re-exports the models users may type their code against.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, Header, Query
+from pydantic import BaseModel, Field
+
+MAX_SEQ = 10**18
+"""The largest event id a client may send back (an 18-digit `Last-Event-ID`)."""
+
+RUN_ID = re.compile(r"[0-9a-f]{32}")
+"""A run id is its trace id: 32 lowercase hex digits. Anything else is unknown, unasked."""
+
+
+class RunRequest(BaseModel):
+    pipeline_name: str
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+
+class RunStarted(BaseModel):
+    run_id: str
+    events_url: str
+    run_url: str
+    token: str | None = None
+    """Present when `require_run_token` is set: reading the run needs it."""
+
+
+class PipelineInfo(BaseModel):
+    name: str
+    description: str | None = None
+
+
+class PipelineList(BaseModel):
+    pipelines: list[PipelineInfo]
+
+
+class RunSummary(BaseModel):
+    run_id: str
+    name: str
+    status: Literal["running", "success", "error", "cancelled"]
+    started_at: str
+    duration_ms: float | None = None
+    error_type: str | None = None
+
+
+class RunList(BaseModel):
+    runs: list[RunSummary]
+    next_cursor: str | None = None
+    """Pass it as `?cursor=` for the next, older page; null on the last page."""
+
+
+class ErrorDetail(BaseModel):
+    detail: str
+
+
+async def resume_after(
+    last_event_id: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
+    last_event_id_header: Annotated[
+        str, Header(alias="Last-Event-ID", pattern=r"^[0-9]{1,18}$")
+    ] = "",
+) -> int:
+    """Where a stream resumes: after the event id a browser's `EventSource` sends on
+    reconnecting (the header), else after `?last_event_id=` (a client that cannot set
+    headers), else from the start. The header wins."""
+    return int(last_event_id_header) if last_event_id_header else last_event_id
+
+
+ResumeAfter = Annotated[int, Depends(resume_after)]
+"""An endpoint's resume point, as a parameter: `after: ResumeAfter`."""
+
+
+def shown_id(run_id: str) -> str:
+    """A run id as an error may echo it: a client's text, so cut."""
+    return repr(run_id if len(run_id) <= 64 else run_id[:64] + "…")
