@@ -13,12 +13,17 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from opentelemetry import _logs
-from opentelemetry.instrumentation.logging.handler import LoggingHandler
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter
 from opentelemetry.sdk.resources import Resource
 
 from otelstream._levels import severity
+from otelstream._log_handlers import (
+    OTELSTREAM_LOGGER,
+    ConsoleFallback,
+    SafeLoggingHandler,
+    install_console_fallback,
+)
 from otelstream.processors import EventLogProcessor
 from otelstream.settings import Settings
 
@@ -29,12 +34,16 @@ class LogTelemetry:
 
     provider: _logs.LoggerProvider
     processor: EventLogProcessor
-    handler: LoggingHandler
+    handler: SafeLoggingHandler
     owns_provider: bool
     exporters: list[LogRecordExporter] = field(default_factory=list)
+    console: ConsoleFallback | None = None
+    """The console handler for otelstream's own lines, if this set-up added it."""
 
     def shutdown(self) -> None:
         logging.getLogger().removeHandler(self.handler)
+        if self.console is not None:
+            logging.getLogger(OTELSTREAM_LOGGER).removeHandler(self.console)
         if self.owns_provider:
             cast(LoggerProvider, self.provider).shutdown()
 
@@ -49,6 +58,9 @@ def setup_logs(
 ) -> LogTelemetry:
     """Add `processor` to the SDK logger provider (built if none is set) and route `logging` to it.
 
+    The handler reports a record that fails to format (`handleError`) instead of raising into
+    the caller, and otelstream's own lines get a console of their own while the app configures
+    none (see `otelstream._log_handlers`).
     The root logger is lowered to `OTELSTREAM_LOG_LEVEL` if it is still at Python's default
     (WARNING), or `logger.info` inside a task would never reach any handler.
     """
@@ -70,13 +82,13 @@ def setup_logs(
         if set_global:
             _logs.set_logger_provider(built)
         provider, owns = built, True
-    handler = LoggingHandler(logger_provider=provider)
+    handler = SafeLoggingHandler(logger_provider=provider)
     root = logging.getLogger()
     level = severity_to_logging(settings.log_level)
     if root.level == logging.WARNING and level < logging.WARNING:
         root.setLevel(level)
     root.addHandler(handler)
-    return LogTelemetry(provider, processor, handler, owns, exported)
+    return LogTelemetry(provider, processor, handler, owns, exported, install_console_fallback())
 
 
 def severity_to_logging(level: str) -> int:
