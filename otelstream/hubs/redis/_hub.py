@@ -9,7 +9,7 @@ from typing import Any, Final, Self, cast
 
 from otelstream._errors import warn_limited
 from otelstream._notices import EVENTS_LOST
-from otelstream.events import PIPELINE_STARTED, Event
+from otelstream.events import Event
 from otelstream.hubs import HubUnavailable, RunPage, RunPosition, UnknownRun
 from otelstream.hubs._fanout import Feed, FeedSubscription
 from otelstream.hubs._run_tree import RunTree
@@ -25,7 +25,6 @@ _FLUSH_S: Final = 2.0
 """How long a read waits for events this process published before it to be written."""
 _CHECK_S: Final = 1.0
 """How long `check` waits for Redis's PING."""
-_BACKOFF_S: Final = 0.25
 
 
 class RedisHub:
@@ -53,8 +52,6 @@ class RedisHub:
         self.key_prefix = key_prefix
         self.buffer_events = buffer_events or settings.redis_buffer_events
         running = running_ttl_seconds or settings.redis_running_ttl_seconds
-        self.lost_events = 0
-        """Events that never reached Redis: buffer full, Redis down, or their run vanished."""
         self._keep = settings.max_active_runs + settings.max_finished_runs
         self._io = IOLoop(url, socket_timeout, BLOCK_MS / 1000)
         self._registry = RunRegistry(
@@ -84,6 +81,11 @@ class RedisHub:
         self._closed = False
 
     @property
+    def lost_events(self) -> int:
+        """Events that never reached Redis: buffer full, Redis down, or their run vanished."""
+        return self._writer.lost_events
+
+    @property
     def dropped_events(self) -> int:
         """Events dropped on purpose: after their run's end, or of a run over the bound."""
         return self._writer.dropped_events
@@ -92,16 +94,12 @@ class RedisHub:
 
     def publish(self, run_id: str, event: Event) -> None:
         """Append to the writer's buffer; no I/O, no waiting."""
-        if event.type == PIPELINE_STARTED:
-            self._writer.remember(self._writer.opened, run_id)
         if self._closed or not self._writer.put(run_id, event):
             self._lose(run_id, 1, "the hub is closed" if self._closed else "the buffer is full")
 
     def _lose(self, run_id: str, count: int, why: str) -> None:
         """Count, warn, tell this process's readers of the run, queue a marker for the others."""
-        with self._writer.lock:
-            self.lost_events += count
-        self._writer.mark(run_id, count)
+        self._writer.lost(run_id, count)
         self._reader.fail(run_id, f"events of this run were lost: {why}")
         warn_limited(
             "otelstream: %d event(s) of run %s were not stored in Redis: %s; its streams end "
@@ -128,7 +126,7 @@ class RedisHub:
             return self._reader.feed(RUNS, after)
         # Known before the lookup: once its end is stored, the writer forgets the run, and
         # that can happen while the lookup is on its way.
-        known = run_id in self._writer.opened
+        known = self._writer.started_here(run_id)
         try:
             exists, done = await self._io.call(self._lookup(run_id))
         except HubUnavailable:
@@ -152,7 +150,7 @@ class RedisHub:
 
     async def _position(self, run_id: str) -> RunPosition | None:
         await self._writer.flush(_FLUSH_S)
-        known = run_id in self._writer.opened  # before the lookup, as in `_open`
+        known = self._writer.started_here(run_id)  # before the lookup, as in `_open`
         key = meta_key(self.key_prefix, run_id)
         seq, done, status = await self._io.query.hmget(key, "seq", "done", "status")
         if seq is None:

@@ -23,6 +23,7 @@ from redis.exceptions import NoScriptError
 
 from otelstream._errors import report
 from otelstream.events import PIPELINE_COMPLETED, PIPELINE_STARTED, Event
+from otelstream.hubs._wake import Wakeup
 from otelstream.hubs.redis._codec import MARK_LOST, PUBLISH, encode, meta_key, stream_key
 from otelstream.hubs.redis._loop import UNREACHABLE, IOLoop, io_reset
 from otelstream.hubs.redis._registry import RunRegistry
@@ -65,49 +66,58 @@ class Writer:
         self.buffer: deque[Item | asyncio.Future[None]] = deque()
         self.wake = asyncio.Event()
         self.writing = False
+        self.lost_events = 0
+        """Events that never reached Redis: buffer full, Redis down, or their run vanished."""
         self.unmarked: OrderedDict[str, int] = OrderedDict()  # lost events awaiting a marker
         self.stored: OrderedDict[str, None] = OrderedDict()  # runs this process wrote events of
-        self.opened: OrderedDict[str, None] = OrderedDict()  # started here, until stored
-        self.lock = threading.Lock()
-        self._kicked = False
+        self._opened: OrderedDict[str, None] = OrderedDict()  # started here, until stored
+        self._lock = threading.Lock()
+        self._kick: _Kick | None = None  # wakes `run` on the I/O loop, once per burst
         io.tasks.append(self.run)
         io.on_fork.append(self._forked)
 
     def _forked(self) -> None:
         self.buffer.clear()
         self.wake = asyncio.Event()
-        self._kicked = False
+        self._kick = None
 
     # -- from any thread ----------------------------------------------------------------------
 
     def put(self, run_id: str, event: Event) -> bool:
         """Append and wake the writer (at most one wake-up pending); False when full."""
         loop = self.io.ensure()
+        if event.type == PIPELINE_STARTED:
+            self._remember(self._opened, run_id)
         if len(self.buffer) >= self.capacity:
             return False
         self.buffer.append((run_id, event))
-        if not self._kicked:
-            self._kicked = True
-            try:
-                loop.call_soon_threadsafe(self._kick)
-            except RuntimeError:  # the loop is closed: nothing will write it
-                self._kicked = False
+        kick = self._kick
+        if kick is None or kick.loop is not loop:  # the first put, or the first after a fork
+            kick = self._kick = _Kick(loop, self.wake)
+        kick.notify()
         return True
 
-    def _kick(self) -> None:
-        self._kicked = False
-        self.wake.set()
-
-    def remember(self, runs: OrderedDict[str, None], run_id: str) -> None:
-        with self.lock:
+    def _remember(self, runs: OrderedDict[str, None], run_id: str) -> None:
+        with self._lock:
             runs[run_id] = None
             while len(runs) > self._keep:
                 runs.popitem(last=False)
 
     def running(self) -> list[str]:
         """The runs started here whose end is not stored yet."""
-        with self.lock:
-            return list(self.opened)
+        with self._lock:
+            return list(self._opened)
+
+    def started_here(self, run_id: str) -> bool:
+        """Whether this process started the run and its end is not stored yet: such a run
+        exists even while its first events are still on their way to Redis."""
+        return run_id in self._opened
+
+    def lost(self, run_id: str, count: int) -> None:
+        """Count events that never reached Redis and queue a marker for other processes."""
+        with self._lock:
+            self.lost_events += count
+        self.mark(run_id, count)
 
     # -- on the I/O loop ----------------------------------------------------------------------
 
@@ -252,8 +262,8 @@ class Writer:
         """The batch without the events of runs over `max_active_runs` (see `RunRegistry`)."""
         kept, refused = await self.registry.admit_batch(client, batch)
         for run_id in refused:
-            with self.lock:
-                self.opened.pop(run_id, None)
+            with self._lock:
+                self._opened.pop(run_id, None)
         self.dropped_events += len(batch) - len(kept)
         return kept
 
@@ -265,21 +275,21 @@ class Writer:
             elif result == 0:
                 self.dropped_events += 1
             elif event.type == PIPELINE_COMPLETED:  # Redis knows it now, and forgets it
-                with self.lock:
+                with self._lock:
                     self.stored.pop(run_id, None)
-                    self.opened.pop(run_id, None)
+                    self._opened.pop(run_id, None)
             elif run_id not in self.stored:
-                self.remember(self.stored, run_id)
+                self._remember(self.stored, run_id)
 
     def mark(self, run_id: str, count: int) -> None:
         """Queue a loss marker, so that other processes' streams of the run are told."""
-        with self.lock:
+        with self._lock:
             self.unmarked[run_id] = self.unmarked.get(run_id, 0) + count
             while len(self.unmarked) > self._keep:
                 self.unmarked.popitem(last=False)
 
     async def _write_markers(self, client: Any) -> None:
-        with self.lock:
+        with self._lock:
             pending, self.unmarked = self.unmarked, OrderedDict()
         written = False
         with contextlib.suppress(*UNREACHABLE):
@@ -292,3 +302,17 @@ class Writer:
         if not written:  # try again after the next batch
             for run_id, count in pending.items():
                 self.mark(run_id, count)
+
+
+class _Kick(Wakeup):
+    """The shared coalescing wake-up, setting the writer's event on the I/O loop."""
+
+    __slots__ = ("event",)
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, event: asyncio.Event) -> None:
+        super().__init__(loop)
+        self.event = event
+
+    def _wake(self) -> None:
+        self.scheduled = False
+        self.event.set()
