@@ -10,9 +10,9 @@ not code inside the endpoints.
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from fastapi import Header, HTTPException, Query, Response
+from fastapi import Header, HTTPException, Query, Request, Response
 from opentelemetry import trace
 
 from otelstream._access import RunTokens
@@ -35,6 +35,9 @@ from otelstream.hubs import Hub, RunPosition, Subscription, UnknownRun
 from otelstream.runs import Pipeline, PipelineRunner, RunHandle, RunsFull
 from otelstream.settings import Settings
 
+if TYPE_CHECKING:
+    from otelstream._ingest import OtlpReceiver
+
 RUNS_STREAM = "runs"
 """What a runs-stream notice names in place of a run id (`stream_overflow`, `server_shutdown`)."""
 
@@ -50,9 +53,15 @@ class RunsAPI:
     """What the routes share: the hub, the runner, the open streams, the token signer."""
 
     def __init__(
-        self, hub: Hub, runner: PipelineRunner, settings: Settings, prefix: str = ""
+        self,
+        hub: Hub,
+        runner: PipelineRunner,
+        settings: Settings,
+        prefix: str = "",
+        receiver: OtlpReceiver | None = None,
     ) -> None:
         self.hub = hub
+        self.receiver = receiver
         self.runner = runner
         self.settings = settings
         self.prefix = prefix
@@ -190,6 +199,13 @@ class RunsAPI:
             return {"run_id": run_id, "status": "cancelling"}
         raise HTTPException(409, f"run {run_id} is not run by a server of this hub")
 
+    async def otlp_traces(self, request: Request) -> Response:
+        """OTLP/HTTP: spans of other services (`ExportTraceServiceRequest`, protobuf or JSON,
+        maybe gzip) join the runs of their trace; the answer counts those it did not take."""
+        if self.receiver is None:  # served only with otlp_ingest on
+            raise HTTPException(404, "the OTLP receiver is off")
+        return await self.receiver.export_traces(request)
+
     # -- the parts the endpoints share --------------------------------------------------------
 
     async def start(self, request: RunRequest) -> RunHandle:
@@ -243,6 +259,17 @@ def _summary(pipeline: Pipeline) -> str | None:
 
 
 EVENTS = "The run's events, as they happen."
+OTLP_ANSWERS: dict[int | str, dict[str, Any]] = {
+    code: {"description": text}
+    for code, text in {
+        200: "`Export…ServiceResponse` in the request's encoding, with `partial_success`.",
+        400: "The body does not decode (a `google.rpc.Status` says why).",
+        401: "The bearer token (`OTELSTREAM_OTLP_TOKEN`) is missing or wrong.",
+        413: "The body is over `otlp_max_body_bytes`.",
+        415: "Neither `application/x-protobuf` nor `application/json`.",
+        503: "The hub cannot be reached: retry after `Retry-After` seconds.",
+    }.items()
+}
 ROUTES = (
     Route("POST", "/run-workflow", "run_workflow", "start", ("stream_room",),
           errors=(404, 409, 413, 503), stream=EVENTS, typed_body=True),
@@ -259,6 +286,7 @@ ROUTES = (
     Route("GET", "/runs/{run_id}", "get_run", "watch", errors=(404, 503)),
     Route("DELETE", "/runs/{run_id}", "cancel_run", "watch", status_code=202,
           errors=(404, 409, 503)),
+    Route("POST", "/v1/traces", "otlp_traces", "otlp", more=OTLP_ANSWERS),
 )  # fmt: skip
 """The route table: one row per endpoint, in the order routes are matched."""
 

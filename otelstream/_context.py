@@ -9,6 +9,11 @@ from opentelemetry import context as otel_context
 
 RUN_KEY = otel_context.create_key("otelstream-run")
 
+STREAMED_MARK = "otelstream.streamed"
+"""A resource attribute of processes that stream their own runs' spans (`setup_telemetry` sets
+it): their spans reach the OTLP receiver too (through the collector), and are not streamed
+twice."""
+
 
 def _current_context_reader() -> Callable[[], otel_context.Context]:
     """`get_current()` without its two Python calls: the SDK's own ContextVar's `get`.

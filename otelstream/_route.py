@@ -32,9 +32,10 @@ class Route:
     path: str
     endpoint: str
     """The name of the `RunsAPI` method."""
-    guard: Literal["start", "watch"]
+    guard: Literal["start", "watch", "otlp"]
     """`start`: the app's `start_dependencies`; `watch`: its `watch_dependencies`, then the
-    run's token (`RunsAPI.authorize`)."""
+    run's token (`RunsAPI.authorize`); `otlp`: the OTLP receiver, served only when asked
+    for, which checks its own token and bounds its own body (as OTLP exporters expect)."""
     dependencies: tuple[str, ...] = ()
     """`RunsAPI` methods run as dependencies after the guard (such as a stream bound)."""
     status_code: int = 200

@@ -237,6 +237,11 @@ JSON_SCHEMA: Final[dict[str, Any]] = {
         "error": {"type": ["string", "null"]},
         "error_type": {"type": ["string", "null"]},
         "attributes": {"type": "object"},
+        "service": {
+            "type": "string",
+            "description": "task_*: the service (resource `service.name`) that sent the span "
+            "over OTLP; absent for spans of the run's own process",
+        },
         "last_seq": {
             "type": "integer",
             "description": "control notices: the last event this stream sent; resume after it",

@@ -7,11 +7,12 @@ import functools
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends, FastAPI, params
 from fastapi.datastructures import Default
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from opentelemetry import trace
 
 from otelstream._api import ROUTES, RunsAPI
@@ -33,6 +34,9 @@ from otelstream.runs import Pipeline, PipelineRunner
 from otelstream.settings import Settings
 from otelstream.ui import ui_router
 
+if TYPE_CHECKING:
+    from otelstream._ingest import OtlpReceiver
+
 
 def create_router(
     *,
@@ -44,6 +48,7 @@ def create_router(
     start_dependencies: Sequence[params.Depends] = (),
     watch_dependencies: Sequence[params.Depends] = (),
     graceful_shutdown: bool = True,
+    otlp_ingest: bool | None = None,
 ) -> APIRouter:
     """The HTTP API of otelstream; pipelines run in a bounded pool closed by the app's lifespan.
 
@@ -54,15 +59,20 @@ def create_router(
     FastAPI dependencies for your authentication and authorisation.
     `graceful_shutdown` chains a process-wide SIGTERM/SIGINT handler in front of the
     server's (see `otelstream._shutdown`); pass False when the app handles signals itself.
+    `otlp_ingest` (default: `OTELSTREAM_OTLP_INGEST`) serves the OTLP/HTTP receiver at
+    `{prefix}/v1/traces`: spans of other services join the runs of their trace.
     """
     settings = settings or hub.settings
     runner = PipelineRunner(pipelines or {}, settings=settings, tracer_provider=tracer_provider)
-    api = RunsAPI(hub, runner, settings, prefix)
+    receiver = _receiver(hub, settings) if _on(otlp_ingest, settings.otlp_ingest) else None
+    api = RunsAPI(hub, runner, settings, prefix, receiver)
     graceful = GracefulShutdown(runner, api.streams, settings.shutdown_grace_seconds)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runner.open()
+        if receiver is not None:
+            receiver.warn_if_open(f"{prefix}/v1/traces")
         if graceful_shutdown:
             graceful.install()
         stop_listening = hub.on_cancel(runner.cancel)  # a DELETE on another worker reaches it
@@ -81,9 +91,12 @@ def create_router(
     guards = {
         "start": list(start_dependencies),
         "watch": [*watch_dependencies, Depends(api.authorize)],
+        "otlp": [],
     }
     request_type = run_request_type(runner.pipelines)  # a body model per pipeline
     for route in ROUTES:
+        if route.guard == "otlp" and receiver is None:
+            continue
         method = getattr(api, route.endpoint)
         answer = EventStreamResponse if route.stream is not None else Default(JSONResponse)
         router.add_api_route(
@@ -98,8 +111,21 @@ def create_router(
             responses=route.responses(),
             response_class=answer,
             response_model_exclude_none=route.exclude_none,
+            route_class_override=APIRoute if route.guard == "otlp" else None,
         )
     return router
+
+
+def _on(asked: bool | None, setting: bool) -> bool:
+    return setting if asked is None else asked
+
+
+def _receiver(hub: Hub, settings: Settings) -> OtlpReceiver:
+    try:
+        from otelstream._ingest import OtlpReceiver
+    except ImportError as exc:
+        raise ImportError("the OTLP receiver needs the `ingest` extra of otelstream") from exc
+    return OtlpReceiver(hub, settings)
 
 
 def _with_body(method: Callable[..., Awaitable[Any]], body: Any) -> Callable[..., Awaitable[Any]]:

@@ -86,6 +86,18 @@ class Settings(BaseSettings):
     """Spans matching one of these (same form) never become tasks; their children attach to the
     nearest shown ancestor. Exclude wins over include; the run's root always shows."""
 
+    otlp_ingest: bool = False
+    """Serve the OTLP/HTTP receiver (`POST {prefix}/v1/traces` and `/v1/logs`): spans and logs
+    of other services, in any language, join the runs whose trace they belong to."""
+    otlp_token: SecretStr | None = None
+    """The bearer token OTLP exporters must send (`authorization: Bearer …`); without it the
+    receiver is open to whoever reaches it (said once at start-up)."""
+    otlp_max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    """An OTLP request body larger than this (before or after gzip) is refused with 413."""
+    otlp_linger_seconds: float = Field(6.0, ge=0)
+    """How long a run's end waits for the spans of services it called (one of its CLIENT or
+    PRODUCER spans has no child yet): an SDK's batch processor sends every 5 s by default."""
+
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:

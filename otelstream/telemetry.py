@@ -47,6 +47,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 from opentelemetry.sdk.trace.sampling import Sampler
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from otelstream._context import STREAMED_MARK
 from otelstream._log_telemetry import LogTelemetry, setup_logs
 from otelstream.hubs import Hub
 from otelstream.hubs.memory import MemoryHub
@@ -258,7 +259,8 @@ def setup_telemetry(
 
     exporters = span_exporters(environment)
     sampler = sampler_from_env()
-    provider = TracerProvider(resource=Resource.create(), sampler=sampler)
+    # marked: its spans, sent on to otelstream's OTLP receiver by a collector, stream once
+    provider = TracerProvider(resource=Resource.create({STREAMED_MARK: True}), sampler=sampler)
     # Streaming first: events reach subscribers before the span is queued for export.
     processors: list[SpanProcessor] = [processor]
     processors.extend(BatchSpanProcessor(exporter) for exporter in exporters)

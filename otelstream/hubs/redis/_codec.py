@@ -122,7 +122,7 @@ def _utf8(text: str) -> bytes:
 
 _BASE_FIELDS = frozenset(
     {"type", "name", "run_id", "span_id", "parent_span_id", "seq", "timestamp", "duration_ms"}
-    | {"status", "error", "error_type", "attributes"}
+    | {"status", "error", "error_type", "attributes", "service"}
 )
 
 

@@ -1,0 +1,85 @@
+"""The OTLP/HTTP receiver's requests: the token, the body, the answer, the errors.
+
+Errors are answered as the OTLP specification asks, so that standard exporters
+retry or drop correctly: 400 (with a message) for a body that does not decode,
+413 past `otlp_max_body_bytes`, 415 for another encoding, 401 without the token,
+503 with `Retry-After` when the hub cannot be reached (they retry). Never a 500.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+
+from fastapi import Request, Response
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from otelstream._ingest._body import (
+    IngestError,
+    media_type,
+    parse,
+    read_body,
+    serialize,
+    status_body,
+)
+from otelstream._ingest._traces import TraceIngest
+from otelstream.hubs import Hub, HubUnavailable
+from otelstream.settings import Settings
+
+logger = logging.getLogger("otelstream.ingest")
+
+
+class OtlpReceiver:
+    """What `POST {prefix}/v1/traces` needs: the settings' bounds and token, the ingest."""
+
+    def __init__(self, hub: Hub, settings: Settings) -> None:
+        self.limit = settings.otlp_max_body_bytes
+        token = settings.otlp_token
+        self.authorization = f"Bearer {token.get_secret_value()}".encode() if token else None
+        self.traces = TraceIngest(hub, settings)
+
+    def warn_if_open(self, path: str) -> None:
+        """At start-up: an OTLP endpoint without a token takes spans from whoever reaches it."""
+        if self.authorization is None:
+            logger.warning(
+                "otelstream: the OTLP receiver at %s is open (no OTELSTREAM_OTLP_TOKEN): any "
+                "client that reaches it can add spans to runs",
+                path,
+            )
+
+    def allowed(self, request: Request) -> bool:
+        if self.authorization is None:
+            return True
+        sent = request.headers.get("authorization", "").encode()
+        return hmac.compare_digest(sent, self.authorization)
+
+    async def export_traces(self, request: Request) -> Response:
+        kind = "application/json"
+        try:
+            if not self.allowed(request):
+                raise IngestError(401, "a bearer token is required (OTELSTREAM_OTLP_TOKEN)")
+            kind = media_type(request.headers.get("content-type", ""))
+            body = await read_body(
+                request.stream(),
+                request.headers.get("content-length"),
+                request.headers.get("content-encoding"),
+                self.limit,
+            )
+            answer = await self.traces.export(parse(body, kind, ExportTraceServiceRequest))
+        except IngestError as error:
+            return _refuse(error, kind)
+        except HubUnavailable as exc:
+            return _refuse(IngestError(503, f"{exc}: retry later", exc.retry_after), kind)
+        return Response(serialize(answer, kind), media_type=kind)
+
+
+def _refuse(error: IngestError, kind: str) -> Response:
+    headers = {} if error.retry_after is None else {"Retry-After": str(error.retry_after)}
+    if error.status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    return Response(
+        status_body(error, kind), status_code=error.status, media_type=kind, headers=headers
+    )
+
+
+__all__ = ["OtlpReceiver"]

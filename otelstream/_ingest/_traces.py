@@ -1,0 +1,167 @@
+"""Spans of other services join the runs of their trace: route by trace id, dedupe, project.
+
+A span joins a run when its trace id is a run the hub knows and that has not
+ended: on either hub, started on any worker. It is streamed as the local
+processor streams spans (`otelstream._projection`: the same names, allowlist,
+cuts, redaction and span filters), as `task_started` with its real start time and
+`task_completed` or `task_error`, plus the `service` that sent it. Spans of other
+traces, or of runs that have ended, are not stored: they are counted in the
+answer's `partial_success`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTracePartialSuccess,
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from opentelemetry.proto.trace.v1.trace_pb2 import Span as OtlpSpan
+from opentelemetry.sdk.trace import ReadableSpan
+
+from otelstream import _projection as projection
+from otelstream._filters import GlobFilter
+from otelstream._ingest._seen import SeenSpans
+from otelstream._ingest._spans import readable, scope_of, service_name, streams_itself
+from otelstream.events import TASK_STARTED
+from otelstream.hubs import Hub
+from otelstream.settings import Settings
+
+
+class ServiceSpanEvent(projection.SpanEvent):
+    """A span event of another service: the projection's event, with the service's name."""
+
+    __slots__ = ("service",)
+
+    def __init__(self, *args: Any, service: str | None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.service = service
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        if self.service is not None:
+            data["service"] = self.service
+        return data
+
+
+class _Arrival:
+    """One span of a batch that joins a run, before it is projected."""
+
+    __slots__ = ("run_id", "service", "span")
+
+    def __init__(self, run_id: str, span: ReadableSpan, service: str | None) -> None:
+        self.run_id = run_id
+        self.span = span
+        self.service = service
+
+
+class TraceIngest:
+    """Takes `ExportTraceServiceRequest`s for the hub; one per router, used on its loop."""
+
+    def __init__(self, hub: Hub, settings: Settings) -> None:
+        self.hub = hub
+        self.policy = projection.Policy(
+            settings.attribute_allowlist, settings.max_string_length, settings.redact_errors
+        )
+        self.filter = GlobFilter(settings.span_include, settings.span_exclude)
+        self.seen = SeenSpans[bytes](settings.max_open_spans)
+        # span id -> its nearest shown ancestor, of spans the filters hide (bounded as `seen`)
+        self.hidden = SeenSpans[int](settings.max_open_spans)
+
+    async def export(self, request: ExportTraceServiceRequest) -> ExportTraceServiceResponse:
+        """Stream what joins a run; raises HubUnavailable when the hub cannot be reached."""
+        spans = [
+            (resource_spans, scope_spans, span)
+            for resource_spans in request.resource_spans
+            for scope_spans in resource_spans.scope_spans
+            for span in scope_spans.spans
+        ]
+        runs = await self._runs({span.trace_id for _, _, span in spans})
+        arrivals: list[_Arrival] = []
+        unknown = ended = 0
+        for resource_spans, scope_spans, span in spans:
+            run_id = runs.get(span.trace_id)
+            if run_id is None:
+                unknown += 1
+            elif run_id == "":
+                ended += 1
+            elif self._new(span) and not streams_itself(resource_spans.resource):
+                scope = scope_of(scope_spans.scope.name, scope_spans.scope.version)
+                service = service_name(resource_spans.resource)
+                arrivals.append(
+                    _Arrival(run_id, readable(span, scope, self.policy.allowlist), service)
+                )
+        self._publish(arrivals)
+        return _answer(unknown, ended)
+
+    async def _runs(self, trace_ids: set[bytes]) -> dict[bytes, str]:
+        """Trace id -> its run id, or "" for a run that has ended; unknown traces left out."""
+        ids = [trace_id for trace_id in trace_ids if len(trace_id) == 16]
+        positions = await asyncio.gather(*(self.hub.position(t.hex()) for t in ids))
+        return {
+            trace_id: ("" if position.finished else trace_id.hex())
+            for trace_id, position in zip(ids, positions, strict=True)
+            if position is not None
+        }
+
+    def _new(self, span: OtlpSpan) -> bool:
+        """False for a span streamed already (a batch sent again) and for a run's root, which
+        the process that runs it streams."""
+        return bool(span.parent_span_id) and self.seen.add(span.trace_id + span.span_id)
+
+    def _publish(self, arrivals: list[_Arrival]) -> None:
+        """Starts in the order they happened, so a parent of the batch precedes its children,
+        then the ends in theirs."""
+        arrivals.sort(key=lambda arrival: arrival.span.start_time or 0)
+        opened: list[tuple[_Arrival, ServiceSpanEvent]] = []
+        for arrival in arrivals:
+            event = self._start(arrival)
+            if event is not None:
+                opened.append((arrival, event))
+        opened.sort(key=lambda pair: pair[0].span.end_time or 0)
+        for arrival, start in opened:
+            kind = projection.end_type(arrival.span, start)
+            end = ServiceSpanEvent(
+                kind, arrival.run_id, arrival.span, self.policy, start, service=arrival.service
+            )
+            self.hub.publish(arrival.run_id, end)
+
+    def _start(self, arrival: _Arrival) -> ServiceSpanEvent | None:
+        span, parent = arrival.span, arrival.span.parent
+        parent_id = parent.span_id if parent is not None else None
+        shown = self.hidden.get(parent_id) if parent_id is not None else None
+        if not self.filter(span):
+            self.hidden.put(span.context.span_id, shown or parent_id)
+            return None
+        attributes = self.policy.attributes(span.attributes) if self.policy.allowlist else None
+        event = ServiceSpanEvent(
+            TASK_STARTED,
+            arrival.run_id,
+            span,
+            self.policy,
+            attributes=attributes,
+            shown_parent=shown,
+            service=arrival.service,
+        )
+        self.hub.publish(arrival.run_id, event)
+        return event
+
+
+def _answer(unknown: int, ended: int) -> ExportTraceServiceResponse:
+    if not unknown and not ended:
+        return ExportTraceServiceResponse()
+    reasons = []
+    if unknown:
+        reasons.append(f"{unknown} spans of traces that are not streamed runs")
+    if ended:
+        reasons.append(f"{ended} spans of runs that have ended")
+    partial = ExportTracePartialSuccess(
+        rejected_spans=unknown + ended, error_message="; ".join(reasons) + ": not stored"
+    )
+    return ExportTraceServiceResponse(partial_success=partial)
+
+
+__all__ = ["ServiceSpanEvent", "TraceIngest"]

@@ -1,0 +1,227 @@
+"""The OTLP/HTTP receiver end to end: a real uvicorn, spans from a second process (Python's own
+OTLP exporter, protobuf and JSON, gzip) and requests made by hand for the edge cases."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+
+from otelstream.fastapi import create_router
+from otelstream.testing import UvicornServer, read_events
+
+from .conftest import ROOT, Gate, make_telemetry
+from .routers import TIMEOUT, App, pipelines_for
+
+TOKEN = "s3cret"
+PROTOBUF = {"content-type": "application/x-protobuf", "authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture
+def app() -> Iterator[App]:
+    yield from serve_ingest(otlp_token=TOKEN)
+
+
+def serve_ingest(**settings: Any) -> Iterator[App]:
+    telemetry, gate = make_telemetry(**settings), Gate()
+    app = FastAPI()
+    app.include_router(
+        create_router(
+            hub=telemetry.hub,
+            pipelines=pipelines_for(telemetry.provider, gate),
+            tracer_provider=telemetry.provider,
+            otlp_ingest=True,
+        )
+    )
+    with UvicornServer(app) as server:
+        client = App(telemetry, server, gate)
+        yield client
+        gate.opened.set()
+        client.client.close()
+    telemetry.provider.shutdown()
+
+
+def running(app: App) -> tuple[str, str]:
+    """A run held open by its gate, and its root span's id."""
+    run_id = app.run("gated")
+    assert app.gate.reached.wait(10)
+    root = app.client.get(f"/runs/{run_id}").json()["tree"]["span_id"]
+    return run_id, root
+
+
+def span(run_id: str, span_id: int, parent: int | str | None, name: str, **fields: Any) -> Span:
+    parent_id = int(parent, 16) if isinstance(parent, str) else parent
+    return Span(
+        trace_id=bytes.fromhex(run_id),
+        span_id=span_id.to_bytes(8, "big"),
+        parent_span_id=b"" if parent_id is None else parent_id.to_bytes(8, "big"),
+        name=name,
+        start_time_unix_nano=fields.pop("start", 1_700_000_000_000_000_000 + span_id),
+        end_time_unix_nano=fields.pop("end", 1_700_000_000_500_000_000 + span_id),
+        **fields,
+    )
+
+
+def export(*spans: Span, service: str = "billing") -> bytes:
+    resource = {"attributes": [KeyValue(key="service.name", value=AnyValue(string_value=service))]}
+    request = ExportTraceServiceRequest(
+        resource_spans=[ResourceSpans(resource=resource, scope_spans=[ScopeSpans(spans=spans)])]
+    )
+    return request.SerializeToString()
+
+
+def post(app: App, body: bytes, headers: dict[str, str] = PROTOBUF) -> httpx.Response:
+    return app.client.post("/v1/traces", content=body, headers=headers)
+
+
+def answer(response: httpx.Response) -> ExportTraceServiceResponse:
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/x-protobuf"
+    return ExportTraceServiceResponse.FromString(response.content)
+
+
+def finish(app: App, run_id: str) -> list[dict[str, Any]]:
+    app.gate.opened.set()
+    return read_events(app.client, "GET", f"/runs/{run_id}/events")
+
+
+def sender(app: App, run_id: str, root: str, encoding: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "tests/otlp_sender.py",
+            app.url,
+            f"00-{run_id}-{root}-01",
+            encoding,
+            TOKEN,
+        ],
+        cwd=ROOT,
+        env=os.environ.copy(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+    return result
+
+
+def service_events(events: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(e["type"], e["name"]): e for e in events if e.get("service")}
+
+
+@pytest.mark.parametrize("encoding", ["protobuf", "json"])
+def test_spans_of_another_process_join_the_run_of_their_trace(app: App, encoding: str) -> None:
+    run_id, root = running(app)
+    sent = sender(app, run_id, root, encoding)
+    if encoding == "protobuf":
+        assert sent == {"result": "SUCCESS"}  # Python's own exporter, gzip
+    else:
+        assert sent == {"result": 200, "answer": {}}  # no partial_success: all taken
+    events = finish(app, run_id)
+    by_name = service_events(events)
+    server = by_name[("task_started", "POST /charge")]
+    assert server["parent_span_id"] == root and server["service"] == "billing"
+    charge = by_name[("task_completed", "charge card")]
+    assert charge["parent_span_id"] == server["span_id"] and charge["duration_ms"] >= 0
+    failed = by_name[("task_error", "notify")]
+    assert (failed["error"], failed["error_type"]) == ("mail server down", "ValueError")
+    assert len(by_name) == 6  # three spans, each started and ended once
+    assert events[-1]["type"] == "pipeline_completed"
+    tree = app.client.get(f"/runs/{run_id}").json()["tree"]
+    names = [child["name"] for child in tree["children"]]
+    assert "POST /charge" in names
+
+
+def test_unknown_traces_and_ended_runs_are_counted_not_stored(app: App) -> None:
+    run_id, root = running(app)
+    stranger = "1" * 32
+    partial = answer(post(app, export(span(stranger, 7, None, "elsewhere")))).partial_success
+    assert partial.rejected_spans == 1 and "not streamed" in partial.error_message
+    events = finish(app, run_id)
+    late = answer(post(app, export(span(run_id, 9, root, "too late")))).partial_success
+    assert late.rejected_spans == 1 and "ended" in late.error_message
+    assert all(e["name"] != "too late" for e in events)
+    assert app.client.get(f"/runs/{stranger}").status_code == 404
+
+
+def test_a_batch_sent_twice_streams_once(app: App) -> None:
+    run_id, root = running(app)
+    body = export(span(run_id, 11, root, "retried"))
+    assert answer(post(app, body)) == ExportTraceServiceResponse()
+    assert answer(post(app, body)) == ExportTraceServiceResponse()  # taken: already there
+    events = finish(app, run_id)
+    assert [e["type"] for e in events if e["name"] == "retried"] == [
+        "task_started",
+        "task_completed",
+    ]
+
+
+def test_bad_requests_get_the_answers_the_specification_asks_for(app: App) -> None:
+    run_id, root = running(app)
+    good = export(span(run_id, 21, root, "fine"))
+    assert post(app, good[:-3]).status_code == 400  # truncated protobuf
+    wrong = {**PROTOBUF, "content-type": "text/plain"}
+    assert post(app, good, wrong).status_code == 415
+    base64_ids = {
+        "resourceSpans": [
+            {
+                "scopeSpans": [
+                    {
+                        "spans": [
+                            {
+                                "traceId": "CvdlGRbNQ92ESOshHIAxnA==",
+                                "spanId": "AAAAAAAAAAE=",
+                                "name": "b64",
+                            }
+                        ]
+                    }
+                ]
+            }
+        ]
+    }
+    as_json = {**PROTOBUF, "content-type": "application/json"}
+    refused = app.client.post("/v1/traces", json=base64_ids, headers=as_json)
+    assert refused.status_code == 400 and "hex" in refused.json()["message"]
+    assert post(app, good, {"content-type": "application/x-protobuf"}).status_code == 401
+    wrong_token = {**PROTOBUF, "authorization": "Bearer nope"}
+    assert post(app, good, wrong_token).status_code == 401
+    assert post(app, b"x" * (17 * 1024 * 1024)).status_code == 413
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length, as the JS exporter sends
+        for _ in range(17):
+            yield b"x" * (1024 * 1024)
+
+    assert post(app, chunks()).status_code == 413  # type: ignore[arg-type]
+    assert answer(post(app, good)) == ExportTraceServiceResponse()  # still serving
+    finish(app, run_id)
+
+
+def test_the_receiver_is_off_unless_asked_for() -> None:
+    telemetry = make_telemetry()
+    app = FastAPI()
+    app.include_router(create_router(hub=telemetry.hub))
+    with UvicornServer(app) as server:
+        sent = httpx.post(f"{server.url}/v1/traces", content=b"", headers=PROTOBUF, timeout=TIMEOUT)
+    assert sent.status_code == 404
+
+
+def test_without_a_token_the_receiver_says_it_is_open(caplog: pytest.LogCaptureFixture) -> None:
+    for client in serve_ingest():
+        assert answer(post(client, export())) == ExportTraceServiceResponse()
+    assert any(
+        "OTLP receiver" in r.getMessage() and "open" in r.getMessage() for r in caplog.records
+    )
