@@ -19,6 +19,7 @@ from opentelemetry.trace import Span, Status, StatusCode
 
 from otelstream._context import RUN_KEY, RunCancelled, RunMark, marked_context
 from otelstream._daemon_pool import DaemonPool
+from otelstream._inert import inert
 from otelstream.settings import Settings
 
 logger = logging.getLogger("otelstream.runs")
@@ -236,11 +237,6 @@ class PipelineRunner:
         pool.shutdown(wait=False, cancel_futures=True)
 
 
-_CONTROL = {code: f"\\x{code:02x}" for code in (*range(32), 0x7F, 0x85)}
-_CONTROL |= {10: "\\n", 13: "\\r", 9: "\\t", 0x2028: "\\u2028", 0x2029: "\\u2029"}
-"""Control characters and line breaks, written escaped: a message cannot start a log line."""
-
-
 def _failure_text(exc: BaseException, settings: Settings) -> str:
     """A failed run's exception for the log: its message cut at `max_string_length` and on one
     line (a message may be a megabyte, or hold newlines that would read as log lines of their
@@ -252,7 +248,7 @@ def _failure_text(exc: BaseException, settings: Settings) -> str:
         message, limit = str(exc), settings.max_string_length
         if len(message) > limit:
             message = message[: limit - 1] + "…"
-        line = f"{kind}: {message.translate(_CONTROL)}"
+        line = f"{kind}: {inert(message)}"
     frames = "".join(traceback.format_tb(exc.__traceback__)).rstrip()
     return f"{line}\nTraceback (most recent call last):\n{frames}"
 
