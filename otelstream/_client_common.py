@@ -8,6 +8,7 @@ hole, and a control notice ends a stream to be resumed.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,14 @@ TERMINAL = "pipeline_completed"
 OVERFLOW = STREAM_OVERFLOW
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, read=60.0)
 """The read timeout outlasts the server's keep-alive comments (15 s by default)."""
+
+
+def base_url(text: str) -> str:
+    """The router's URL; `localhost:8000` means `http://localhost:8000`, as curl reads it."""
+    return text.rstrip("/") if _SCHEME.match(text) else f"http://{text.rstrip('/')}"
+
+
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 class ClientError(Exception):
@@ -153,10 +162,29 @@ def _started(response: httpx.Response) -> StartedRun:
 
 
 def _detail(response: httpx.Response) -> str:
+    """The server's reason: its `detail`; a 422's errors as `field: problem`, a line each."""
     try:
-        return str(response.json().get("detail", response.text))
-    except ValueError:
+        detail = response.json().get("detail", response.text)
+    except (ValueError, AttributeError):
         return response.text
+    if isinstance(detail, list):
+        return "invalid request:" + "".join(f"\n  {_validation_error(item)}" for item in detail)
+    return str(detail)
+
+
+def _validation_error(item: Any) -> str:
+    """`parameters.seconds: Input should be ...`: a 422's `loc` is `["body", PIPELINE,
+    "parameters", FIELD, ...]` (pydantic puts the pipeline's name, the tag that chose its
+    model, after "body"); the field's path in the request body is what a person sent."""
+    if not isinstance(item, dict):
+        return str(item)
+    loc = [str(part) for part in item.get("loc") or []]
+    if loc[:1] == ["body"]:
+        loc = loc[1:]
+    if len(loc) > 1 and loc[1] in ("parameters", "pipeline_name"):
+        loc = loc[1:]  # the tag
+    message = str(item.get("msg", item))
+    return f"{'.'.join(loc)}: {message}" if loc else message
 
 
 def _run_json(response: httpx.Response, run_id: str) -> dict[str, Any]:

@@ -1,10 +1,18 @@
 """RunView: a run's span tree folded from its events, with each task's progress and newest logs,
-rendered by rich (the `otelstream` command draws it live)."""
+rendered by rich (the `otelstream` command draws it live).
+
+Every text from the run (names, errors, log lines) is drawn through `inert`: it can never drive
+the terminal. An error is shown once, on the deepest row it reached, on one line cut at the
+console's width (`full_errors` shows it whole).
+"""
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from rich.console import Group, RenderableType
@@ -12,6 +20,8 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
+
+from otelstream._inert import inert
 
 
 def format_ms(ms: float | None) -> str:
@@ -24,6 +34,25 @@ def format_ms(ms: float | None) -> str:
     return f"{int(ms // 60_000)} min {ms % 60_000 / 1000:.0f} s"
 
 
+def format_elapsed(seconds: float) -> str:
+    """A running task's age: whole tenths of seconds, then minutes (it changes a few times a
+    second; more digits would only flicker)."""
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    return f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
+
+
+def parse_time(timestamp: object) -> float | None:
+    """An event's RFC 3339 timestamp as seconds since the epoch; None if it has none."""
+    if not isinstance(timestamp, str):
+        return None
+    try:
+        return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
 STATUS_TEXT = {
     "running": "running…",
     "success": "done",
@@ -33,7 +62,10 @@ STATUS_TEXT = {
 STATUS_STYLE = {"running": "blue", "success": "green", "error": "red", "cancelled": "yellow"}
 _LEVEL_STYLE = {"DEBUG": "dim", "TRACE": "dim", "INFO": "", "WARN": "yellow", "WARNING": "yellow"}
 _LEVEL_STYLE.update({"ERROR": "red", "FATAL": "bold red", "CRITICAL": "bold red"})
+ERROR_LEVELS = frozenset({"ERROR", "FATAL", "CRITICAL"})
 _SPAN_TYPES = ("pipeline_started", "task_started", "task_completed", "task_error")
+CANCELLED_TYPE = "RunCancelled"
+"""The error type of a task that stopped because its run was cancelled: not a failure."""
 LOG_LINES = 5
 """Log lines shown under each task: its newest."""
 
@@ -47,13 +79,17 @@ class _Span:
         "log_count",
         "logs",
         "name",
+        "parent",
         "progress",
+        "started",
         "status",
     )
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, parent: _Span | None) -> None:
         self.name = name
+        self.parent = parent
         self.status = "running"
+        self.started: float | None = None  # seconds since the epoch, by the server's clock
         self.duration_ms: float | None = None
         self.error: str | None = None
         self.error_type: str | None = None
@@ -61,6 +97,12 @@ class _Span:
         self.logs: deque[tuple[str, str]] = deque(maxlen=LOG_LINES)  # (level, message)
         self.log_count = 0
         self.progress: tuple[float, float | None, str] | None = None  # done, total, message
+
+    def failure(self) -> str | None:
+        """`Type: message`, or None."""
+        if self.error is None and self.error_type is None:
+            return None
+        return f"{self.error_type}: {self.error or ''}" if self.error_type else str(self.error)
 
 
 class RunView:
@@ -70,105 +112,156 @@ class RunView:
     rich refreshes, so a run of thousands of tasks costs one walk per frame.
     """
 
-    def __init__(self, run_id: str) -> None:
+    def __init__(
+        self, run_id: str, *, full_errors: bool = False, clock: Callable[[], float] = time.time
+    ) -> None:
         self.run_id = run_id
+        self.full_errors = full_errors
+        self.clock = clock
         self.spans: dict[str, _Span] = {}
         self.root: str | None = None
         self.status = "running"
         self.logs_dropped = 0
+        self.error_logs = 0
         self._lock = threading.Lock()  # rich refreshes from its own thread
 
-    def apply(self, event: dict[str, Any]) -> None:
+    def apply(self, event: dict[str, Any]) -> _Span | None:
+        """Fold one event in; the span it is about (None for other events)."""
         with self._lock:
             kind = event.get("type")
             if kind in ("task_log", "task_progress"):
-                self._inside(event)
-                return
+                return self._inside(event)
             if kind == "logs_dropped":
                 self.logs_dropped = int(event.get("dropped") or 0)
-                return
+                return None
             if kind not in _SPAN_TYPES and kind != "pipeline_completed":
-                return  # a type this version does not know: ignored, as the schema asks
-            span_id = event["span_id"]
+                return None  # a type this version does not know: ignored, as the schema asks
+            span_id = str(event.get("span_id"))
             span = self.spans.get(span_id)
             if span is None:
-                span = self.spans[span_id] = _Span(event["name"])
                 parent = self.spans.get(event.get("parent_span_id") or "")
+                if parent is None and self.root is not None:
+                    parent = self.spans[self.root]  # a parent the replay no longer has
+                span = self.spans[span_id] = _Span(inert(event.get("name", "")), parent)
                 if parent is not None:
                     parent.children.append(span_id)
-                elif self.root is None:
-                    self.root = span_id
-                else:  # a parent the replay no longer has: keep the span under the root
-                    self.spans[self.root].children.append(span_id)
-            if kind in ("task_completed", "task_error", "pipeline_completed"):
-                span.duration_ms = event.get("duration_ms")
-                span.error, span.error_type = event.get("error"), event.get("error_type")
-                if kind == "pipeline_completed":
-                    span.status = self.status = event.get("status") or "success"
                 else:
-                    span.status = "error" if kind == "task_error" else "success"
+                    self.root = span_id
+            if kind in ("pipeline_started", "task_started"):
+                span.started = parse_time(event.get("timestamp"))
+            else:
+                self._ended(span, kind, event)
+            return span
 
-    def _inside(self, event: dict[str, Any]) -> None:
+    def _ended(self, span: _Span, kind: object, event: dict[str, Any]) -> None:
+        span.duration_ms = event.get("duration_ms")
+        span.error, span.error_type = event.get("error"), event.get("error_type")
+        if kind == "pipeline_completed":
+            span.status = self.status = event.get("status") or "success"
+        elif kind == "task_error":
+            span.status = "cancelled" if span.error_type == CANCELLED_TYPE else "error"
+        else:
+            span.status = "success"
+        if span.started is None and span.duration_ms is not None:
+            ended = parse_time(event.get("timestamp"))
+            span.started = None if ended is None else ended - span.duration_ms / 1000
+
+    def _inside(self, event: dict[str, Any]) -> _Span | None:
         """A task's log line or progress (lock held); unknown tasks' go to the root."""
         span = self.spans.get(event.get("span_id") or "") or self.spans.get(self.root or "")
         if span is None:
-            return
+            return None
         if event["type"] == "task_progress":
             total = event.get("total")
             span.progress = (
                 float(event.get("done") or 0),
                 float(total) if isinstance(total, int | float) and total > 0 else None,
-                str(event.get("message") or ""),
+                inert(event.get("message") or ""),
             )
         else:
+            level = inert(event.get("level") or "INFO")
             span.log_count += 1
-            span.logs.append((str(event.get("level") or "INFO"), str(event.get("message") or "")))
+            self.error_logs += level in ERROR_LEVELS
+            span.logs.append((level, inert(event.get("message") or "")))
+        return span
+
+    def shown_failure(self, span: _Span) -> str | None:
+        """The span's failure if this row is where it shows: not when a child failed with the
+        very same error (an exception that went up through its parents shows once, where it
+        was raised), and not a cancellation (its own status says it)."""
+        failure = span.failure()
+        if failure is None or span.error_type == CANCELLED_TYPE or span.status == "cancelled":
+            return None
+        for child_id in span.children:
+            if self.spans[child_id].failure() == failure:
+                return None
+        return failure
 
     def __rich__(self) -> RenderableType:
         with self._lock:
             if self.root is None:
                 return Text(f"run {self.run_id}: waiting for events…", style="dim")
-            tree = Tree(self._label(self.spans[self.root]), guide_style="dim")
+            now = self.clock()
+            tree = Tree(self._label(self.spans[self.root], now), guide_style="dim")
             stack = [(tree, self.spans[self.root])]
             while stack:
                 branch, span = stack.pop()
                 for child_id in span.children:
                     child = self.spans[child_id]
-                    stack.append((branch.add(self._label(child)), child))
+                    stack.append((branch.add(self._label(child, now)), child))
             return tree
 
-    @staticmethod
-    def _label(span: _Span) -> RenderableType:
+    def _label(self, span: _Span, now: float) -> RenderableType:
         text = Text()
         text.append(span.name, style="bold")
         text.append(
-            f"  {STATUS_TEXT.get(span.status, span.status)}", style=STATUS_STYLE.get(span.status)
+            f"  {STATUS_TEXT.get(span.status, inert(span.status))}",
+            style=STATUS_STYLE.get(span.status),
         )
         if span.duration_ms is not None:
             text.append(f"  {format_ms(span.duration_ms)}", style="dim")
+        elif span.status == "running" and span.started is not None:
+            text.append(f" {format_elapsed(now - span.started)}", style="dim")
         parts: list[RenderableType] = [text]
         if span.progress is not None:
             parts.append(_progress(*span.progress))
-        if span.error is not None or span.error_type is not None:
-            error = f"{span.error_type}: {span.error}" if span.error_type else str(span.error)
-            parts.append(Text(error, style="red"))
+        failure = self.shown_failure(span)
+        if failure is not None:
+            parts.append(error_text(failure, self.full_errors))
         if span.log_count > len(span.logs):
             parts.append(Text(f"… {span.log_count - len(span.logs)} earlier log lines", "dim"))
         for level, message in span.logs:
             line = Text(f"{level:<5} ", style=_LEVEL_STYLE.get(level, "") or "dim")
             line.append(message, style=_LEVEL_STYLE.get(level, ""))
+            line.no_wrap, line.overflow = not self.full_errors, "ellipsis"
             parts.append(line)
         return parts[0] if len(parts) == 1 else Group(*parts)
 
-    def summary(self) -> str:
+    def summary(self, clip: int | None = 200) -> str:
+        """One line: how the run ended, in how long, why (the error cut at `clip` characters)."""
         root = self.spans.get(self.root or "")
         took = f" in {format_ms(root.duration_ms)}" if root and root.duration_ms is not None else ""
-        line = f"run {self.run_id} {STATUS_TEXT.get(self.status, self.status)}{took}"
-        if root is not None and root.error_type:
-            line += f": {root.error_type}: {root.error}"
+        line = f"run {self.run_id} {STATUS_TEXT.get(self.status, inert(self.status))}{took}"
+        failure = None if root is None or self.status == "cancelled" else root.failure()
+        if failure is not None:
+            line += f": {clipped(inert(failure), clip)}"
+        if self.error_logs:
+            lines = "line" if self.error_logs == 1 else "lines"
+            line += f" ({self.error_logs} ERROR log {lines})"
         if self.logs_dropped:
             line += f" ({self.logs_dropped} log lines were not streamed)"
         return line
+
+
+def clipped(text: str, limit: int | None) -> str:
+    return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
+
+
+def error_text(failure: str, full: bool) -> Text:
+    """An error on one line cut at the console's width, or (`full`) whole, a line per line."""
+    if full:
+        return Text("\n".join(inert(line) for line in failure.splitlines()), style="red")
+    return Text(inert(failure), style="red", no_wrap=True, overflow="ellipsis")
 
 
 def _progress(done: float, total: float | None, message: str) -> RenderableType:
@@ -177,9 +270,21 @@ def _progress(done: float, total: float | None, message: str) -> RenderableType:
     grid = Table.grid(padding=(0, 1))
     grid.add_row(
         ProgressBar(total=total, completed=done, width=24),
-        Text(f"{count} {message}".rstrip(), style="dim"),
+        Text(f"{count} {message}".rstrip(), style="dim", no_wrap=True, overflow="ellipsis"),
     )
     return grid
 
 
-__all__ = ["LOG_LINES", "STATUS_STYLE", "STATUS_TEXT", "RunView", "format_ms"]
+__all__ = [
+    "CANCELLED_TYPE",
+    "ERROR_LEVELS",
+    "LOG_LINES",
+    "STATUS_STYLE",
+    "STATUS_TEXT",
+    "RunView",
+    "clipped",
+    "error_text",
+    "format_elapsed",
+    "format_ms",
+    "parse_time",
+]

@@ -31,10 +31,12 @@ from otelstream._client_common import (
     _started,
     _wait_503,
 )
+from otelstream._client_common import base_url as _with_scheme
 
 
 class Client:
-    """Sync client. `base_url` is where the router is mounted (its prefix included).
+    """Sync client. `base_url` is where the router is mounted (its prefix included); `host:port`
+    means `http://host:port`, as the `otelstream` command reads it.
 
     with Client("http://127.0.0.1:8000") as client:
         run = client.start("example", {"seconds": 0.1})
@@ -52,7 +54,7 @@ class Client:
         backoff: float = 0.5,
     ) -> None:
         self._owned = http is None
-        self.http = http or httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout)
+        self.http = http or httpx.Client(base_url=_with_scheme(base_url), timeout=timeout)
         self.max_retries = max_retries
         self.backoff = backoff
 
@@ -159,7 +161,7 @@ class AsyncClient:
         backoff: float = 0.5,
     ) -> None:
         self._owned = http is None
-        self.http = http or httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout)
+        self.http = http or httpx.AsyncClient(base_url=_with_scheme(base_url), timeout=timeout)
         self.max_retries = max_retries
         self.backoff = backoff
 

@@ -11,7 +11,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from fastapi import FastAPI
+from rich.console import Console
 
+from otelstream._run_view import RunView
 from otelstream.cli import main
 from otelstream.fastapi import create_router
 from otelstream.testing import UvicornServer, free_port, wait_for_run
@@ -29,34 +31,69 @@ def timeless(text: str) -> str:
     return re.sub(r"\b\d+(\.\d+)? (ms|s)\b", "T", text)
 
 
-def test_run_draws_the_final_tree_and_exits_0(url: str) -> None:
+def plain(text: str) -> list[str]:
+    """A piped run's lines, durations and offsets as T."""
+    return [line.strip() for line in timeless(text).splitlines()]
+
+
+def test_run_prints_a_line_per_event_and_exits_0(url: str) -> None:
     done = otelstream("run", url, "nested", "--param", "seconds=0.01")
     assert done.returncode == 0, done.stderr
     run_id = done.stdout.split()[2]
-    assert timeless(done.stdout) == (
-        f"started run {run_id}\n"
-        "nested  done  T\n"
-        "├── prepare  done  T\n"
-        "│   ├── load  done  T\n"
-        "│   └── clean  done  T\n"
-        "└── report  done  T\n"
-        f"run {run_id} done in T\n"
-    )
+    assert plain(done.stdout) == [
+        f"started run {run_id} with seconds=0.01",
+        "+T  nested  started",
+        "+T  prepare  started",
+        "+T  load  started",
+        "+T  load  done  T",
+        "+T  clean  started",
+        "+T  clean  done  T",
+        "+T  prepare  done  T",
+        "+T  report  started",
+        "+T  report  done  T",
+        "+T  nested  done  T",
+        f"run {run_id} done in T",
+    ]
     assert done.stderr == ""
 
 
-def test_a_failed_run_shows_its_error_and_exits_1(url: str) -> None:
+def test_a_failed_run_shows_its_error_once_and_exits_1(url: str) -> None:
     failed = otelstream("run", url, "failing", "-p", "seconds=0.01")
     assert failed.returncode == 1, failed.stderr
     run_id = failed.stdout.split()[2]
-    assert timeless(failed.stdout) == (
-        f"started run {run_id}\n"
-        "failing  failed  T\n"
-        "ValueError: result 42 is out of range\n"
-        "├── compute  done  T\n"
-        "└── validate  failed  T\n"
-        "    ValueError: result 42 is out of range\n"
-        f"run {run_id} failed in T: ValueError: result 42 is out of range\n"
+    assert plain(failed.stdout)[1:] == [
+        "+T  failing  started",
+        "+T  compute  started",
+        "+T  compute  done  T",
+        "+T  validate  started",
+        "+T  validate  failed  T  ValueError: result 42 is out of range",
+        "+T  failing  failed  T",  # the same error, shown where it was raised
+        f"run {run_id} failed in T: ValueError: result 42 is out of range",
+    ]
+
+
+def test_the_live_tree_shows_an_error_once_where_it_was_raised() -> None:
+    view = RunView("r" * 32)
+    root, task = "a" * 16, "b" * 16
+    error = {"error": "result 42 is out of range", "error_type": "ValueError"}
+    view.apply({"type": "pipeline_started", "name": "failing", "span_id": root})
+    view.apply(
+        {"type": "task_started", "name": "validate", "span_id": task, "parent_span_id": root}
+    )
+    view.apply({"type": "task_error", "span_id": task, "duration_ms": 1.0, **error})
+    view.apply(
+        {
+            "type": "pipeline_completed",
+            "span_id": root,
+            "status": "error",
+            "duration_ms": 2.0,
+            **error,
+        }
+    )
+    console = Console(record=True, width=100, color_system=None)
+    console.print(view)
+    assert timeless(console.export_text()) == (
+        "failing  failed  T\n└── validate  failed  T\n    ValueError: result 42 is out of range\n"
     )
 
 
@@ -68,10 +105,19 @@ def test_tail_of_a_finished_run_replays_it(url: str, capsys: pytest.CaptureFixtu
     with httpx.Client(base_url=url) as client:
         wait_for_run(client, run_id)
     assert main(["tail", url, run_id]) == 0
-    lines = timeless(capsys.readouterr().out).splitlines()
-    assert lines[0] == "parallel  done  T"
-    assert sorted(lines[1:4]) == [f"├── fetch_shard_{i}  done  T" for i in range(3)]
-    assert lines[4:] == ["└── merge  done  T", f"run {run_id} done in T"]
+    lines = plain(capsys.readouterr().out)
+    assert lines[0] == "+T  parallel  started"
+    shards = [f"fetch_shard_{i}" for i in range(3)]
+    assert sorted(lines[1:7]) == sorted(
+        [f"+T  {shard}  started" for shard in shards]
+        + [f"+T  {shard}  done  T" for shard in shards]
+    )
+    assert lines[7:] == [
+        "+T  merge  started",
+        "+T  merge  done  T",
+        "+T  parallel  done  T",
+        f"run {run_id} done in T",
+    ]
 
 
 def test_server_errors_exit_3_and_usage_errors_exit_2(
@@ -142,12 +188,14 @@ def test_brackets_in_names_errors_and_hints_are_printed_as_they_are(
             out = timeless(capsys.readouterr().out)
             run_id = out.split()[2]
             error = "ValueError: [red]disk[/red] full [link=https://x]"
-            assert out == (
-                f"started run {run_id}\n"
-                f"[b]rackets  failed  T\n{error}\n"
-                f"└── [bold]shout[/bold]  failed  T\n    {error}\n"
-                f"run {run_id} failed in T: {error}\n"
-            )
+            assert plain(out) == [
+                f"started run {run_id}",
+                "+T  [b]rackets  started",
+                "+T  [bold]shout[/bold]  started",
+                f"+T  [bold]shout[/bold]  failed  T  {error}",
+                "+T  [b]rackets  failed  T",
+                f"run {run_id} failed in T: {error}",
+            ]
             assert main(["run", address, "[bold]nope"]) == 3
             assert capsys.readouterr().err == (
                 "otelstream: the run did not start: 404 unknown pipeline '[bold]nope'\n"
@@ -157,7 +205,8 @@ def test_brackets_in_names_errors_and_hints_are_printed_as_they_are(
     monkeypatch.setitem(sys.modules, "uvicorn", None)  # as if uvicorn were not installed
     assert main(["serve"]) == 2
     assert capsys.readouterr().out == (
-        "otelstream serve needs uvicorn: pip install 'otelstream[example]'\n"
+        "otelstream serve needs uvicorn; from the clone: pip install '.[example]' "
+        "(or: uv sync --extra example)\n"
     )
 
 

@@ -1,0 +1,84 @@
+"""A run as plain lines, one per event as it happens: what the `otelstream` command writes when
+its output is a pipe or a file (a CI log), where a live redraw would show nothing until the end.
+
+    +0.00 s  nested  started
+    +0.01 s  load  done  2.1 ms
+    +0.03 s  validate  failed  1.0 ms  ValueError: result 42 is out of range
+    +0.03 s  read_files  INFO  reading part-001.csv
+
+Each line is plain text (no colour, no escape sequence): every text from the run goes through
+`inert`, and errors and messages are cut at `clip` characters unless asked whole.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from otelstream._inert import inert
+from otelstream._run_view import STATUS_TEXT, RunView, clipped, format_ms, parse_time
+
+PROGRESS_EVERY = 1.0
+"""Seconds between two progress lines of one task (its last value always shows)."""
+
+
+class RunLines:
+    """Folds events into a `RunView` (for the summary) and says the line each one makes."""
+
+    def __init__(self, view: RunView, clip: int | None = 200) -> None:
+        self.view = view
+        self.clip = clip
+        self._origin: float | None = None
+        self._progress_at: dict[str, float] = {}  # span id -> time of its last progress line
+
+    def line(self, event: dict[str, Any]) -> str | None:
+        """Apply `event` to the view; the line it makes, or None (a type not shown)."""
+        span = self.view.apply(event)
+        kind = event.get("type")
+        if span is None:
+            return None
+        at = parse_time(event.get("timestamp"))
+        if self._origin is None and at is not None:
+            self._origin = span.started if span.started is not None else at
+        offset = "" if at is None or self._origin is None else f"+{format_ms_s(at - self._origin)}"
+        head = f"{offset:>9}  {span.name}"
+        if kind in ("pipeline_started", "task_started"):
+            return f"{head}  started"
+        if kind == "task_progress":
+            return self._progress(head, event, at, span.progress)
+        if kind == "task_log":
+            level, message = span.logs[-1]
+            return f"{head}  {level}  {clipped(message, self.clip)}"
+        line = f"{head}  {STATUS_TEXT.get(span.status, inert(span.status))}"
+        if span.duration_ms is not None:
+            line += f"  {format_ms(span.duration_ms)}"
+        failure = self.view.shown_failure(span)
+        if failure is not None:
+            line += f"  {clipped(inert(failure), self.clip)}"
+        return line
+
+    def _progress(
+        self,
+        head: str,
+        event: dict[str, Any],
+        at: float | None,
+        progress: tuple[float, float | None, str] | None,
+    ) -> str | None:
+        if progress is None:
+            return None
+        done, total, message = progress
+        span_id = str(event.get("span_id"))
+        last = self._progress_at.get(span_id)
+        final = total is not None and done >= total
+        if not final and at is not None and last is not None and at - last < PROGRESS_EVERY:
+            return None  # coalesced: a CI log gets about a line a second per task
+        if at is not None:
+            self._progress_at[span_id] = at
+        count = f"{done:g}/{total:g}" if total is not None else f"{done:g}"
+        return f"{head}  {count} {clipped(message, self.clip)}".rstrip()
+
+
+def format_ms_s(seconds: float) -> str:
+    return f"{max(0.0, seconds):.2f} s"
+
+
+__all__ = ["PROGRESS_EVERY", "RunLines"]

@@ -1,0 +1,79 @@
+"""An app for what people meet: text that tries to drive a terminal, a long error, a run that
+logs ERROR and still succeeds, and a slow run to cancel, with typed, bounded, described
+parameters for the page's form. Set up as a user would (`setup_telemetry`: spans and logs)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Annotated, Literal
+
+from fastapi import FastAPI
+from opentelemetry import trace
+from pydantic import Field
+
+import otelstream
+from otelstream import MemoryHub
+from otelstream.fastapi import create_router
+from otelstream.telemetry import setup_telemetry
+
+hub = MemoryHub()
+telemetry = setup_telemetry(hub)
+tracer = trace.get_tracer(__name__, tracer_provider=telemetry.provider)
+log = logging.getLogger("people")
+
+LONG_ERROR = "the upstream answered: " + "a very long line of detail " * 230  # about 6 KB
+
+
+def hostile(label: str = "") -> None:
+    """a task named `label` logs it, reports it as progress, then raises it."""
+    with tracer.start_as_current_span(f"task:{label}"):
+        log.error("log: %s", label)
+        otelstream.progress(1, 2, label)
+        raise RuntimeError(f"error: {label}")
+
+
+def long_error() -> None:
+    """fails with a 6 KB message."""
+    with tracer.start_as_current_span("task:fetch"):
+        raise ConnectionError(LONG_ERROR)
+
+
+def logs_errors() -> None:
+    """logs two ERROR records and still succeeds."""
+    with tracer.start_as_current_span("task:check"):
+        log.error("3 rows could not be parsed")
+        log.error("the checksum did not match")
+
+
+def slow(
+    seconds: Annotated[
+        float, Field(ge=0, le=120, description="how long the one task takes", allow_inf_nan=False)
+    ] = 30.0,
+    rows: Annotated[int, Field(ge=1, le=1000, description="rows to make")] = 10,
+    mode: Literal["fast", "careful"] = "fast",
+    dry_run: bool = False,
+    label: str = "nightly",
+    tags: list[str] | None = None,
+) -> None:
+    """one task that waits `seconds` (cancellable), under a parent task."""
+    with tracer.start_as_current_span("task:prepare"):
+        with tracer.start_as_current_span("task:wait"):
+            for _ in range(int(seconds * 20)):
+                otelstream.check_cancelled()
+                time.sleep(0.05)
+
+
+app = FastAPI(title="people")
+app.include_router(
+    create_router(
+        hub=hub,
+        pipelines={
+            "hostile": hostile,
+            "long_error": long_error,
+            "logs_errors": logs_errors,
+            "slow": slow,
+        },
+        tracer_provider=telemetry.provider,
+    )
+)
