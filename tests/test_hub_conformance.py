@@ -10,6 +10,7 @@ runs by count (RedisHub across every process sharing the Redis) and by age.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -249,6 +250,39 @@ def test_subscribers_on_two_event_loops_each_get_every_event(make_hub: MakeHub) 
         thread.join(10)
     assert results == {"a": list(range(1, 103)), "b": list(range(1, 103))}
     assert hub.subscriber_count() == 0  # type: ignore[attr-defined]
+
+
+def test_many_subscribers_come_and_go_in_any_order_and_the_rest_get_every_event(
+    make_hub: MakeHub,
+) -> None:
+    """Attach and detach change a run's readers in place: whoever leaves, early or late, in
+    any order, the others are still woken for every event, and the count stays true."""
+    hub = make_hub()
+    start(hub)
+
+    async def scenario() -> None:
+        stacks = [contextlib.AsyncExitStack() for _ in range(300)]
+        subscriptions = [await stack.enter_async_context(hub.subscribe(RUN)) for stack in stacks]
+        assert hub.subscriber_count(RUN) == 300  # type: ignore[attr-defined]
+        for index in [*range(0, 300, 3), *range(299, 0, -3)]:  # every 3rd, from both ends
+            await stacks[index].aclose()
+        stayed = [s for i, s in enumerate(subscriptions) if i % 3 == 1]
+        assert hub.subscriber_count(RUN) == len(stayed)  # type: ignore[attr-defined]
+        for span_id in range(2, 12):
+            task(hub, span_id)
+        finish(hub)
+        for subscription in stayed:
+            seqs: list[int] = []
+            while (batch := await subscription.next_batch(timeout=5)) is not None:
+                assert batch, "timed out"
+                seqs.extend(event.seq for event in batch)
+            assert seqs == list(range(1, 13))
+        for index, stack in enumerate(stacks):
+            if index % 3 == 1:
+                await stack.aclose()
+        assert hub.subscriber_count(RUN) == 0  # type: ignore[attr-defined]
+
+    asyncio.run(scenario())
 
 
 def test_a_subscriber_that_falls_behind_is_not_cut_while_its_events_are_kept(

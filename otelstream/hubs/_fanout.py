@@ -58,8 +58,8 @@ class Feed:
         self.last_seq = base
         self.finished = False
         self.failure: tuple[str, str] | None = None
-        self.readers: tuple[Subscriber, ...] = ()
-        self.wakers: tuple[LoopWaker, ...] = ()
+        self.readers = 0  # attached subscriptions, all loops together
+        self.wakers: tuple[LoopWaker, ...] = ()  # one per loop with readers, read without the lock
         self.compact = False  # entries are bare frames (bytes) once the run is over
         self.nbytes = 0  # what a compacted feed's frames cost, for retention in bytes
 
@@ -142,30 +142,31 @@ class Feed:
         return FeedSubscription(self, after)
 
     def subscriber_count(self) -> int:
-        return len(self.readers)
+        return self.readers
 
     def _attach(self, reader: Subscriber) -> None:
+        """O(1): the reader joins its loop's waker in place; the tuple of wakers changes only
+        when a loop gets its first reader (publishers read it without the lock)."""
         with self.lock:
-            self.readers = (*self.readers, reader)
-            self._regroup()
+            self.readers += 1
+            for waker in self.wakers:
+                if waker.loop is reader.loop:
+                    waker.subscribers[reader] = None
+                    return
+            waker = LoopWaker(reader.loop)
+            waker.subscribers[reader] = None
+            self.wakers = (*self.wakers, waker)
 
     def _detach(self, reader: Subscriber) -> None:
+        """O(1), as `_attach`; a loop's waker goes when its last reader does."""
         with self.lock:
-            self.readers = tuple(r for r in self.readers if r is not reader)
-            self._regroup()
-
-    def _regroup(self) -> None:
-        """One waker per loop of the readers (lock held); a pending one carries over."""
-        old = {waker.loop: waker for waker in self.wakers}
-        by_loop: dict[asyncio.AbstractEventLoop, list[Subscriber]] = {}
-        for reader in self.readers:
-            by_loop.setdefault(reader.loop, []).append(reader)
-        wakers = []
-        for loop, readers in by_loop.items():
-            waker = old.get(loop) or LoopWaker(loop)
-            waker.subscribers = tuple(readers)
-            wakers.append(waker)
-        self.wakers = tuple(wakers)
+            for waker in self.wakers:
+                if waker.loop is reader.loop:
+                    if waker.subscribers.pop(reader, False) is None:
+                        self.readers -= 1
+                    if not waker.subscribers:
+                        self.wakers = tuple(w for w in self.wakers if w is not waker)
+                    return
 
     def _take(self, after: int, first: bool) -> tuple[list[Any], int, int]:
         """(entries after `after`, the seq of the last, what follows: `_MORE`, `_END`,

@@ -64,17 +64,20 @@ class Subscriber(Wakeup):
 
 class LoopWaker(Wakeup):
     """Every subscriber of one run on one loop: an event costs the publisher one flag check
-    per loop, not one call per subscriber."""
+    per loop, not one call per subscriber.
+
+    `subscribers` is changed in place (O(1) to gain or lose one) and only on `loop`, where
+    `_wake` reads it too; an insertion-ordered dict, so readers are woken oldest first."""
 
     __slots__ = ("subscribers",)
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(loop)
-        self.subscribers: tuple[Subscriber, ...] = ()
+        self.subscribers: dict[Subscriber, None] = {}
 
     def _wake(self) -> None:
         self.scheduled = False
-        for subscriber in self.subscribers:
+        for subscriber in tuple(self.subscribers):  # a copy: waking one may end another
             subscriber._wake()
 
 
