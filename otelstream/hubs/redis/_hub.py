@@ -128,6 +128,8 @@ class RedisHub:
         # that can happen while the lookup is on its way.
         known = self._writer.started_here(run_id)
         try:
+            if known:  # what this process published before the reader came is there for it
+                await self._io.call(self._writer.flush(_FLUSH_S))
             exists, done = await self._io.call(self._lookup(run_id))
         except HubUnavailable:
             return _ended(run_id, after, "Redis cannot be reached")

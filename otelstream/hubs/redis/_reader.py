@@ -114,15 +114,20 @@ class Reader:
         """What a reader entering now is owed, read at once rather than by the next XREAD: the
         entries between `after` and the feed's oldest (a late reader of a watched run), and
         all there is past the feed's newest, so it starts where a memory hub's would."""
-        key = stream_key(self.prefix, run_id)
+        # on the query pool: the reader's one connection may be blocked in XREAD for seconds,
+        # and a thousand viewers entering one run must not queue behind it one by one
+        key, query = stream_key(self.prefix, run_id), self.io.query
         upto = feed.first_seq - 1
         if after < upto:
-            entries = await self.io.reader.xrange(key, f"({after}-0", f"{upto}-0")
+            entries = await query.xrange(key, f"({after}-0", f"{upto}-0")
             feed.backfill([f for f in map(_frame, entries) if f is not None])
         with self._lock:
             watch = self._watches.get(run_id)
         if watch is not None and watch.feed is feed and not watch.done:
-            entries = await self.io.reader.xrange(key, f"({feed.last_seq}-0", "+", READ_COUNT)
+            entries = await query.xrange(key, f"({feed.last_seq}-0", "+", READ_COUNT)
+            entries = [
+                (_bytes(i), {_bytes(k): _bytes(v) for k, v in f.items()}) for i, f in entries
+            ]
             self._apply([(watch.key, entries)], {watch.key: (run_id, watch)})
 
     async def run(self, io: IOLoop) -> None:
@@ -230,9 +235,14 @@ class Reader:
             self._unblocking = False
 
 
-def _frame(entry: tuple[bytes, dict[bytes, bytes]]) -> Frame | None:
+def _frame(entry: tuple[str, dict[str, str]]) -> Frame | None:
+    """An entry read on the query pool (its replies decoded: the JSON was stored as UTF-8)."""
     entry_id, fields = entry
     if marker_seq(entry_id) is not None:
         return None
-    seq = int(entry_id.partition(b"-")[0])
-    return Frame(seq, frame(seq, fields[b"e"]))
+    seq = int(entry_id.partition("-")[0])
+    return Frame(seq, frame(seq, fields["e"].encode()))
+
+
+def _bytes(text: str | bytes) -> bytes:
+    return text.encode() if isinstance(text, str) else text
