@@ -225,3 +225,22 @@ def test_without_a_token_the_receiver_says_it_is_open(caplog: pytest.LogCaptureF
     assert any(
         "OTLP receiver" in r.getMessage() and "open" in r.getMessage() for r in caplog.records
     )
+
+
+def test_children_before_their_parents_wait_under_a_placeholder(app: App) -> None:
+    run_id, root = running(app)
+    assert answer(post(app, export(span(run_id, 32, 31, "query")))) == ExportTraceServiceResponse()
+    waiting = app.client.get(f"/runs/{run_id}").json()["tree"]["children"]
+    holder = next(child for child in waiting if child.get("placeholder"))
+    assert holder["span_id"] == f"{31:016x}" and holder["name"] == "…"
+    assert [kid["name"] for kid in holder["children"]] == ["query"]
+    assert (
+        answer(post(app, export(span(run_id, 31, root, "handler")))) == ExportTraceServiceResponse()
+    )
+    arrived = app.client.get(f"/runs/{run_id}").json()["tree"]["children"]
+    assert not any(child.get("placeholder") for child in arrived)
+    handler = next(child for child in arrived if child["name"] == "handler")
+    assert [kid["name"] for kid in handler["children"]] == ["query"]
+    events = finish(app, run_id)
+    query = next(e for e in events if e["name"] == "query")
+    assert query["parent_span_id"] == f"{31:016x}"  # streamed with its parent's id at once

@@ -171,9 +171,14 @@ class TreeSnapshot(NamedTuple):
             else:
                 children.setdefault(node.parent_span_id, []).append(node)
 
+        placeholders = _placeholders(children, root)
+
         def build(node: SpanNode) -> dict[str, Any]:
             kids = sorted(children.get(node.span_id, ()), key=lambda n: n.start_ns)
-            return node.to_dict([build(kid) for kid in kids])
+            shown = node.to_dict([build(kid) for kid in kids])
+            if node.span_id in placeholders:
+                shown["placeholder"] = True
+            return shown
 
         tree = build(root) if root is not None else None
         return {
@@ -189,3 +194,17 @@ class TreeSnapshot(NamedTuple):
             "dropped_spans": self.dropped_spans,
             "tree": tree,
         }
+
+
+def _placeholders(children: dict[int | None, list[SpanNode]], root: SpanNode | None) -> set[int]:
+    """Spans whose parent has not arrived yet (a service's spans come when they end, children
+    first) hang under a placeholder for it, under the root, until it arrives: a node marked
+    `placeholder`, named "…", that takes the parent's place and id."""
+    if root is None:
+        return set()
+    known = {node.span_id for kids in children.values() for node in kids} | {root.span_id}
+    missing = [parent for parent in children if parent is not None and parent not in known]
+    for parent in missing:
+        start = min(node.start_ns for node in children[parent])
+        children.setdefault(root.span_id, []).append(SpanNode(parent, root.span_id, "…", start))
+    return set(missing)
