@@ -7,7 +7,10 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -19,6 +22,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+from opentelemetry.trace import SpanKind
 
 from otelstream.fastapi import create_router
 from otelstream.testing import UvicornServer, read_events
@@ -244,3 +248,69 @@ def test_children_before_their_parents_wait_under_a_placeholder(app: App) -> Non
     events = finish(app, run_id)
     query = next(e for e in events if e["name"] == "query")
     assert query["parent_span_id"] == f"{31:016x}"  # streamed with its parent's id at once
+
+
+@contextmanager
+def serve_calling(linger: float) -> Iterator[tuple[App, list[str]]]:
+    """An app whose `calling` pipeline makes an HTTP call (a CLIENT span) and whose `quiet`
+    pipeline makes none; the receiver on, the run's end lingering up to `linger` seconds."""
+    telemetry = make_telemetry(otlp_ingest=True, otlp_linger_seconds=linger)
+    tracer, calls = telemetry.tracer, []
+
+    def calling() -> None:
+        with tracer.start_as_current_span("POST /charge", kind=SpanKind.CLIENT) as call:
+            calls.append(f"{call.get_span_context().span_id:016x}")
+
+    def quiet() -> None:
+        with tracer.start_as_current_span("task:alone"):
+            pass
+
+    app = FastAPI()
+    app.include_router(
+        create_router(
+            hub=telemetry.hub,
+            pipelines={"calling": calling, "quiet": quiet},
+            tracer_provider=telemetry.provider,
+        )
+    )
+    with UvicornServer(app) as server:
+        client = App(telemetry, server, Gate())
+        yield client, calls
+        client.client.close()
+    telemetry.provider.shutdown()
+
+
+def test_a_runs_end_waits_for_the_service_it_called() -> None:
+    with serve_calling(linger=30) as (app, calls):
+        run_id = app.run("calling")
+        seen: list[dict[str, Any]] = []
+
+        def service_exports_later() -> None:  # as a batch processor does, after the call
+            while not calls:
+                time.sleep(0.01)
+            time.sleep(0.5)
+            post(
+                app, export(span(run_id, 41, calls[0], "POST /charge", kind=Span.SPAN_KIND_SERVER))
+            )
+
+        service = threading.Thread(target=service_exports_later)
+        service.start()
+        seen = read_events(app.client, "GET", f"/runs/{run_id}/events")
+        service.join()
+        assert [(e["type"], e["name"]) for e in seen][-3:] == [
+            ("task_started", "POST /charge"),
+            ("task_completed", "POST /charge"),
+            ("pipeline_completed", "calling"),
+        ]
+        assert seen[-2]["service"] == "billing"
+        assert seen[-2]["parent_span_id"] == calls[0]
+
+
+def test_runs_without_calls_and_calls_nobody_answers_are_not_held_long() -> None:
+    with serve_calling(linger=30) as (app, _):
+        quiet = read_events(app.client, "POST", "/run-workflow", json={"pipeline_name": "quiet"})
+        assert quiet[-1]["type"] == "pipeline_completed"  # at once: the read times out in 10 s
+    with serve_calling(linger=0.3) as (app, _):
+        body = {"pipeline_name": "calling"}
+        unanswered = read_events(app.client, "POST", "/run-workflow", json=body)
+        assert unanswered[-1]["type"] == "pipeline_completed"  # after the linger time

@@ -7,6 +7,7 @@ from typing import Any
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.trace import SpanKind
 
 from otelstream import _projection as projection
 from otelstream import _span_end
@@ -14,11 +15,14 @@ from otelstream._context import RUN_KEY, RunCancelled, RunMark, current_context
 from otelstream._errors import report, warn_limited
 from otelstream._filters import GlobFilter, SpanFilter, combined
 from otelstream._levels import level_name
+from otelstream._linger import Linger
 from otelstream._span_end import hooks as _end_hooks
-from otelstream.events import PIPELINE_STARTED, TASK_STARTED
+from otelstream.events import PIPELINE_COMPLETED, PIPELINE_STARTED, TASK_STARTED
 from otelstream.hubs import Hub
 from otelstream.processors.logs import LogSink
 from otelstream.settings import Settings
+
+_CALLS = (SpanKind.CLIENT, SpanKind.PRODUCER)
 
 
 class EventStreamProcessor(SpanProcessor):
@@ -52,6 +56,13 @@ class EventStreamProcessor(SpanProcessor):
         )
         self._hidden: dict[int, RunMark] = {}  # span id -> run, of the open filtered-out spans
         self._logs = LogSink(hub, settings)  # logfire's log spans
+        # with the OTLP receiver on: a run's end waits for the services it called (_linger.py)
+        self._linger = (
+            Linger(hub, settings.otlp_linger_seconds)
+            if settings.otlp_ingest and settings.otlp_linger_seconds > 0
+            else None
+        )
+        self._calls: dict[str, set[int]] = {}  # run id -> its CLIENT and PRODUCER spans
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         mark = (current_context() if parent_context is None else parent_context).get(RUN_KEY)
@@ -87,6 +98,8 @@ class EventStreamProcessor(SpanProcessor):
                     self._logfire_log(span, mark, shown or parent, logfire_attributes)
                     return
                 name = policy.clip(task)
+            if self._linger is not None and span.kind in _CALLS:
+                self._note_call(run_id, context.span_id)
             if self._filter is not None and not self._filter(span):
                 self._hide(context.span_id, mark, shown or (parent.span_id if parent else None))
                 return
@@ -99,6 +112,15 @@ class EventStreamProcessor(SpanProcessor):
         )
         self._open[context.span_id] = event
         self.hub.publish(run_id, event)
+
+    def _note_call(self, run_id: str, span_id: int) -> None:
+        calls = self._calls.get(run_id)
+        if calls is None:
+            if len(self._calls) >= self._max_open:
+                return
+            calls = self._calls[run_id] = set()
+        if len(calls) < 1000:
+            calls.add(span_id)
 
     def _hide(self, span_id: int, mark: RunMark, shown_parent: int | None) -> None:
         if len(self._hidden) >= self._max_open:
@@ -140,6 +162,12 @@ class EventStreamProcessor(SpanProcessor):
             try:
                 kind = projection.end_type(span, opened)
                 event = projection.SpanEvent(kind, opened.run_id, span, self._policy, opened)
+                if kind == PIPELINE_COMPLETED and self._calls:
+                    calls = self._calls.pop(opened.run_id, None)
+                    if calls and self._linger is not None:
+                        run_id = opened.run_id
+                        self._linger.hold(run_id, calls, lambda: self.hub.publish(run_id, event))
+                        return
                 self.hub.publish(opened.run_id, event)
             except Exception:
                 report("EventStreamProcessor.on_end")
@@ -149,6 +177,8 @@ class EventStreamProcessor(SpanProcessor):
                 mark.hidden.pop(span.context.span_id, None)
 
     def shutdown(self) -> None:
+        if self._linger is not None:
+            self._linger.release_all()
         self._open.clear()
         self._hidden.clear()
 
