@@ -149,7 +149,7 @@ def _run_row(run: dict[str, Any], now: float) -> list[str]:
         STATUS_TEXT.get(status, inert(status)),
         inert(run.get("started_at", "")),
         took,
-        inert(run.get("error_type") or ""),
+        "" if status == "cancelled" else inert(run.get("error_type") or ""),
     ]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import logging
 import threading
 import traceback
@@ -129,7 +130,10 @@ class PipelineRunner:
             )
         try:
             marked = marked_context(name, context)
-            span = self._tracer.start_span(f"pipeline:{name}", context=marked)
+            shown = _parameters_text(parameters, self.settings.max_string_length)
+            span = self._tracer.start_span(
+                f"pipeline:{name}", context=marked, attributes={PARAMETERS_ATTRIBUTE: shown}
+            )
         except BaseException:
             self._slots.release()
             raise
@@ -235,6 +239,16 @@ class PipelineRunner:
                 error = RuntimeError("the server shut down before the run began")
                 self._end_unstarted(job, error, str(error))
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+PARAMETERS_ATTRIBUTE = "otelstream.parameters"
+"""The run's parameters as JSON, on its pipeline span: in the trace, and in the page's header
+where `OTELSTREAM_ATTRIBUTE_ALLOWLIST` lets it reach the stream."""
+
+
+def _parameters_text(parameters: Mapping[str, Any] | None, limit: int) -> str:
+    text = json.dumps(dict(parameters or {}), default=str, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _failure_text(exc: BaseException, settings: Settings) -> str:

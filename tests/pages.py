@@ -97,12 +97,20 @@ def rows(page: Page) -> list[tuple[str, str, int]]:
 def start_from_page(page: Page, base: str, pipeline: str, parameters: str) -> str:
     page.goto(f"{base}/ui")
     page.check(f'input[name="pipeline"][value="{pipeline}"]')
+    as_json(page)
     page.fill("#parameters", parameters)
     page.click("#start-button")
     page.wait_for_url("**/ui/runs/*")
     run_id = page.url.rsplit("/", 1)[1]
     assert len(run_id) == 32
     return run_id
+
+
+def as_json(page: Page) -> None:
+    """Once the page has looked for the pipelines' forms: their parameters as raw JSON."""
+    page.wait_for_selector("body[data-forms]")
+    if page.is_enabled("#params-raw") and not page.is_checked("#params-raw"):
+        page.check("#params-raw")
 
 
 def wait_for_status(page: Page, status: str) -> None:

@@ -21,7 +21,7 @@ from otelstream.testing import UvicornServer, wait_for_run
 from otelstream.ui import ui_router
 
 from .conftest import ROOT, Gate, app_process, make_telemetry
-from .pages import rows, start_from_page, wait_for_status
+from .pages import as_json, rows, start_from_page, wait_for_status
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -72,6 +72,7 @@ def test_the_page_lists_pipelines_and_shows_the_example_run(
 ) -> None:
     base = str(example.base_url).rstrip("/")
     page.goto(f"{base}/ui")
+    page.wait_for_selector("body[data-forms]")  # the pipelines are listed, their forms built
     names = page.eval_on_selector_all(".pipeline-name", "els => els.map(e => e.textContent)")
     assert names == ["example", "failing", "parallel", "nested", "ingest"]
     descriptions = page.eval_on_selector_all(
@@ -128,6 +129,7 @@ def test_a_parameter_error_names_the_field(page: Page, example: httpx.Client) ->
     base = str(example.base_url).rstrip("/")
     page.goto(f"{base}/ui")
     page.check('input[name="pipeline"][value="example"]')
+    as_json(page)
     page.fill("#parameters", '{"bogus": 1}')
     page.click("#start-button")
     page.wait_for_selector("#form-error:not([hidden])")

@@ -1,6 +1,6 @@
 """The live page: a self-contained HTML/JS/CSS view of runs, served by a small router.
 
-No CDN and no build step: three files shipped inside the package, served as
+No CDN and no build step: four files shipped inside the package, served as
 they are, so the page works offline and the wheel is all a user needs.
 """
 
@@ -42,6 +42,7 @@ def _load(name: str, media_type: str) -> _Asset:
 
 _ASSETS = {
     "app.js": _load("app.js", "text/javascript; charset=utf-8"),
+    "form.js": _load("form.js", "text/javascript; charset=utf-8"),
     "app.css": _load("app.css", "text/css; charset=utf-8"),
 }
 _PAGE = resources.files("otelstream.ui").joinpath("index.html").read_text("utf-8")

@@ -17,6 +17,9 @@
     "pipeline_completed",
   ]);
 
+  const CANCELLED_TYPE = "RunCancelled"; // a task stopped by its run's cancel: not a failure
+  const ERROR_LEVELS = new Set(["ERROR", "FATAL", "CRITICAL"]);
+  const PARAMETERS_ATTRIBUTE = "otelstream.parameters"; // on the pipeline span, when allowlisted
   const STATUS_TEXT = {
     running: "running",
     success: "done",
@@ -58,7 +61,12 @@
       info: null, // GET /runs/{id}
       selected: null, // the node whose details the panel shows
       logsDropped: null, // the logs_dropped event, if the run's log budget ran out
-      stats: { received: 0, duplicates: 0, gaps: 0, connections: 0, tasks: 0, failed: 0 },
+      token: null, // the run's token (require_run_token): from POST /runs or the page's address
+      parameters: null, // what the run was started with, when known
+      errorLogs: 0, // ERROR (and worse) log lines: a run that succeeded with them says so
+      cancel: null, // the Cancel button's state: null, "sending", "sent"
+      endedAs: null, // the status its pipeline_completed said, as soon as it arrives
+      stats: { received: 0, duplicates: 0, gaps: 0, connections: 0, tasks: 0, failed: 0, cancelled: 0 },
     };
   }
 
@@ -111,11 +119,26 @@
   }
 
   // A 422 item names the field it is about: loc is ["body", the pipeline's tag, ...the path]
-  function validationError(item) {
+  function validationLoc(item) {
     let loc = Array.isArray(item.loc) ? item.loc : [];
     if (loc[0] === "body") loc = loc.slice(1);
     if (loc[1] === "parameters" || loc[1] === "pipeline_name") loc = loc.slice(1); // the tag
+    return loc;
+  }
+
+  function validationError(item) {
+    const loc = validationLoc(item);
     return loc.length ? `${loc.join(".")}: ${item.msg}` : String(item.msg);
+  }
+
+  // The run's token travels with each request about it (GET, DELETE, its events)
+  function runUrl(current, suffix = "") {
+    const url = `${base}/runs/${encodeURIComponent(current.runId)}${suffix}`;
+    return current.token ? `${url}?token=${encodeURIComponent(current.token)}` : url;
+  }
+
+  function shortId(runId) {
+    return String(runId).slice(0, 8);
   }
 
   // A docstring's `code` spans become <code> elements: DOM nodes with text, never markup
@@ -130,11 +153,15 @@
 
   // -- pipelines and starting a run -------------------------------------------------------------
 
+  const forms = { schemas: new Map(), current: null }; // the parameters form of the chosen pipeline
+
   async function loadPipelines() {
     const box = $("pipelines");
     const empty = $("pipelines-empty");
+    const listed = getJSON(`${base}/pipelines`);
+    const schemas = window.otelstreamForm.loadSchemas(base);
     try {
-      const { response, body } = await getJSON(`${base}/pipelines`);
+      const { response, body } = await listed;
       if (!response.ok) throw new Error(detail(body, response));
       const pipelines = body.pipelines || [];
       empty.textContent = pipelines.length ? "" : "No pipelines are registered.";
@@ -146,6 +173,7 @@
         input.name = "pipeline";
         input.value = pipeline.name;
         input.checked = index === 0;
+        input.addEventListener("change", showForm);
         const text = el("span", "pipeline-text");
         text.append(el("span", "pipeline-name", pipeline.name));
         if (pipeline.description) {
@@ -158,6 +186,54 @@
     } catch (error) {
       empty.textContent = `Could not list the pipelines: ${error.message}`;
     }
+    forms.schemas = await schemas;
+    document.body.dataset.forms = forms.schemas.size ? "yes" : "no"; // for people and tests
+    showForm();
+  }
+
+  // The chosen pipeline's form, when the server published its parameters; else the JSON box
+  function showForm() {
+    const chosen = document.querySelector('input[name="pipeline"]:checked');
+    const model = chosen ? forms.schemas.get(chosen.value) : null;
+    const raw = $("params-raw");
+    forms.current = model ? window.otelstreamForm.build($("param-form"), model) : null;
+    raw.disabled = !model;
+    raw.checked = !model || raw.checked;
+    if (forms.current) $("parameters").value = JSON.stringify(forms.current.values(), null, 1);
+    showRaw();
+  }
+
+  // "as JSON" moves what is in the form into the box, and back
+  function toggleRaw() {
+    const form = forms.current;
+    const error = $("form-error");
+    error.hidden = true;
+    try {
+      if (form && $("params-raw").checked) {
+        $("parameters").value = JSON.stringify(form.values(), null, 1);
+      } else if (form) {
+        form.fill(readJson());
+      }
+    } catch (problem) {
+      $("params-raw").checked = !$("params-raw").checked;
+      error.textContent = `Parameters: ${problem.message}`;
+      error.hidden = false;
+    }
+    showRaw();
+  }
+
+  function showRaw() {
+    const raw = $("params-raw").checked || !forms.current;
+    $("raw-box").hidden = !raw;
+    $("param-form").hidden = raw;
+  }
+
+  function readJson() {
+    const parameters = JSON.parse($("parameters").value.trim() || "{}");
+    if (parameters === null || typeof parameters !== "object" || Array.isArray(parameters)) {
+      throw new Error("the parameters must be a JSON object");
+    }
+    return parameters;
   }
 
   async function startRun(event) {
@@ -166,17 +242,16 @@
     formError.hidden = true;
     const chosen = document.querySelector('input[name="pipeline"]:checked');
     if (!chosen) return;
+    const form = $("params-raw").checked ? null : forms.current;
     let parameters;
     try {
-      parameters = JSON.parse($("parameters").value.trim() || "{}");
-      if (parameters === null || typeof parameters !== "object" || Array.isArray(parameters)) {
-        throw new Error("the parameters must be a JSON object");
-      }
+      parameters = form ? form.values() : readJson();
     } catch (error) {
       formError.textContent = `Parameters: ${error.message}`;
       formError.hidden = false;
       return;
     }
+    if (form) form.flag([]);
     const button = $("start-button");
     button.disabled = true;
     try {
@@ -185,14 +260,43 @@
         headers: { "content-type": "application/json" },
         body: JSON.stringify({ pipeline_name: chosen.value, parameters }),
       });
+      if (response.status === 422 && form && body && Array.isArray(body.detail)) {
+        form.flag(
+          body.detail
+            .map((item) => [validationLoc(item), item.msg])
+            .filter(([loc]) => loc[0] === "parameters" && loc.length > 1)
+            .map(([loc, msg]) => [String(loc[1]), String(msg)]),
+        );
+      }
       if (response.status !== 202) throw new Error(detail(body, response));
-      history.pushState(null, "", `${base}/ui/runs/${encodeURIComponent(body.run_id)}`);
+      const token = typeof body.token === "string" ? body.token : null;
+      remember(body.run_id, parameters);
+      const query = token ? `?token=${encodeURIComponent(token)}` : "";
+      history.pushState(null, "", `${base}/ui/runs/${encodeURIComponent(body.run_id)}${query}`);
       openRun(body.run_id, true);
     } catch (error) {
       formError.textContent = `The run did not start: ${error.message}`;
       formError.hidden = false;
     } finally {
       button.disabled = false;
+    }
+  }
+
+  // The parameters this page started a run with, for its header (a reload keeps them)
+  function remember(runId, parameters) {
+    try {
+      sessionStorage.setItem(`otelstream.parameters.${runId}`, JSON.stringify(parameters));
+    } catch (_) {
+      // storage is full or off: the header goes without them
+    }
+  }
+
+  function remembered(runId) {
+    try {
+      const text = sessionStorage.getItem(`otelstream.parameters.${runId}`);
+      return text === null ? null : JSON.parse(text);
+    } catch (_) {
+      return null;
     }
   }
 
@@ -211,6 +315,7 @@
     clearInterval(run.ticker);
     run = null;
     $("run").hidden = true;
+    $("overview").hidden = false;
     setConnection("idle", "");
     markOpenRun();
   }
@@ -218,7 +323,10 @@
   function openRun(runId, fresh = false) {
     closeRun();
     run = newRun(runId, fresh);
+    run.token = new URLSearchParams(location.search).get("token");
+    run.parameters = remembered(runId);
     window.otelstream.run = run;
+    $("overview").hidden = true;
     $("tree").replaceChildren();
     $("axis-ticks").replaceChildren();
     $("run").hidden = false;
@@ -229,6 +337,12 @@
     $("run-duration").textContent = "";
     $("run-counts").textContent = "";
     $("run-error").hidden = true;
+    $("run-error").classList.remove("expanded");
+    $("run-logged").hidden = true;
+    $("cancel-button").hidden = true;
+    $("cancel-button").disabled = false;
+    $("cancel-result").hidden = true;
+    drawParameters(run);
     $("trace-link").hidden = true;
     $("detail").hidden = true;
     showMessage("");
@@ -244,9 +358,7 @@
   async function loadRunInfo(current) {
     try {
       const sent = Date.now();
-      const { response, body } = await getJSON(
-        `${base}/runs/${encodeURIComponent(current.runId)}`,
-      );
+      const { response, body } = await getJSON(runUrl(current));
       if (current !== run) return;
       if (response.status === 404) {
         notFound(current, detail(body, response));
@@ -306,13 +418,14 @@
     if (current.es) current.es.close();
     clearInterval(current.ticker);
     setConnection("closed", "");
+    $("cancel-button").hidden = true;
     $("run-status").dataset.status = "unknown";
     $("run-status").textContent = "not found";
     showMessage(message);
   }
 
   function connect(current, after) {
-    const url = new URL(`${base}/runs/${encodeURIComponent(current.runId)}/events`, location.href);
+    const url = new URL(runUrl(current, "/events"), location.href);
     if (after > 0) url.searchParams.set("last_event_id", String(after));
     const es = new EventSource(url.pathname + url.search);
     current.es = es;
@@ -341,7 +454,7 @@
     setConnection("reconnecting", "reconnecting…");
     let info = null;
     try {
-      info = await getJSON(`${base}/runs/${encodeURIComponent(current.runId)}`);
+      info = await getJSON(runUrl(current));
     } catch (_) {
       info = null;
     }
@@ -406,6 +519,10 @@
     if (event.type === "pipeline_completed") {
       // the run is over: stop the stream now, not after the next (204) reconnect
       current.finished = true;
+      current.endedAs = event.status;
+      if (current.cancel === "sent" && event.status === "cancelled") {
+        $("cancel-result").textContent = "Cancelled.";
+      }
       current.es.close();
       clearInterval(current.ticker);
       setConnection("closed", "");
@@ -547,7 +664,8 @@
     const lane = el("div", "lane");
     const bar = el("div", "bar");
     lane.append(bar);
-    const error = el("div", "error");
+    const error = el("div", "error clip");
+    error.title = "click to see it whole";
     error.hidden = true;
     const progress = el("div", "progress");
     progress.hidden = true;
@@ -578,7 +696,7 @@
     line.append(
       el("span", "log-time", entry.time),
       el("span", "log-level", entry.level),
-      el("span", "log-message", entry.message),
+      el("span", "log-message clip", entry.message),
     );
     if (entry.logger) line.title = entry.logger;
     return line;
@@ -604,6 +722,15 @@
     if (!DRAWN_TYPES.has(event.type)) return; // a type this page does not know: ignore it
     const node = nodeFor(current, event);
     if (event.attributes && typeof event.attributes === "object") node.attributes = event.attributes;
+    if (node === current.root && current.parameters === null) {
+      const sent = node.attributes && node.attributes[PARAMETERS_ATTRIBUTE];
+      try {
+        if (typeof sent === "string") current.parameters = JSON.parse(sent);
+      } catch (_) {
+        current.parameters = null;
+      }
+      if (current.parameters !== null) drawParameters(current);
+    }
     const at = Date.parse(event.timestamp);
     if (event.name && event.name !== node.name) node.name = event.name;
     switch (event.type) {
@@ -617,11 +744,17 @@
         node.endMs = at;
         node.durationMs = typeof event.duration_ms === "number" ? event.duration_ms : null;
         if (node.startMs === null && node.durationMs !== null) node.startMs = at - node.durationMs;
-        if (event.type === "pipeline_completed") node.status = event.status || "success";
-        else node.status = event.type === "task_error" ? "error" : "success";
         node.error = event.error ?? null;
         node.errorType = event.error_type ?? null;
-        if (node.status === "error" && node !== current.root) current.stats.failed += 1;
+        if (event.type === "pipeline_completed") node.status = event.status || "success";
+        else if (event.type === "task_completed") node.status = "success";
+        else node.status = node.errorType === CANCELLED_TYPE ? "cancelled" : "error";
+        if (node !== current.root && node.status === "error") current.stats.failed += 1;
+        if (node !== current.root && node.status === "cancelled") current.stats.cancelled += 1;
+        if (node.parentId) {
+          const parent = current.nodes.get(node.parentId);
+          if (parent) current.dirty.add(parent); // its error may now be shown here instead
+        }
         break;
       }
       default:
@@ -650,6 +783,7 @@
       };
     } else {
       node.logCount += 1;
+      if (ERROR_LEVELS.has(String(event.level))) current.errorLogs += 1;
       node.logs.push({
         level: String(event.level || "INFO"),
         message: String(event.message ?? ""),
@@ -708,10 +842,27 @@
       const length = node.durationMs ?? Math.max(0, (node.endMs ?? origin) - (node.startMs ?? origin));
       dom.bar.style.setProperty("--length", String(length));
     }
-    if (node.error !== null || node.errorType !== null) {
-      dom.error.textContent = node.errorType ? `${node.errorType}: ${node.error ?? ""}` : node.error;
-      dom.error.hidden = false;
+    const failure = shownFailure(current, node);
+    if (dom.error.textContent !== (failure ?? "")) dom.error.textContent = failure ?? "";
+    dom.error.hidden = failure === null;
+  }
+
+  function failureText(node) {
+    if (node.error === null && node.errorType === null) return null;
+    return node.errorType ? `${node.errorType}: ${node.error ?? ""}` : String(node.error);
+  }
+
+  // A failure shows on the row that raised it: not on its parents, which the same exception
+  // went through, and not for a cancelled task (its status says it)
+  function shownFailure(current, node) {
+    const failure = failureText(node);
+    if (failure === null || node.status === "cancelled") return null;
+    for (const child of current.nodes.values()) {
+      if (child.parentId === node.spanId && child !== node && failureText(child) === failure) {
+        return null;
+      }
     }
+    return failure;
   }
 
   function drawRun(current) {
@@ -720,6 +871,12 @@
     const status = $("run-status");
     status.dataset.status = current.status;
     status.textContent = STATUS_TEXT[current.status] || current.status;
+    const logged = $("run-logged");
+    logged.hidden = current.errorLogs === 0;
+    logged.textContent = `${current.errorLogs} error${current.errorLogs === 1 ? "" : "s"} logged`;
+    $("cancel-button").hidden = current.finished || current.startMs === null;
+    const item = runsList.get(current.runId);
+    if (item) item.dataset.logged = current.errorLogs ? "yes" : "no";
     if (current.startMs === null) return;
     let total;
     if (current.finished && current.endMs !== null) {
@@ -731,13 +888,14 @@
     total = Math.max(total, 1);
     $("tree").style.setProperty("--total", String(total));
     $("run-duration").textContent = formatMs(total);
-    const counts = `${current.stats.tasks} task${current.stats.tasks === 1 ? "" : "s"}`;
-    $("run-counts").textContent = current.stats.failed ? `${counts}, ${current.stats.failed} failed` : counts;
+    const counts = [`${current.stats.tasks} task${current.stats.tasks === 1 ? "" : "s"}`];
+    if (current.stats.failed) counts.push(`${current.stats.failed} failed`);
+    if (current.stats.cancelled) counts.push(`${current.stats.cancelled} cancelled`);
+    $("run-counts").textContent = counts.join(", ");
     const error = $("run-error");
-    if (root && root.status === "error" && (root.error || root.errorType)) {
-      error.textContent = root.errorType ? `${root.errorType}: ${root.error ?? ""}` : root.error;
-      error.hidden = false;
-    }
+    const failure = root && root.status === "error" ? failureText(root) : null;
+    if (failure !== null && error.textContent !== failure) error.textContent = failure;
+    error.hidden = failure === null;
     drawAxis(total);
   }
 
@@ -750,6 +908,62 @@
     Array.from(ticks.children).forEach((tick, i) => {
       tick.textContent = formatMs((total * i) / (TICKS - 1));
     });
+  }
+
+  // -- the run's header: its parameters, and the Cancel button ----------------------------------
+
+  function drawParameters(current) {
+    const list = $("run-params");
+    const parameters = current.parameters;
+    const entries = parameters && typeof parameters === "object" ? Object.entries(parameters) : [];
+    list.replaceChildren();
+    for (const [key, value] of entries) {
+      const text = typeof value === "string" ? value : JSON.stringify(value);
+      const dd = el("dd", "clip", text);
+      dd.title = text;
+      list.append(el("dt", "", key), dd);
+    }
+    list.hidden = parameters === null;
+    if (parameters !== null && !entries.length) list.append(el("dd", "muted", "no parameters"));
+  }
+
+  // DELETE /runs/{id} (with the run's token): the run stops at its next span or check, and its
+  // pipeline_completed says cancelled; what the server answered shows under the header
+  async function cancelRun() {
+    const current = run;
+    if (!current || current.finished) return;
+    const button = $("cancel-button");
+    const result = $("cancel-result");
+    button.disabled = true;
+    current.cancel = "sending";
+    let text;
+    try {
+      const { response, body } = await getJSON(runUrl(current), { method: "DELETE" });
+      if (response.status === 202) {
+        current.cancel = "sent";
+        text = current.endedAs === "cancelled"
+          ? "Cancelled." // it ended before the answer came
+          : "Cancel requested: the run stops at its next task or check.";
+      } else {
+        current.cancel = null;
+        button.disabled = false;
+        text = `Not cancelled: ${detail(body, response)}`;
+      }
+    } catch (error) {
+      current.cancel = null;
+      button.disabled = false;
+      text = `Not cancelled: ${error.message}`;
+    }
+    if (current !== run) return;
+    result.textContent = text;
+    result.hidden = false;
+  }
+
+  // A clipped line (an error, a log line, a parameter) shows whole on a click, and back
+  function toggleClip(event) {
+    const line = event.target.closest(".clip");
+    if (!line || window.getSelection().toString()) return; // selecting text is not a click
+    line.classList.toggle("expanded");
   }
 
   // -- the detail panel of a clicked task --------------------------------------------------------
@@ -831,35 +1045,105 @@
     let item = runsList.get(summary.run_id);
     if (!item) {
       item = el("li", "run-item");
-      const link = el("a", "run-link");
-      link.href = `${base}/ui/runs/${encodeURIComponent(summary.run_id)}`;
-      link.addEventListener("click", (click) => {
-        if (click.metaKey || click.ctrlKey || click.shiftKey) return;
-        click.preventDefault();
-        history.pushState(null, "", link.href);
-        openRun(summary.run_id);
-      });
+      const link = runLink(summary.run_id, "run-link");
       link.append(el("span", "run-item-name"), el("span", "status"), el("span", "duration"));
-      link.append(el("span", "run-item-time muted"));
+      link.append(el("span", "run-item-time muted"), el("code", "run-item-id muted"));
       item.append(link);
       item.dataset.runId = summary.run_id;
+      item.overview = overviewRow(summary.run_id);
       runsList.set(summary.run_id, item);
       $("runs-list").prepend(item); // run_started events come in start order: newest on top
+      $("overview-rows").prepend(item.overview.row);
       while (runsList.size > MAX_RUNS_LISTED) {
         const last = $("runs-list").lastElementChild;
+        runsList.get(last.dataset.runId).overview.row.remove();
         runsList.delete(last.dataset.runId);
         last.remove();
       }
       $("runs-empty").hidden = true;
+      $("overview-empty").hidden = true;
+      $("overview-table").hidden = false;
     }
-    const [name, status, duration, time] = item.firstElementChild.children;
+    const [name, status, duration, time, id] = item.firstElementChild.children;
     name.textContent = summary.name || summary.run_id;
     status.dataset.status = summary.status;
     status.textContent = STATUS_TEXT[summary.status] || summary.status;
-    duration.textContent = typeof summary.duration_ms === "number" ? formatMs(summary.duration_ms) : "";
-    time.textContent = clockTime(summary.started_at);
+    item.startedMs = Date.parse(summary.started_at);
+    item.durationMs = typeof summary.duration_ms === "number" ? summary.duration_ms : null;
+    time.textContent = clockTime(summary.started_at).slice(0, 8); // to the second: room for the id
+    id.textContent = shortId(summary.run_id);
+    id.title = summary.run_id;
     item.dataset.status = summary.status;
+    const cells = item.overview.cells;
+    cells.name.textContent = name.textContent;
+    cells.status.dataset.status = summary.status;
+    cells.status.textContent = status.textContent;
+    cells.started.textContent = time.textContent;
+    cells.error.textContent = summary.status === "cancelled" ? "" : summary.error_type || "";
+    drawAge(item);
     markOpenRun();
+  }
+
+  function runLink(runId, className) {
+    const link = el("a", className);
+    link.href = `${base}/ui/runs/${encodeURIComponent(runId)}`;
+    link.addEventListener("click", (click) => {
+      if (click.metaKey || click.ctrlKey || click.shiftKey) return;
+      click.preventDefault();
+      history.pushState(null, "", link.href);
+      openRun(runId);
+    });
+    return link;
+  }
+
+  // The right pane before a run is opened: the same runs, as a table
+  function overviewRow(runId) {
+    const row = el("tr");
+    const cells = {
+      name: el("span", "overview-name"),
+      id: el("td"),
+      status: el("span", "status"),
+      started: el("td", "muted"),
+      took: el("td", "duration"),
+      error: el("td", "error overview-error"),
+    };
+    const nameLink = runLink(runId, "overview-link");
+    nameLink.append(cells.name);
+    const id = el("code", "muted", shortId(runId));
+    id.title = runId;
+    cells.id.append(id);
+    const status = el("td");
+    status.append(cells.status);
+    const first = el("td");
+    first.append(nameLink);
+    row.append(first, cells.id, status, cells.started, cells.took, cells.error);
+    return { row, cells };
+  }
+
+  // A finished run's duration; a running run's age, ticking, by the server's clock when known
+  function drawAge(item) {
+    let text = "";
+    if (item.durationMs !== null) text = formatMs(item.durationMs);
+    else if (item.dataset.status === "running" && Number.isFinite(item.startedMs)) {
+      text = formatAge(Date.now() + clockSkew() - item.startedMs);
+    }
+    const duration = item.firstElementChild.children[2];
+    if (duration.textContent !== text) duration.textContent = text;
+    if (item.overview.cells.took.textContent !== text) item.overview.cells.took.textContent = text;
+  }
+
+  function formatAge(ms) {
+    const seconds = Math.max(0, Math.floor(ms / 1000));
+    if (seconds < 60) return `${seconds} s`;
+    return `${Math.floor(seconds / 60)} min ${String(seconds % 60).padStart(2, "0")} s`;
+  }
+
+  function clockSkew() {
+    return run && Number.isFinite(run.skewMs) ? run.skewMs : 0;
+  }
+
+  function tickAges() {
+    for (const item of runsList.values()) if (item.dataset.status === "running") drawAge(item);
   }
 
   function markOpenRun() {
@@ -876,7 +1160,11 @@
   document.addEventListener("DOMContentLoaded", () => {
     $("start-form").addEventListener("submit", startRun);
     $("detail-close").addEventListener("click", closeDetail);
+    $("cancel-button").addEventListener("click", cancelRun);
+    $("params-raw").addEventListener("change", toggleRaw);
+    document.addEventListener("click", toggleClip);
     connectRuns();
+    setInterval(tickAges, 1000);
     window.addEventListener("popstate", route);
     loadPipelines();
     route();

@@ -46,6 +46,13 @@ def logs_errors() -> None:
         log.error("the checksum did not match")
 
 
+def chatty(lines: int = 30) -> None:
+    """logs `lines` lines, a few of them long."""
+    with tracer.start_as_current_span("task:talk"):
+        for n in range(lines):
+            log.info("line %d %s", n, "and more " * (40 if n % 7 == 0 else 1))
+
+
 def slow(
     seconds: Annotated[
         float, Field(ge=0, le=120, description="how long the one task takes", allow_inf_nan=False)
@@ -73,6 +80,7 @@ app.include_router(
             "long_error": long_error,
             "logs_errors": logs_errors,
             "slow": slow,
+            "chatty": chatty,
         },
         tracer_provider=telemetry.provider,
     )
