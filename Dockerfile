@@ -9,7 +9,7 @@ WORKDIR /app
 # The package first, so that changing the example does not reinstall its dependencies.
 COPY pyproject.toml README.md ./
 COPY otelstream ./otelstream
-RUN pip install --no-cache-dir ".[example]"
+RUN pip install --no-cache-dir ".[example,ingest]"
 COPY examples ./examples
 
 EXPOSE 8000

@@ -74,7 +74,7 @@ def test_every_pipeline_uses_only_defined_components(config: dict[str, Any]) -> 
     assert traces == {
         "receivers": ["otlp"],
         "processors": ["batch"],
-        "exporters": ["otlp/jaeger", "debug"],
+        "exporters": ["otlp/jaeger", "otlphttp/otelstream", "debug"],
     }
     used = {name for p in pipelines.values() for kind in p.values() for name in kind}
     defined = {name for kind in ("receivers", "processors", "exporters") for name in config[kind]}
@@ -109,6 +109,18 @@ def test_the_ports_of_the_collector_and_the_compose_file_match(
     assert app["OTEL_EXPORTER_OTLP_PROTOCOL"] == "grpc"
     assert app["OTELSTREAM_TRACE_URL"] == "http://localhost:16686/trace/{trace_id}"
     assert published(services["app"]) == {8000: 8000}
+
+    # the collector sends every service's spans on to the app's OTLP receiver, which is on
+    otelstream = config["exporters"]["otlphttp/otelstream"]
+    assert urlsplit(otelstream["endpoint"]).netloc == "app:8000"
+    assert app["OTELSTREAM_OTLP_INGEST"] == "true"
+
+    # the Node service exports to the collector's HTTP receiver; the app calls it
+    pricing = services["pricing"]
+    endpoint = urlsplit(pricing["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"])
+    assert (endpoint.hostname, endpoint.port) == ("collector", receiving["http"])
+    assert urlsplit(app["PRICING_URL"]).hostname == "pricing"
+    assert (COLLECTOR / pricing["build"]["context"] / "Dockerfile").is_file()
 
 
 def test_the_app_image_is_built_from_this_repository(compose: dict[str, Any]) -> None:

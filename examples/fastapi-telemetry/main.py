@@ -26,6 +26,7 @@ from otelstream.hubs import hub_from_settings
 from otelstream.telemetry import setup_telemetry
 
 from .pipelines import PIPELINE_REGISTRY
+from .service_pipelines import service_pipelines
 from .worker_pipelines import worker_pipelines
 
 hub = hub_from_settings(Settings())  # OTELSTREAM_HUB: memory (default) or redis://host:port/db
@@ -45,7 +46,8 @@ app = FastAPI(title="otelstream example", lifespan=lifespan)
 app.include_router(
     create_router(
         hub=hub,
-        pipelines={**PIPELINE_REGISTRY, **worker_pipelines(hub)},  # "remote" needs Redis
+        # "remote" needs Redis; "priced" a PRICING_URL (the Node service, examples/node-service)
+        pipelines={**PIPELINE_REGISTRY, **worker_pipelines(hub), **service_pipelines()},
         tracer_provider=telemetry.provider,
     )
 )
