@@ -206,6 +206,13 @@ class RunsAPI:
             raise HTTPException(404, "the OTLP receiver is off")
         return await self.receiver.export_traces(request)
 
+    async def otlp_logs(self, request: Request) -> Response:
+        """OTLP/HTTP: log records of other services (`ExportLogsServiceRequest`) that carry a
+        span of a streamed run become `task_log` events under that span."""
+        if self.receiver is None:
+            raise HTTPException(404, "the OTLP receiver is off")
+        return await self.receiver.export_logs(request)
+
     # -- the parts the endpoints share --------------------------------------------------------
 
     async def start(self, request: RunRequest) -> RunHandle:
@@ -287,6 +294,7 @@ ROUTES = (
     Route("DELETE", "/runs/{run_id}", "cancel_run", "watch", status_code=202,
           errors=(404, 409, 503)),
     Route("POST", "/v1/traces", "otlp_traces", "otlp", more=OTLP_ANSWERS),
+    Route("POST", "/v1/logs", "otlp_logs", "otlp", more=OTLP_ANSWERS),
 )  # fmt: skip
 """The route table: one row per endpoint, in the order routes are matched."""
 

@@ -7,7 +7,7 @@ PRODUCER span) holds its `pipeline_completed` until every such call has a child
 in the run (the called service's span, on whichever worker received it) or
 `otlp_linger_seconds` have passed. A run that made no call ends at once.
 
-One daemon thread, started on the first held run, looks at the held runs' trees
+One daemon thread, while runs are held, looks at the held runs' trees
 through the hub (`get_run`: either hub, any worker) a few times a second.
 """
 
@@ -46,7 +46,6 @@ class Linger:
         self._held: dict[str, _Held] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._wake = threading.Event()
 
     def hold(self, run_id: str, calls: set[int], release: Callable[[], None]) -> None:
         """Call `release` (which publishes the run's end) once every span id in `calls` has a
@@ -59,7 +58,6 @@ class Linger:
                     target=self._watch, name="otelstream-linger", daemon=True
                 )
                 self._thread.start()
-        self._wake.set()
 
     def release_all(self) -> None:
         """At shutdown: every held end is published now."""
@@ -72,11 +70,14 @@ class Linger:
         asyncio.run(self._loop())
 
     async def _loop(self) -> None:
+        """Until no run is held (the next `hold` starts another thread)."""
         while True:
-            await asyncio.to_thread(self._wake.wait, _POLL_SECONDS)
-            self._wake.clear()
+            await asyncio.sleep(_POLL_SECONDS)
             with self._lock:
                 held = list(self._held.values())
+                if not held:
+                    self._thread = None
+                    return
             for run in held:
                 if time.monotonic() < run.deadline and not await self._answered(run):
                     continue

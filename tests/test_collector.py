@@ -66,7 +66,7 @@ def test_images_are_pinned_to_versions(compose: dict[str, Any]) -> None:
 
 def test_every_pipeline_uses_only_defined_components(config: dict[str, Any]) -> None:
     pipelines = config["service"]["pipelines"]
-    assert list(pipelines) == ["traces"]
+    assert list(pipelines) == ["traces", "logs"]
     for pipeline in pipelines.values():
         for kind in ("receivers", "processors", "exporters"):
             assert set(pipeline[kind]) <= set(config[kind]), (kind, pipeline[kind])
@@ -76,6 +76,7 @@ def test_every_pipeline_uses_only_defined_components(config: dict[str, Any]) -> 
         "processors": ["batch"],
         "exporters": ["otlp/jaeger", "otlphttp/otelstream", "debug"],
     }
+    assert pipelines["logs"]["exporters"] == ["otlphttp/otelstream", "debug"]
     used = {name for p in pipelines.values() for kind in p.values() for name in kind}
     defined = {name for kind in ("receivers", "processors", "exporters") for name in config[kind]}
     assert defined == used  # nothing defined and left out

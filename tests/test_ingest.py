@@ -16,11 +16,16 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 from opentelemetry.trace import SpanKind
 
@@ -314,3 +319,48 @@ def test_runs_without_calls_and_calls_nobody_answers_are_not_held_long() -> None
         body = {"pipeline_name": "calling"}
         unanswered = read_events(app.client, "POST", "/run-workflow", json=body)
         assert unanswered[-1]["type"] == "pipeline_completed"  # after the linger time
+
+
+def test_log_records_of_a_service_become_task_logs_under_their_span(app: App) -> None:
+    run_id, root = running(app)
+    assert (
+        answer(
+            post(app, export(span(run_id, 51, root, "POST /charge")))
+        ).partial_success.rejected_spans
+        == 0
+    )
+
+    def record(trace: str, span_id: int, severity: int, text: str) -> LogRecord:
+        return LogRecord(
+            time_unix_nano=1_700_000_000_100_000_000,
+            severity_number=severity,  # type: ignore[arg-type]
+            body=AnyValue(string_value=text),
+            trace_id=bytes.fromhex(trace),
+            span_id=span_id.to_bytes(8, "big"),
+        )
+
+    logs = ExportLogsServiceRequest(
+        resource_logs=[
+            ResourceLogs(
+                scope_logs=[
+                    ScopeLogs(
+                        scope=InstrumentationScope(name="billing.log"),
+                        log_records=[
+                            record(run_id, 51, 9, "card charged"),  # INFO
+                            record(run_id, 51, 5, "wire details"),  # DEBUG: below the level
+                            record("3" * 32, 51, 9, "elsewhere"),  # no such run
+                        ],
+                    )
+                ]
+            )
+        ]
+    )
+    sent = app.client.post("/v1/logs", content=logs.SerializeToString(), headers=PROTOBUF)
+    assert sent.status_code == 200
+    partial = ExportLogsServiceResponse.FromString(sent.content).partial_success
+    assert partial.rejected_log_records == 1
+    events = finish(app, run_id)
+    logged = [e for e in events if e["type"] == "task_log"]
+    assert [(e["message"], e["level"], e["logger"], e["span_id"]) for e in logged] == [
+        ("card charged", "INFO", "billing.log", f"{51:016x}")
+    ]

@@ -12,6 +12,8 @@ import hmac
 import logging
 
 from fastapi import Request, Response
+from google.protobuf.message import Message
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from otelstream._ingest._body import (
@@ -22,6 +24,7 @@ from otelstream._ingest._body import (
     serialize,
     status_body,
 )
+from otelstream._ingest._logs import LogIngest
 from otelstream._ingest._traces import TraceIngest
 from otelstream.hubs import Hub, HubUnavailable
 from otelstream.settings import Settings
@@ -37,6 +40,7 @@ class OtlpReceiver:
         token = settings.otlp_token
         self.authorization = f"Bearer {token.get_secret_value()}".encode() if token else None
         self.traces = TraceIngest(hub, settings)
+        self.logs = LogIngest(self.traces, settings)
 
     def warn_if_open(self, path: str) -> None:
         """At start-up: an OTLP endpoint without a token takes spans from whoever reaches it."""
@@ -54,6 +58,14 @@ class OtlpReceiver:
         return hmac.compare_digest(sent, self.authorization)
 
     async def export_traces(self, request: Request) -> Response:
+        return await self._export(request, ExportTraceServiceRequest)
+
+    async def export_logs(self, request: Request) -> Response:
+        return await self._export(request, ExportLogsServiceRequest)
+
+    async def _export(
+        self, request: Request, message: type[ExportTraceServiceRequest | ExportLogsServiceRequest]
+    ) -> Response:
         kind = "application/json"
         try:
             if not self.allowed(request):
@@ -65,7 +77,12 @@ class OtlpReceiver:
                 request.headers.get("content-encoding"),
                 self.limit,
             )
-            answer = await self.traces.export(parse(body, kind, ExportTraceServiceRequest))
+            parsed = parse(body, kind, message)
+            answer: Message
+            if isinstance(parsed, ExportTraceServiceRequest):
+                answer = await self.traces.export(parsed)
+            else:
+                answer = await self.logs.export(parsed)
         except IngestError as error:
             return _refuse(error, kind)
         except HubUnavailable as exc:

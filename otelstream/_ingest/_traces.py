@@ -79,7 +79,7 @@ class TraceIngest:
             for scope_spans in resource_spans.scope_spans
             for span in scope_spans.spans
         ]
-        runs = await self._runs({span.trace_id for _, _, span in spans})
+        runs = await self.runs({span.trace_id for _, _, span in spans})
         arrivals: list[_Arrival] = []
         unknown = ended = 0
         for resource_spans, scope_spans, span in spans:
@@ -97,7 +97,7 @@ class TraceIngest:
         self._publish(arrivals)
         return _answer(unknown, ended)
 
-    async def _runs(self, trace_ids: set[bytes]) -> dict[bytes, str]:
+    async def runs(self, trace_ids: set[bytes]) -> dict[bytes, str]:
         """Trace id -> its run id, or "" for a run that has ended; unknown traces left out."""
         ids = [trace_id for trace_id in trace_ids if len(trace_id) == 16]
         positions = await asyncio.gather(*(self.hub.position(t.hex()) for t in ids))

@@ -77,7 +77,7 @@ class LogSink:
                 mark.log_events += 1
                 mark.log_bytes += size
         if over:
-            if first:  # one notice, with the count, just before the run ends
+            if first and mark.root_span_id:  # one notice, with the count, before the run ends
                 _span_end.add(mark.root_span_id, lambda: self._dropped(mark))
             return
         data: dict[str, Any] = {"level": level, "message": message, "logger": logger}
