@@ -117,7 +117,7 @@ def app_subprocess(app: str, **env: str) -> Iterator[tuple[str, subprocess.Popen
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60  # a start takes ~10 s on a busy 2-core machine
         while True:
             try:
                 if httpx.get(f"{url}/pipelines", timeout=1).status_code == 200:
@@ -125,6 +125,7 @@ def app_subprocess(app: str, **env: str) -> Iterator[tuple[str, subprocess.Popen
             except httpx.TransportError:
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()  # else reading its output waits for an exit that never comes
                 raise RuntimeError(f"{app} did not start:\n{process.communicate()[0]}")
             time.sleep(0.05)
         yield url, process

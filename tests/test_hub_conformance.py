@@ -543,3 +543,73 @@ def test_the_runs_stream_tells_starts_and_ends_and_resumes(make_hub: MakeHub) ->
     # resumed after seq 2: only what came since, here live from another thread
     resumed = asyncio.run(read(2, 1, live=lambda: _start_named(hub, RUNS[1], "ingest")))
     assert [(e["type"], e["seq"], e["run_id"]) for e in resumed] == [("run_started", 3, RUNS[1])]
+
+
+POISON = 999_999_999_999_999_999
+"""A `Last-Event-ID` far beyond any run's last seq: a lying or buggy client."""
+
+
+def test_a_position_beyond_the_head_is_the_head_and_moves_no_other_reader(
+    make_hub: MakeHub,
+) -> None:
+    """One poisoned subscriber, entered first, beside ten honest ones: it is treated as at the
+    run's head (it gets what comes next), and the honest ones get every event."""
+    hub = make_hub()
+    start(hub)
+    task(hub, 2)
+    asyncio.run(hub.flush())
+
+    async def drain(subscription: Any) -> list[int]:
+        seqs: list[int] = []
+        while (batch := await subscription.next_batch(timeout=5)) is not None:
+            assert batch, "timed out"
+            seqs.extend(event.seq for event in batch)
+        return seqs
+
+    async def scenario() -> tuple[list[int], list[list[int]]]:
+        async with hub.subscribe(RUN, POISON) as poisoned:
+            assert poisoned.last_seq == 2
+            honest = [hub.subscribe(RUN) for _ in range(10)]
+            for subscription in honest:
+                await subscription.__aenter__()
+            try:
+                publisher = threading.Thread(
+                    target=lambda: [task(hub, span_id) for span_id in range(3, 8)] + [finish(hub)]
+                )
+                publisher.start()
+                results = await asyncio.gather(drain(poisoned), *map(drain, honest))
+                publisher.join(5)
+            finally:
+                for subscription in honest:
+                    await subscription.__aexit__(None, None, None)
+        return results[0], results[1:]
+
+    poisoned, honest = asyncio.run(scenario())
+    assert poisoned == list(range(3, 9))
+    assert honest == [list(range(1, 9))] * 10
+    assert asyncio.run(read_all(hub, after=POISON)) == []  # over: nothing more to send
+
+
+def test_a_runs_stream_position_beyond_the_head_is_the_head(make_hub: MakeHub) -> None:
+    hub = make_hub()
+    _start_named(hub, RUNS[0], "etl")
+    asyncio.run(hub.flush())
+
+    async def scenario() -> tuple[list[str], list[str]]:
+        try:
+            poisoned, honest = hub.subscribe_runs(POISON), hub.subscribe_runs()
+        except NotImplementedError:
+            pytest.xfail(f"{type(hub).__name__} has no runs stream yet")
+        seen: tuple[list[str], list[str]] = ([], [])
+        async with poisoned, honest:
+            threading.Thread(target=lambda: _start_named(hub, RUNS[1], "ingest")).start()
+            for subscription, found in zip((poisoned, honest), seen, strict=True):
+                while RUNS[1] not in found:
+                    batch = await subscription.next_batch(timeout=5)
+                    assert batch, "timed out"
+                    found.extend(event.to_dict()["run_id"] for event in batch)
+        return seen
+
+    poisoned, honest = asyncio.run(scenario())
+    assert poisoned == [RUNS[1]]
+    assert honest == [RUNS[0], RUNS[1]]

@@ -177,13 +177,13 @@ class MemoryHub:
         return RunPage(*self._runs_list.page(pipeline, status, limit, cursor))
 
     def subscribe_runs(self, after: int = 0) -> FeedSubscription:
-        return self._lifecycle.subscribe(after)
+        return self._lifecycle.subscribe(min(after, self._lifecycle.last_seq))
 
     def subscribe(self, run_id: str, after: int = 0) -> FeedSubscription:
         run = self._find(run_id)
         if run is None:
             raise UnknownRun(run_id)
-        return run.feed.subscribe(after)
+        return run.feed.subscribe(min(after, run.feed.last_seq))  # beyond the head: at it
 
     async def get_run(self, run_id: str) -> dict[str, Any] | None:
         run = self._find(run_id)

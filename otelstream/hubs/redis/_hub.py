@@ -120,31 +120,48 @@ class RedisHub:
         """The runs stream of every process sharing the Redis."""
         return RedisSubscription(self, RUNS, after)
 
-    async def _open(self, run_id: str, after: int) -> Feed:
-        """The feed a subscription reads: the run's, or one that ends at once."""
-        if run_id == RUNS:
-            return self._reader.feed(RUNS, after)
+    async def _open(self, run_id: str, after: int) -> tuple[Feed, int]:
+        """The feed a subscription reads (the run's, or one that ends at once) and where the
+        subscription starts: `after`, or the stream's head if `after` is beyond it. A client's
+        `Last-Event-ID` positions only that client: the feed this process shares among the
+        run's readers never starts past what Redis holds, or a lying or buggy client would
+        blind every other reader of the run here."""
+        if run_id == RUNS:  # read from its start (it is short), each reader from its own place
+            feed = self._reader.feed(RUNS, 0)
+            try:
+                after = min(after, await self._io.call(self._lifecycle_head()))
+                await self._io.call(self._reader.backfill(RUNS, feed, after))
+            except HubUnavailable:
+                return _ended(run_id, after, "Redis cannot be reached"), after
+            return feed, after
         # Known before the lookup: once its end is stored, the writer forgets the run, and
         # that can happen while the lookup is on its way.
         known = self._writer.started_here(run_id)
         try:
             if known:  # what this process published before the reader came is there for it
                 await self._io.call(self._writer.flush(_FLUSH_S))
-            exists, done = await self._io.call(self._lookup(run_id))
+            last_seq, done = await self._io.call(self._lookup(run_id))
         except HubUnavailable:
-            return _ended(run_id, after, "Redis cannot be reached")
-        if not exists and not known:
+            return _ended(run_id, after, "Redis cannot be reached"), after
+        if last_seq is None and not known:
             raise UnknownRun(run_id)
+        after = min(after, last_seq or 0)
         if done is not None and after >= done:
-            return _ended(run_id, after)  # the run is over and the reader has every event
+            return _ended(run_id, after), after  # the run is over and the reader has every event
         feed = self._reader.feed(run_id, after)
         with contextlib.suppress(HubUnavailable):  # the feed fails too, and says so
             await self._io.call(self._reader.backfill(run_id, feed, after))
-        return feed
+        return feed, after
 
-    async def _lookup(self, run_id: str) -> tuple[bool, int | None]:
+    async def _lookup(self, run_id: str) -> tuple[int | None, int | None]:
+        """(the run's last seq in Redis, the seq of its end), None for what is not there."""
         seq, done = await self._io.query.hmget(meta_key(self.key_prefix, run_id), "seq", "done")
-        return seq is not None, None if done is None else int(done)
+        return None if seq is None else int(seq), None if done is None else int(done)
+
+    async def _lifecycle_head(self) -> int:
+        """The seq of the runs stream's newest event (its counter), 0 before the first."""
+        counter = await self._io.query.get(self._registry.counter)
+        return 0 if counter is None else int(counter)
 
     async def position(self, run_id: str) -> RunPosition | None:
         """O(1) in the run's length: three fields of the run's hash."""
@@ -259,7 +276,7 @@ class RedisSubscription(FeedSubscription):
         self.run_id = run_id
 
     async def __aenter__(self) -> Self:
-        self.feed = await self._hub._open(self.run_id, self.last_seq)
+        self.feed, self.last_seq = await self._hub._open(self.run_id, self.last_seq)
         return await super().__aenter__()
 
 

@@ -116,7 +116,8 @@ class Reader:
         all there is past the feed's newest, so it starts where a memory hub's would."""
         # on the query pool: the reader's one connection may be blocked in XREAD for seconds,
         # and a thousand viewers entering one run must not queue behind it one by one
-        key, query = stream_key(self.prefix, run_id), self.io.query
+        key = self.lifecycle if run_id == RUNS else stream_key(self.prefix, run_id)
+        query = self.io.query
         upto = feed.first_seq - 1
         if after < upto:
             entries = await query.xrange(key, f"({after}-0", f"{upto}-0")

@@ -128,6 +128,7 @@ class RunRegistry:
         names = ("active", "finished", "list", "summary", "lifecycle", "counter")
         self.keys = [f"{prefix}:{{runs}}:{name}" for name in names]
         self.lifecycle = self.keys[4]
+        self.counter = self.keys[5]  # the seq of the lifecycle stream's newest event
         self.channel = f"{prefix}:{{runs}}:cancel"
         self.max_active = max_active
         self.max_finished = max_finished
