@@ -15,6 +15,7 @@ from typing import Any
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource as OtlpResource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as OtlpSpan
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event as SpanEventRecord
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
@@ -31,6 +32,7 @@ _KINDS = {
 }
 _STATUS = {0: StatusCode.UNSET, 1: StatusCode.OK, 2: StatusCode.ERROR}
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_NO_RESOURCE = Resource.get_empty()  # not read by the projection; the SDK's default detects one
 
 
 def value(any_value: AnyValue) -> Any:
@@ -88,6 +90,7 @@ def readable(
         span.name,
         context,
         parent,
+        resource=_NO_RESOURCE,
         attributes=attributes(span.attributes, allowlist) if allowlist else None,
         events=failures,
         kind=_KINDS.get(span.kind, SpanKind.INTERNAL),

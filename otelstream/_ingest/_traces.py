@@ -73,27 +73,31 @@ class TraceIngest:
 
     async def export(self, request: ExportTraceServiceRequest) -> ExportTraceServiceResponse:
         """Stream what joins a run; raises HubUnavailable when the hub cannot be reached."""
-        spans = [
-            (resource_spans, scope_spans, span)
-            for resource_spans in request.resource_spans
-            for scope_spans in resource_spans.scope_spans
-            for span in scope_spans.spans
-        ]
-        runs = await self.runs({span.trace_id for _, _, span in spans})
+        runs = await self.runs(
+            {
+                span.trace_id
+                for resource_spans in request.resource_spans
+                for scope_spans in resource_spans.scope_spans
+                for span in scope_spans.spans
+            }
+        )
         arrivals: list[_Arrival] = []
         unknown = ended = 0
-        for resource_spans, scope_spans, span in spans:
-            run_id = runs.get(span.trace_id)
-            if run_id is None:
-                unknown += 1
-            elif run_id == "":
-                ended += 1
-            elif self._new(span) and not streams_itself(resource_spans.resource):
+        allowlist = self.policy.allowlist
+        for resource_spans in request.resource_spans:
+            resource = resource_spans.resource
+            service, itself = service_name(resource), streams_itself(resource)
+            for scope_spans in resource_spans.scope_spans:
                 scope = scope_of(scope_spans.scope.name, scope_spans.scope.version)
-                service = service_name(resource_spans.resource)
-                arrivals.append(
-                    _Arrival(run_id, readable(span, scope, self.policy.allowlist), service)
-                )
+                for span in scope_spans.spans:
+                    run_id = runs.get(span.trace_id)
+                    if run_id is None:
+                        unknown += 1
+                    elif run_id == "":
+                        ended += 1
+                    elif self._new(span) and not itself:
+                        shown = readable(span, scope, allowlist)
+                        arrivals.append(_Arrival(run_id, shown, service))
         self._publish(arrivals)
         return _answer(unknown, ended)
 
