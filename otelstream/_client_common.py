@@ -7,7 +7,6 @@ hole, and a control notice ends a stream to be resumed.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,8 +16,8 @@ import httpx
 from httpx_sse import ServerSentEvent
 
 from otelstream._notices import NOTICE_TYPES, STREAM_OVERFLOW
+from otelstream._wire import is_final, parse
 
-TERMINAL = "pipeline_completed"
 OVERFLOW = STREAM_OVERFLOW
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, read=60.0)
 """The read timeout outlasts the server's keep-alive comments (15 s by default)."""
@@ -98,7 +97,7 @@ class _Resume:
             self.retry_ms = message.retry
         if not message.data:
             return None
-        event: dict[str, Any] = json.loads(message.data)
+        event = parse(message.data)
         if event.get("type") in NOTICE_TYPES:
             return None  # a control notice: the stream ends next and we resume from last_seq
         seq = event.get("seq")
@@ -110,7 +109,7 @@ class _Resume:
             raise MissedEvents(self.run_id, self.last_seq + 1, seq)
         self.last_seq = seq
         self.failures = 0
-        if event.get("type") == TERMINAL:
+        if is_final(event):
             self.done = True
         return event
 

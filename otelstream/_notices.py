@@ -4,12 +4,12 @@ A notice is sent without an SSE `id:`, so a browser's `Last-Event-ID` stays that
 of the last real event and a reconnect resumes right after it. Every notice is a
 JSON object with `type`, `run_id`, `last_seq` (the last event this stream sent,
 resume after it), `reason` and a `message` for people. This module imports
-nothing of the server side, so the client can share its definitions.
+nothing of the server side, so the client can share its definitions; the wire codec
+(`otelstream._wire`) writes them.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Final
 
 STREAM_OVERFLOW: Final = "stream_overflow"
@@ -24,7 +24,7 @@ EVENTS_LOST: Final = "events_lost"
 NOTICE_TYPES: Final = frozenset({STREAM_OVERFLOW, SEND_TIMEOUT, SERVER_SHUTDOWN, EVENTS_LOST})
 """The types a client treats as "this stream ended early: reconnect with Last-Event-ID"."""
 
-_MESSAGES: Final = {
+MESSAGES: Final = {
     STREAM_OVERFLOW: "this stream fell out of the run's replay buffer; "
     "reconnect with Last-Event-ID to resume from what is kept",
     SEND_TIMEOUT: "the client did not read the stream in time; reconnect with Last-Event-ID",
@@ -33,39 +33,11 @@ _MESSAGES: Final = {
 }
 
 
-def notice(
-    type: str, run_id: str, last_seq: int, *, reason: str | None = None, message: str | None = None
-) -> dict[str, object]:
-    """A notice as JSON-ready data; `message` defaults to the type's own words."""
-    if type not in NOTICE_TYPES:
-        raise ValueError(f"not a notice type: {type!r}")
-    return {
-        "type": type,
-        "run_id": run_id,
-        "last_seq": last_seq,
-        "reason": reason or type,
-        "message": message or _MESSAGES[type],
-    }
-
-
-def notice_frame(
-    type: str, run_id: str, last_seq: int, *, reason: str | None = None, message: str | None = None
-) -> bytes:
-    """The notice framed for the wire: one `data:` line and no `id:`."""
-    data = json.dumps(
-        notice(type, run_id, last_seq, reason=reason, message=message),
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
-    return b"data: " + data.encode("utf-8", "backslashreplace") + b"\n\n"
-
-
 __all__ = [
     "EVENTS_LOST",
+    "MESSAGES",
     "NOTICE_TYPES",
     "SEND_TIMEOUT",
     "SERVER_SHUTDOWN",
     "STREAM_OVERFLOW",
-    "notice",
-    "notice_frame",
 ]

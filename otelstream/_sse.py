@@ -10,7 +10,8 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from otelstream._errors import warn_limited
-from otelstream._notices import SEND_TIMEOUT, SERVER_SHUTDOWN, STREAM_OVERFLOW, notice_frame
+from otelstream._notices import SEND_TIMEOUT, SERVER_SHUTDOWN, STREAM_OVERFLOW
+from otelstream._wire import notice_frame
 from otelstream.events import KEEPALIVE
 from otelstream.hubs import Subscription, UnknownRun
 

@@ -1,9 +1,8 @@
-"""The event type that a run's stream carries, and its JSON form (schema version 1)."""
+"""The event type that a run's stream carries (schema version 1); its JSON and frame are written
+by the wire codec (`otelstream._wire`)."""
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
 from typing import Any, Final
 
 PIPELINE_STARTED: Final = "pipeline_started"
@@ -30,29 +29,19 @@ from otelstream._notices import (  # noqa: E402
     STREAM_OVERFLOW,
 )
 
+# Every byte of the wire format is written by the codec.
+from otelstream._wire import (  # noqa: E402
+    encode_sse,
+    event_dict,
+    format_time,
+    frame,
+    plain_json,
+    to_json,
+    utf8,
+)
+
 STARTED_TYPES: Final = frozenset({PIPELINE_STARTED, TASK_STARTED})
 ENDED_TYPES: Final = frozenset({TASK_COMPLETED, TASK_ERROR, PIPELINE_COMPLETED})
-
-_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-_string = json.encoder.encode_basestring  # a str as JSON, as `_json` writes it
-
-
-_second: tuple[int, str] = (-1, "")  # the last second formatted, and its text
-
-
-def format_time(time_ns: int) -> str:
-    """RFC 3339 UTC with microseconds, as browsers' `Date` parse it.
-
-    Date and time of day are formatted once per second, not once per event.
-    """
-    global _second
-    seconds, nanos = divmod(time_ns, 1_000_000_000)
-    cached, text = _second  # one tuple: another thread sees the old pair or the new one
-    if cached != seconds:
-        text = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        _second = (seconds, text)
-    micros = nanos // 1000
-    return f"{text}.{micros:06d}Z" if micros else f"{text}Z"
 
 
 class Event:
@@ -115,51 +104,24 @@ class Event:
         return f"<Event {self.seq} {self.type} {self.name!r} run={self.run_id}>"
 
     def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "type": self.type,
-            "name": self.name,
-            "run_id": self.run_id,
-            "span_id": format(self.span_id, "016x"),
-            "parent_span_id": (
-                None if self.parent_span_id is None else format(self.parent_span_id, "016x")
-            ),
-            "seq": self.seq,
-            "timestamp": format_time(self.time_ns),
-        }
-        if self.duration_ns is not None:
-            data["duration_ms"] = self.duration_ns / 1e6
-        if self.status is not None:
-            data["status"] = self.status
-        if self.error is not None or self.error_type is not None:
-            data["error"] = self.error
-            data["error_type"] = self.error_type
-        if self.attributes:
-            data["attributes"] = self.attributes
-        return data
+        return event_dict(self)
 
     def to_json(self) -> str:
-        # most events: the same text as `to_dict` gives, without a dict or the encoder
-        # (not for subclasses that override `to_dict`)
-        plain = self.status is None and self.error is None and self.error_type is None
-        if plain and not self.attributes and type(self).to_dict is Event.to_dict:
-            parent = "null" if self.parent_span_id is None else f'"{self.parent_span_id:016x}"'
-            head = (
-                f'{{"type":"{self.type}","name":{_string(self.name)},"run_id":"{self.run_id}",'
-                f'"span_id":"{self.span_id:016x}","parent_span_id":{parent},"seq":{self.seq},'
-                f'"timestamp":"{format_time(self.time_ns)}"'
-            )
-            if self.duration_ns is None:
-                return head + "}"
-            return f'{head},"duration_ms":{self.duration_ns / 1e6!r}}}'
-        return _json.encode(self.to_dict())
+        # most events: the codec writes them without a dict or the encoder (not for kinds
+        # that override `to_dict`)
+        if type(self).to_dict is Event.to_dict:
+            text = plain_json(self)
+            if text is not None:
+                return text
+        return to_json(self.to_dict())
 
     @property
     def sse(self) -> bytes:
         """The event framed for the wire, computed once and shared by every subscriber."""
-        frame = self._sse
-        if frame is None:
-            frame = self._sse = encode_sse(self.to_json(), event_id=self.seq)
-        return frame
+        sse = self._sse
+        if sse is None:
+            sse = self._sse = frame(self.seq, utf8(self.to_json()))
+        return sse
 
 
 class DataEvent(Event):
@@ -187,18 +149,6 @@ class DataEvent(Event):
         data = super().to_dict()
         data.update(self.data)
         return data
-
-
-def encode_sse(data: str, *, event_id: int | None = None) -> bytes:
-    """Frame one SSE message; `data` is single-line JSON, so one `data:` field suffices.
-
-    `json` escapes every control character, so nothing inside a value can end
-    the field or the message early; a stray line break here would be a bug.
-    """
-    if "\n" in data or "\r" in data:
-        raise ValueError("SSE data must be a single line")
-    head = b"" if event_id is None else b"id: %d\n" % event_id
-    return head + b"data: " + data.encode("utf-8", "backslashreplace") + b"\n\n"
 
 
 KEEPALIVE: Final = b": keep-alive\n\n"

@@ -6,7 +6,6 @@ Needs the `testing` extra (uvicorn, httpx, httpx-sse).
 
 from __future__ import annotations
 
-import json
 import random
 import socket
 import subprocess
@@ -21,6 +20,8 @@ import httpx
 import uvicorn
 from httpx_sse import ServerSentEvent, connect_sse
 from starlette.types import ASGIApp
+
+from otelstream._wire import parse
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -80,7 +81,7 @@ def read_events(client: httpx.Client, method: str, url: str, **kwargs: Any) -> l
     """The stream's events as dicts, with the SSE id checked against each event's `seq`."""
     events = []
     for message in iter_sse(client, method, url, **kwargs):
-        event = json.loads(message.data)
+        event = parse(message.data)
         if message.id and str(event.get("seq")) != message.id:
             raise AssertionError(f"SSE id {message.id!r} differs from seq in {event}")
         events.append(event)

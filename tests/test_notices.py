@@ -7,7 +7,8 @@ import json
 import pytest
 
 from otelstream import _notices
-from otelstream._notices import NOTICE_TYPES, notice_frame
+from otelstream._notices import NOTICE_TYPES
+from otelstream._wire import notice_frame
 from otelstream.events import JSON_SCHEMA
 
 RUN = "0af7651916cd43dd8448eb211c80319c"

@@ -21,13 +21,14 @@ import itertools
 import threading
 from collections import deque
 from collections.abc import Iterable
-from typing import Any, Self
+from typing import Self
 
-from otelstream._notices import EVENTS_LOST, STREAM_OVERFLOW, notice, notice_frame
+from otelstream._notices import EVENTS_LOST, STREAM_OVERFLOW
+from otelstream._wire import notice, notice_frame
 from otelstream.events import Event
 from otelstream.hubs import SubscriberLagged
+from otelstream.hubs._entries import Entry, Frame, Notice, SealedFrames, decode_frame
 from otelstream.hubs._wake import LoopWaker, Subscriber
-from otelstream.hubs._wire import Entry, Frame, Notice, decode_frame
 
 
 class Feed:
@@ -39,33 +40,34 @@ class Feed:
     """
 
     __slots__ = (
-        "compact",
         "entries",
         "failure",
         "finished",
         "key",
         "last_seq",
         "lock",
-        "nbytes",
         "readers",
+        "sealed",
         "wakers",
     )
 
     def __init__(self, key: str, max_events: int, base: int = 0) -> None:
         self.key = key
         self.lock = threading.Lock()
-        self.entries: deque[Any] = deque(maxlen=max_events)
+        self.entries: deque[Entry] = deque(maxlen=max_events)
         self.last_seq = base
         self.finished = False
         self.failure: tuple[str, str] | None = None
         self.readers = 0  # attached subscriptions, all loops together
         self.wakers: tuple[LoopWaker, ...] = ()  # one per loop with readers, read without the lock
-        self.compact = False  # entries are bare frames (bytes) once the run is over
-        self.nbytes = 0  # what a compacted feed's frames cost, for retention in bytes
+        self.sealed: SealedFrames | None = None  # the frames only, once the run is over
 
     @property
     def first_seq(self) -> int:
-        return self.last_seq - len(self.entries) + 1
+        return self.last_seq - self._kept() + 1
+
+    def _kept(self) -> int:
+        return len(self.entries) if self.sealed is None else len(self.sealed)
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -128,13 +130,11 @@ class Feed:
         self.wake()
 
     def shrink(self) -> int:
-        """Lock held, run over: keep each event as its frame only; returns the bytes kept."""
-        if not self.compact:
-            frames = [e if type(e) is bytes else e.sse for e in self.entries]
-            self.entries = deque(frames, maxlen=self.entries.maxlen)
-            self.nbytes = sum(map(len, frames)) + 41 * len(frames)  # bytes header + a slot
-            self.compact = True
-        return self.nbytes
+        """Lock held, run over: keep its frames only (`SealedFrames`); returns the bytes kept."""
+        if self.sealed is None:
+            self.sealed = SealedFrames(self.entries, self.last_seq)
+            self.entries = deque(maxlen=self.entries.maxlen)
+        return self.sealed.nbytes()
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -168,17 +168,21 @@ class Feed:
                         self.wakers = tuple(w for w in self.wakers if w is not waker)
                     return
 
-    def _take(self, after: int, first: bool) -> tuple[list[Any], int, int]:
+    def _take(
+        self, after: int, first: bool, chunk_bytes: int | None = None
+    ) -> tuple[list[Entry], int, int]:
         """(entries after `after`, the seq of the last, what follows: `_MORE`, `_END`,
-        `_FAILED`, `_EVICTED`)."""
+        `_FAILED`, `_EVICTED`); a sealed feed's entries are slices of about `chunk_bytes`."""
         with self.lock:
             pending = self.last_seq - after
             if pending > 0:
-                kept = len(self.entries)
+                kept = self._kept()
                 if pending > kept:
                     if not first:
                         return [], after, _EVICTED  # its position is gone: cut, it may resume
                     pending = kept  # a late reader starts from the oldest kept
+                if self.sealed is not None:
+                    return self.sealed.last(pending, chunk_bytes), self.last_seq, _MORE
                 batch = list(itertools.islice(reversed(self.entries), pending))
                 batch.reverse()
                 return batch, self.last_seq, _MORE
@@ -217,16 +221,16 @@ class FeedSubscription:
         """The frames after `last_seq` as one chunk of about `max_bytes` at most, waiting up to
         `timeout` for one; `b""` when the time ran out, None once the stream is over. A cut
         ends with its notice."""
-        entries, state = await self._next(timeout)
+        entries, state = await self._next(timeout, max_bytes)
         if entries:
-            frames = [entry if type(entry) is bytes else entry.sse for entry in entries]
+            frames = [entry.sse for entry in entries]
             size = 0
             for count, frame in enumerate(frames, 1):
                 size += len(frame)
                 if size > max_bytes and count < len(frames):  # the rest waits for the next call
-                    self.last_seq -= len(frames) - count
+                    self.last_seq = entries[count - 1].seq
                     return b"".join(frames[:count])
-            return b"".join(frames)
+            return frames[0] if len(frames) == 1 else b"".join(frames)
         if state == _MORE:
             return b""
         if state == _END:
@@ -249,7 +253,9 @@ class FeedSubscription:
         type_, reason, message = self._cut(state)
         return [Notice(notice(type_, self.feed.key, self.last_seq, reason=reason, message=message))]
 
-    async def _next(self, timeout: float) -> tuple[list[Any], int]:
+    async def _next(
+        self, timeout: float, chunk_bytes: int | None = None
+    ) -> tuple[list[Entry], int]:
         reader = self._reader
         if reader is None:
             raise RuntimeError("use the subscription as `async with hub.subscribe(...)`")
@@ -257,7 +263,7 @@ class FeedSubscription:
             return [], _END
         waited = False
         while True:
-            entries, self.last_seq, state = self.feed._take(self.last_seq, self._first)
+            entries, self.last_seq, state = self.feed._take(self.last_seq, self._first, chunk_bytes)
             self._first = False
             if entries:
                 return entries, _MORE

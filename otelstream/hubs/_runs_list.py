@@ -13,7 +13,8 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
-from otelstream.events import RUN_ENDED, RUN_STARTED, Event, format_time
+from otelstream._wire import run_summary
+from otelstream.events import RUN_ENDED, RUN_STARTED, Event
 
 
 class RunEvent(Event):
@@ -40,15 +41,17 @@ class _Entry:
         self.ended: Event | None = None
 
     def summary(self, ended: Event | None) -> dict[str, Any]:
-        duration = None if ended is None else ended.duration_ns
-        return {
-            "run_id": self.run_id,
-            "name": self.started.name,
-            "status": "running" if ended is None else (ended.status or "success"),
-            "started_at": format_time(self.started.time_ns),
-            "duration_ms": None if duration is None else duration / 1e6,
-            "error_type": None if ended is None else ended.error_type,
-        }
+        started = self.started
+        if ended is None:
+            return run_summary(self.run_id, started.name, started.time_ns)
+        return run_summary(
+            self.run_id,
+            started.name,
+            started.time_ns,
+            ended.status or "success",
+            ended.duration_ns,
+            ended.error_type,
+        )
 
 
 class RunsList:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
 
@@ -43,7 +43,9 @@ class _Run:
 
         Folding projects an event recorded on the span thread (`SpanEvent`), which lets go
         of its span then; framing it is left to its first reader (or the run's end)."""
-        entries, count, apply = self.feed.entries, self.unfolded, self.tree.apply
+        # a running run's feed holds its `Event`s (a finished one's frames are folded already)
+        entries: deque[Any] = self.feed.entries
+        count, apply = self.unfolded, self.tree.apply
         for i in range(len(entries) - count, len(entries)):
             apply(entries[i])
         self.unfolded = 0
@@ -53,8 +55,7 @@ class _Run:
         """The run is over: fold it, keep each event as its frame only; returns bytes kept."""
         feed = self.feed
         for entry in list(feed.entries):  # framed outside the lock: readers never wait for it
-            if type(entry) is not bytes:
-                entry.sse  # noqa: B018
+            entry.sse  # noqa: B018
         with feed.lock:
             self.fold()
             self.retained = feed.shrink() + self.tree.seal()

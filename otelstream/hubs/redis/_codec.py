@@ -11,7 +11,7 @@ A run is two keys in one hash slot (`{run_id}` is a Redis Cluster hash tag):
   `position` reads, O(1)), `lost` and `marks` (events that never reached
   Redis, see below), `cancel`, `refused` (see `_registry.py`).
 
-The entry's `e` is what a stream sends: a reader frames it (`frame`) without
+The entry's `e` is what a stream sends: a reader frames it (`_wire.frame`) without
 parsing or serialising it again.
 
 Entry ids with a non-zero second part (`SEQ-N`) are *loss markers*: written by
@@ -21,13 +21,12 @@ a publisher that failed to store some of the run's events, they sit between
 
 from __future__ import annotations
 
-import json
-from typing import Any, Final
+from typing import Final
 
+from otelstream import _wire
 from otelstream.events import PIPELINE_COMPLETED, DataEvent, Event
 
 _SEQ_FIELD = '"seq":0,'
-_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # as Event.to_json
 
 # KEYS: stream, meta. ARGV: maxlen, TTL in ms while running, TTL in ms once finished, "1" if
 # this publisher has stored an event of the run before (so a missing run means it expired or
@@ -97,66 +96,43 @@ def encode(event: Event) -> tuple[bytes, bytes, bytes]:
     """(what the script needs to know, JSON before the seq, after it): it splices in the seq.
 
     Keys before `seq` are fixed names and a JSON string cannot hold an
-    unescaped quote, so the first `"seq":0,` is the field itself. The JSON is
-    encoded as `encode_sse` encodes it (UTF-8, `backslashreplace`), so a lone
-    surrogate (what `os.fsdecode` makes of a non-UTF-8 name) becomes the JSON
-    escape `\\udcff`: the entry holds the very bytes the memory hub sends, and
-    no string can fail the batch it is written in.
+    unescaped quote, so the first `"seq":0,` is the field itself. The codec
+    writes the JSON, so the entry holds the very bytes the memory hub sends.
     """
-    if event.seq == 0:  # as published: `to_json`'s fast path writes the same text
+    if event.seq == 0:  # as published: the seq is 0 already
         text = event.to_json()
     else:
         data = event.to_dict()
         data["seq"] = 0
-        text = _json.encode(data)
+        text = _wire.to_json(data)
     head, tail = text.split(_SEQ_FIELD, 1)
     duration = "-" if event.duration_ns is None else event.duration_ns
     status = (event.status or "success") if event.type == PIPELINE_COMPLETED else "-"
     info = f"{event.type} {event.time_ns} {duration} {status}".encode()
-    return info, _utf8(head + '"seq":'), _utf8("," + tail)
-
-
-def _utf8(text: str) -> bytes:
-    return text.encode("utf-8", "backslashreplace")
-
-
-_BASE_FIELDS = frozenset(
-    {"type", "name", "run_id", "span_id", "parent_span_id", "seq", "timestamp", "duration_ms"}
-    | {"status", "error", "error_type", "attributes", "service"}
-)
+    return info, _wire.utf8(head + '"seq":'), _wire.utf8("," + tail)
 
 
 def decode(fields: dict[str, str]) -> Event:
-    """The event of one stream entry, as the publishing process built it."""
-    data: dict[str, Any] = json.loads(fields["e"])
-    parent = data["parent_span_id"]
+    """The event of one stream entry, as the publishing process built it (its time and
+    duration to the nanosecond, from the entry's own fields)."""
+    data = _wire.parse(fields["e"])
+    read = _wire.event_fields(data)
+    read["time_ns"] = int(fields["t"])
     duration = fields.get("d")
-    extra = {key: value for key, value in data.items() if key not in _BASE_FIELDS}
+    read["duration_ns"] = None if duration is None else int(duration)
+    extra = {key: value for key, value in data.items() if key not in _wire.BASE_FIELDS}
     if extra:  # task_log, task_progress, logs_dropped: fields of their own
         return DataEvent(
-            data["type"],
-            data["name"],
-            data["run_id"],
-            int(data["span_id"], 16),
-            int(fields["t"]),
+            read["type"],
+            read["name"],
+            read["run_id"],
+            read["span_id"],
+            read["time_ns"],
             extra,
-            attributes=data.get("attributes"),
-            seq=data["seq"],
+            attributes=read["attributes"],
+            seq=read["seq"],
         )
-    return Event(
-        data["type"],
-        data["name"],
-        data["run_id"],
-        int(data["span_id"], 16),
-        None if parent is None else int(parent, 16),
-        int(fields["t"]),
-        duration_ns=None if duration is None else int(duration),
-        status=data.get("status"),
-        error=data.get("error"),
-        error_type=data.get("error_type"),
-        attributes=data.get("attributes"),
-        seq=data["seq"],
-    )
+    return Event(**read)
 
 
 def marker_seq(entry_id: str | bytes) -> int | None:
@@ -164,12 +140,3 @@ def marker_seq(entry_id: str | bytes) -> int | None:
     text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
     major, _, minor = text.partition("-")
     return None if minor in ("", "0") else int(major)
-
-
-def frame(seq: int, data: bytes) -> bytes:
-    """An entry's `e` as the SSE frame `encode_sse` makes of the same event."""
-    return b"id: %d\ndata: %s\n\n" % (seq, data)
-
-
-TERMINAL: Final = b'{"type":"pipeline_completed"'
-"""How an entry's JSON starts when it ends the run (`type` is its first key)."""

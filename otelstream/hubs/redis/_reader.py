@@ -20,8 +20,10 @@ from typing import Any, Final
 
 from otelstream._errors import report
 from otelstream._notices import EVENTS_LOST
-from otelstream.hubs._fanout import Feed, Frame
-from otelstream.hubs.redis._codec import TERMINAL, frame, marker_seq, stream_key
+from otelstream._wire import ends_run, frame
+from otelstream.hubs._entries import Frame
+from otelstream.hubs._fanout import Feed
+from otelstream.hubs.redis._codec import marker_seq, stream_key
 from otelstream.hubs.redis._loop import UNREACHABLE, IOLoop
 
 READ_COUNT: Final = 1_000
@@ -206,7 +208,7 @@ class Reader:
                     continue
                 seq, data = int(entry_id.partition(b"-")[0]), fields[b"e"]
                 frames.append(Frame(seq, frame(seq, data)))
-                if watch.terminal and data.startswith(TERMINAL):
+                if watch.terminal and ends_run(data):
                     watch.done = True
                     break
             watch.feed.extend(frames)

@@ -18,15 +18,15 @@ so they are written by separate commands: each script touches one slot only.
 
 from __future__ import annotations
 
-import json
 import time
 from collections import OrderedDict
 from typing import Any, Final
 
 from redis.asyncio import Redis
 
+from otelstream import _wire
 from otelstream._errors import warn_limited
-from otelstream.events import PIPELINE_STARTED, Event, format_time
+from otelstream.events import PIPELINE_STARTED, Event
 from otelstream.hubs._runs_list import parse_cursor
 from otelstream.hubs.redis._codec import meta_key, stream_key
 
@@ -107,7 +107,6 @@ redis.call('HSET', KEYS[1], 'cancel', 1)
 return 1
 """
 
-_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 _PAGE_READ: Final = 200
 """Summaries read per round trip while a filtered page fills."""
 
@@ -163,18 +162,10 @@ class RunRegistry:
         now = _now_ms()
         async with client.pipeline(transaction=False) as pipe:
             for run_id, start in starts:
-                summary = _json.encode(
-                    {
-                        "run_id": run_id,
-                        "name": start.name,
-                        "started_at": format_time(start.time_ns),
-                        "status": "running",
-                        "duration_ms": None,
-                        "error_type": None,
-                    }
-                ).encode("utf-8", "backslashreplace")
+                summary = _wire.run_summary(run_id, start.name, start.time_ns)
+                summary_json = _wire.utf8(_wire.to_json(summary))
                 stale = now - self.running_ttl_ms
-                args = (run_id, now, self.max_active, stale, summary)
+                args = (run_id, now, self.max_active, stale, summary_json)
                 pipe.eval(ADMIT, 6, *self.keys, *args, *self._event("run_started"))
             admitted: list[Any] = await pipe.execute()
         refused = [run_id for (run_id, _), ok in zip(starts, admitted, strict=True) if not ok]
@@ -190,11 +181,10 @@ class RunRegistry:
         now = _now_ms()
         async with client.pipeline(transaction=False) as pipe:
             for run_id, end in ends:
-                duration = None if end.duration_ns is None else end.duration_ns / 1e6
-                fields = {"status": end.status or "success", "duration_ms": duration}
-                end_json = _json.encode({**fields, "error_type": end.error_type})[1:]
+                status = end.status or "success"
+                end_json = _wire.summary_end(status, end.duration_ns, end.error_type)
                 expired = now - self.retention_ms
-                args = (run_id, now, self.max_finished, expired, end_json.encode())
+                args = (run_id, now, self.max_finished, expired, end_json)
                 pipe.eval(RETIRE, 6, *self.keys, *args, *self._event("run_ended"))
             evicted: list[list[str]] = await pipe.execute()
         gone = [run_id for runs in evicted for run_id in runs]
@@ -205,7 +195,7 @@ class RunRegistry:
                 await pipe.execute()
 
     def _event(self, kind: str) -> tuple[str, int]:
-        return f'{{"type":"{kind}","seq":', self.stream_length
+        return _wire.lifecycle_head(kind), self.stream_length
 
     async def page(
         self, client: Redis, pipeline: str | None, status: str | None, limit: int, cursor: Any
@@ -223,7 +213,7 @@ class RunRegistry:
                 return runs, None
             summaries = await client.hmget(self.keys[3], [run_id for run_id, _ in found])
             for (_, number), text in zip(found, summaries, strict=True):
-                summary = None if text is None else json.loads(text)
+                summary = None if text is None else _wire.parse(text)
                 if summary is None or pipeline not in (None, summary["name"]):
                     continue
                 if status not in (None, summary["status"]):
