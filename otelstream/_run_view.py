@@ -80,7 +80,9 @@ class _Span:
         "logs",
         "name",
         "parent",
+        "placeholder",
         "progress",
+        "service",
         "started",
         "status",
     )
@@ -88,6 +90,8 @@ class _Span:
     def __init__(self, name: str, parent: _Span | None) -> None:
         self.name = name
         self.parent = parent
+        self.placeholder = False  # a parent whose own span has not arrived yet
+        self.service: str | None = None  # another service's span, received over OTLP
         self.status = "running"
         self.started: float | None = None  # seconds since the epoch, by the server's clock
         self.duration_ms: float | None = None
@@ -139,19 +143,36 @@ class RunView:
             span_id = str(event.get("span_id"))
             span = self.spans.get(span_id)
             if span is None:
-                parent = self.spans.get(event.get("parent_span_id") or "")
-                if parent is None and self.root is not None:
-                    parent = self.spans[self.root]  # a parent the replay no longer has
-                span = self.spans[span_id] = _Span(inert(event.get("name", "")), parent)
-                if parent is not None:
-                    parent.children.append(span_id)
-                else:
-                    self.root = span_id
+                span = self.spans[span_id] = _Span(inert(event.get("name", "")), None)
+                self._attach(span_id, span, event.get("parent_span_id"))
+            elif span.placeholder:  # its children came first (spans of another service)
+                span.placeholder, span.name = False, inert(event.get("name", ""))
+                if span.parent is not None:
+                    span.parent.children.remove(span_id)
+                self._attach(span_id, span, event.get("parent_span_id"))
+            if isinstance(service := event.get("service"), str):
+                span.service = inert(service)
             if kind in ("pipeline_started", "task_started"):
                 span.started = parse_time(event.get("timestamp"))
             else:
                 self._ended(span, kind, event)
             return span
+
+    def _attach(self, span_id: str, span: _Span, parent_id: Any) -> None:
+        """Under its parent, or a placeholder for it (OTLP sends children first) under the
+        root until it arrives; the run's root has none."""
+        parent = self.spans.get(parent_id or "")
+        if parent is None and self.root is not None:
+            parent = root = self.spans[self.root]
+            if parent_id:
+                parent = self.spans[parent_id] = _Span("…", root)
+                parent.placeholder = True
+                root.children.append(parent_id)
+        span.parent = parent
+        if parent is not None:
+            parent.children.append(span_id)
+        else:
+            self.root = span_id
 
     def _ended(self, span: _Span, kind: object, event: dict[str, Any]) -> None:
         span.duration_ms = event.get("duration_ms")
@@ -213,7 +234,11 @@ class RunView:
 
     def _label(self, span: _Span, now: float) -> RenderableType:
         text = Text()
+        if span.placeholder:
+            return Text("…  (its span has not arrived yet)", style="dim")
         text.append(span.name, style="bold")
+        if span.service is not None:
+            text.append(f"  {span.service}", style="cyan")
         text.append(
             f"  {STATUS_TEXT.get(span.status, inert(span.status))}",
             style=STATUS_STYLE.get(span.status),

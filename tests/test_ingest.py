@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -364,3 +365,27 @@ def test_log_records_of_a_service_become_task_logs_under_their_span(app: App) ->
     assert [(e["message"], e["level"], e["logger"], e["span_id"]) for e in logged] == [
         ("card charged", "INFO", "billing.log", f"{51:016x}")
     ]
+
+
+def test_the_commands_tree_puts_a_child_under_a_placeholder_until_its_parent_arrives() -> None:
+    from rich.console import Console
+
+    from otelstream._run_view import RunView
+
+    def drawn(view: RunView) -> str:
+        console = Console(record=True, width=100, color_system=None)
+        console.print(view)
+        lines = console.export_text().splitlines()
+        return "\n".join(re.sub(r"(\S)  .*$", r"\1", line) for line in lines)  # names only
+
+    view = RunView("r" * 32)
+    root, server, query = "a" * 16, "b" * 16, "c" * 16
+    view.apply({"type": "pipeline_started", "name": "priced", "span_id": root})
+    child = {"name": "query", "span_id": query, "parent_span_id": server, "service": "billing"}
+    view.apply({"type": "task_started", **child})
+    view.apply({"type": "task_completed", **child, "duration_ms": 1.0})
+    assert drawn(view) == "priced\n└── …\n    └── query"
+    parent = {"name": "POST /charge", "span_id": server, "parent_span_id": root}
+    view.apply({"type": "task_started", **parent, "service": "billing"})
+    assert drawn(view) == "priced\n└── POST /charge\n    └── query"
+    assert "billing" in str(view._label(view.spans[server], 0.0))  # the service is shown
