@@ -24,7 +24,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import fanout, ingest, join, latency, logs, memory, redis_hub, spans
+from bench import fanout, ingest, join, latency, logs, memory, redis_hub, scale, spans
 from bench._common import ROOT, Goal, Section, table
 
 PARTS: dict[str, Callable[[bool], Section]] = {
@@ -36,6 +36,7 @@ PARTS: dict[str, Callable[[bool], Section]] = {
     "redis": redis_hub.run,
     "logs": logs.run,
     "ingest": ingest.run,
+    "scale": scale.run,
 }
 
 PACKAGES = [

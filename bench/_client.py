@@ -81,6 +81,11 @@ class Client:
             for key, _ in self.selector.select(timeout=0.05):
                 self._read(key.data)
 
+    def poll(self) -> None:
+        """Read whatever is ready now, without waiting."""
+        for key, _ in self.selector.select(timeout=0):
+            self._read(key.data)
+
     def all_closed(self) -> bool:
         return all(stream.closed for stream in self.streams)
 

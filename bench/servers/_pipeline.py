@@ -64,4 +64,14 @@ def latency(spans: int = 2_000, interval_ms: float = 2.0, wave: int = 1) -> None
         time.sleep(interval)
 
 
-PIPELINES = {"fanout": fanout, "latency": latency}
+def scale(wave: int = 1) -> None:
+    """For many subscribers of one run: one task at the harness's `wave`th start signal, the
+    run's end at the next one."""
+    tracer = trace.get_tracer("bench")
+    gate.wait(wave)
+    with tracer.start_as_current_span("task:scale"):
+        pass
+    gate.wait(wave + 1)
+
+
+PIPELINES = {"fanout": fanout, "latency": latency, "scale": scale}
