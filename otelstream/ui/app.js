@@ -26,6 +26,7 @@
     error: "failed",
     cancelled: "cancelled",
     missed: "missed",
+    waiting: "waiting",
   };
 
   // -- run state ------------------------------------------------------------------------------
@@ -550,6 +551,7 @@
 
   function nodeFor(current, event) {
     let node = current.nodes.get(event.span_id);
+    if (node && node.placeholder) arrived(current, node, event);
     if (!node && !event.parent_span_id && current.root && current.root.standIn) {
       node = current.root; // the pipeline span the stand-in stood for
       node.standIn = false;
@@ -586,7 +588,7 @@
 
   function attach(current, node) {
     let host = null;
-    if (node.parentId) host = current.nodes.get(node.parentId) || missedHolder(current);
+    if (node.parentId) host = current.nodes.get(node.parentId) || awaited(current, node.parentId);
     else if (!current.root) current.root = node;
     place(node, host);
   }
@@ -595,6 +597,39 @@
     node.depth = host ? host.depth + 1 : 0;
     node.dom = buildNode(node);
     (host ? host.dom.children : $("tree")).append(node.dom.box);
+  }
+
+  // A span whose parent has not arrived yet (a service's spans come over OTLP, children first)
+  // waits under a placeholder for it, under the root, until the parent's own event turns the
+  // placeholder into the parent; with the run's first events gone, under the missed holder.
+  function awaited(current, parentId) {
+    if (current.firstSeq > 1 || !current.root || current.root.standIn) return missedHolder(current);
+    const holder = standIn("…", "waiting", false);
+    holder.spanId = parentId;
+    holder.placeholder = true;
+    current.nodes.set(parentId, holder);
+    place(holder, current.root);
+    current.dirty.add(holder);
+    return holder;
+  }
+
+  function arrived(current, node, event) {
+    node.placeholder = false;
+    node.status = "running";
+    node.parentId = event.parent_span_id;
+    const host = current.nodes.get(node.parentId) || current.root;
+    host.dom.children.append(node.dom.box);
+    deepen(current, node, host.depth + 1);
+    current.stats.tasks += 1;
+  }
+
+  function deepen(current, node, depth) {
+    node.depth = depth;
+    node.dom.row.style.setProperty("--depth", String(depth));
+    for (const box of node.dom.children.children) {
+      const child = current.nodes.get(box.dataset.spanId);
+      if (child) deepen(current, child, depth + 1);
+    }
   }
 
   // A task whose parent's events are gone (evicted from the replay buffer before this page
@@ -660,7 +695,9 @@
     name.title = node.name;
     const status = el("span", "status");
     const duration = el("span", "duration");
-    label.append(name, status, duration);
+    const service = el("span", "service", node.service || "");
+    service.hidden = !node.service;
+    label.append(name, service, status, duration);
     const lane = el("div", "lane");
     const bar = el("div", "bar");
     lane.append(bar);
@@ -685,7 +722,7 @@
     children.setAttribute("role", "group");
     box.append(row, children);
     return {
-      box, row, name, status, duration, bar, error, children,
+      box, row, name, service, status, duration, bar, error, children,
       progress, fill, progressText, logs, logsSummary, logLines,
     };
   }
@@ -722,6 +759,11 @@
     if (!DRAWN_TYPES.has(event.type)) return; // a type this page does not know: ignore it
     const node = nodeFor(current, event);
     if (event.attributes && typeof event.attributes === "object") node.attributes = event.attributes;
+    if (typeof event.service === "string" && node.service !== event.service) {
+      node.service = event.service; // a span of another service, received over OTLP
+      node.dom.service.textContent = event.service;
+      node.dom.service.hidden = false;
+    }
     if (node === current.root && current.parameters === null) {
       const sent = node.attributes && node.attributes[PARAMETERS_ATTRIBUTE];
       try {
