@@ -46,6 +46,7 @@ def test_a_finished_run_costs_at_most_one_and_a_half_times_its_sse_bytes() -> No
     try:
         before = tracemalloc.get_traced_memory()[0]
         run_id = _run(provider, 5_000)
+        assert hub.settle()  # a run's end is sealed off the thread that ended it
         gc.collect()
         kept = tracemalloc.get_traced_memory()[0] - before
     finally:
@@ -59,6 +60,7 @@ def test_a_finished_run_costs_at_most_one_and_a_half_times_its_sse_bytes() -> No
 def test_the_oldest_finished_runs_go_first_past_the_bytes_bound() -> None:
     hub, provider = _streaming(Settings(max_retained_bytes=300_000))
     runs = [_run(provider, 200) for _ in range(10)]  # ~100 KB each
+    assert hub.settle()
     kept = [run_id for run_id in runs if asyncio.run(hub.position(run_id)) is not None]
     assert 1 <= len(kept) < len(runs)
     assert kept == runs[-len(kept) :]  # the newest are kept

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections import OrderedDict, deque
@@ -14,6 +15,7 @@ from otelstream.hubs import RunPage, RunPosition, UnknownRun
 from otelstream.hubs._fanout import Feed, FeedSubscription
 from otelstream.hubs._run_tree import RunTree
 from otelstream.hubs._runs_list import RunEvent, RunsList
+from otelstream.hubs._sealer import Sealer
 from otelstream.settings import Settings
 
 _SETTLE_UNREAD = 256
@@ -51,15 +53,15 @@ class _Run:
         self.unfolded = 0
         return self.tree
 
-    def close(self) -> int:
-        """The run is over: fold it, keep each event as its frame only; returns bytes kept."""
+    def seal(self) -> int:
+        """The run is over (on the hub's sealing thread): fold it, keep its frames only, its
+        tree in columns; returns the bytes kept."""
         feed = self.feed
         for entry in list(feed.entries):  # framed outside the lock: readers never wait for it
             entry.sse  # noqa: B018
         with feed.lock:
             self.fold()
-            self.retained = feed.shrink() + self.tree.seal()
-        return self.retained
+            return feed.shrink() + self.tree.seal()
 
 
 class MemoryHub:
@@ -82,6 +84,7 @@ class MemoryHub:
         self.dropped_events = 0
         """Events refused: their run was unknown, over the active-run bound, or already ended."""
         self._runs_list = RunsList()  # one summary per run kept here
+        self._sealer = Sealer("otelstream-seal")  # a run's end, off the thread that ended it
         self._lifecycle = Feed("runs", self.settings.replay_events)  # the runs stream
 
     # -- the hot path -------------------------------------------------------------------------
@@ -123,13 +126,20 @@ class MemoryHub:
                 run.status = event.status or "success"
         feed.wake()
         if completed:
-            retained = run.close()
             with self._lock:
                 if self._runs.get(run_id) is run:
                     self._finished[run_id] = time.monotonic()
-                    self.retained_bytes += retained
                 self._evict()
+            self._sealer.put(lambda: self._seal(run))  # not on this thread: it ends a span
             self._announce(self._runs_list.ended(run_id, event))
+
+    def _seal(self, run: _Run) -> None:
+        retained = run.seal()
+        with self._lock:
+            if self._runs.get(run.run_id) is run:  # not evicted meanwhile
+                run.retained = retained
+                self.retained_bytes += retained
+                self._evict()
 
     def _admit(self) -> bool:
         self._evict()
@@ -202,7 +212,15 @@ class MemoryHub:
             return RunPosition(run.feed.last_seq, run.feed.finished, run.status)
 
     async def flush(self, timeout: float = 5.0) -> None:
-        """Nothing to wait for: a published event is seen at once."""
+        """A published event is seen at once; this waits (up to `timeout`) until the runs
+        that ended before the call are sealed, so that what they keep is counted."""
+        deadline = time.monotonic() + timeout
+        while not self._sealer.idle() and time.monotonic() < deadline:
+            await asyncio.sleep(0.002)
+
+    def settle(self, timeout: float = 5.0) -> bool:
+        """`flush`, from a thread that is not an event loop's (tests, benchmarks)."""
+        return self._sealer.wait(timeout)
 
     async def cancel(self, run_id: str) -> bool:
         """The listeners of this process (several routers on one hub) decide."""
