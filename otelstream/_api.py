@@ -181,7 +181,7 @@ class RunsAPI:
         """The run's status, times and span tree."""
         run = await self.hub.get_run(run_id) if RUN_ID.fullmatch(run_id) else None
         if run is None:
-            raise HTTPException(404, f"unknown or expired run {shown_id(run_id)}")
+            raise self.unknown_run(run_id)
         run["events_url"] = f"{self.prefix}/runs/{run_id}/events"
         run["server_time"] = format_time(time.time_ns())  # a late page sets its clock by it
         if self.settings.trace_url:
@@ -236,14 +236,26 @@ class RunsAPI:
     async def position(self, run_id: str) -> RunPosition:
         position = await self.hub.position(run_id) if RUN_ID.fullmatch(run_id) else None
         if position is None:
-            raise HTTPException(404, f"unknown or expired run {shown_id(run_id)}")
+            raise self.unknown_run(run_id)
         return position
+
+    def unknown_run(self, run_id: str) -> HTTPException:
+        """The 404 of a run the hub does not know; a hub that keeps runs in this process alone
+        (`started_ns`) says since when, as a run of a server before a restart is gone."""
+        detail = f"unknown or expired run {shown_id(run_id)}"
+        started = getattr(self.hub, "started_ns", None)
+        if isinstance(started, int):
+            detail += (
+                f": this server keeps runs in memory, since it started at {format_time(started)};"
+                " a run from before then is gone"
+            )
+        return HTTPException(404, detail)
 
     def stream(self, run_id: str, after: int = 0) -> EventStreamResponse:
         try:
             subscription = self.hub.subscribe(run_id, after)
         except UnknownRun:
-            raise HTTPException(404, f"unknown or expired run {shown_id(run_id)}") from None
+            raise self.unknown_run(run_id) from None
         return self.respond(subscription, run_id)
 
     def respond(self, subscription: Subscription, name: str) -> EventStreamResponse:

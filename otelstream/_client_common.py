@@ -187,8 +187,8 @@ def _validation_error(item: Any) -> str:
 
 
 def _run_json(response: httpx.Response, run_id: str) -> dict[str, Any]:
-    if response.status_code == 404:
-        raise RunNotFound(f"unknown or expired run {run_id!r}")
+    if response.status_code == 404:  # the server's reason: it may say the run was lost
+        raise RunNotFound(_detail(response) or f"unknown or expired run {run_id!r}")
     if response.status_code != 200:
         raise ClientError(f"GET run {run_id}: {response.status_code} {_detail(response)}")
     body: dict[str, Any] = response.json()

@@ -532,17 +532,21 @@ def test_the_runs_stream_tells_starts_and_ends_and_resumes(make_hub: MakeHub) ->
         return found
 
     events = asyncio.run(read(0, 2))
+    epoch = events[0]["seq"] - 1  # the stream's seqs start at an epoch: its start's µs
+    assert epoch > time.time_ns() // 1000 - 600_000_000
     assert [(e["type"], e["seq"], e["run_id"]) for e in events] == [
-        ("run_started", 1, RUNS[0]),
-        ("run_ended", 2, RUNS[0]),
+        ("run_started", epoch + 1, RUNS[0]),
+        ("run_ended", epoch + 2, RUNS[0]),
     ]
     assert events[0]["status"] == "running"  # as it was then, though replayed after its end
     assert events[1]["status"] == "success" and events[1]["name"] == "etl"
     assert set(events[1]) >= {"started_at", "duration_ms", "error_type"}
 
-    # resumed after seq 2: only what came since, here live from another thread
-    resumed = asyncio.run(read(2, 1, live=lambda: _start_named(hub, RUNS[1], "ingest")))
-    assert [(e["type"], e["seq"], e["run_id"]) for e in resumed] == [("run_started", 3, RUNS[1])]
+    # resumed after the second: only what came since, here live from another thread
+    resumed = asyncio.run(read(epoch + 2, 1, live=lambda: _start_named(hub, RUNS[1], "ingest")))
+    assert [(e["type"], e["seq"], e["run_id"]) for e in resumed] == [
+        ("run_started", epoch + 3, RUNS[1])
+    ]
 
 
 POISON = 999_999_999_999_999_999

@@ -369,7 +369,7 @@ def test_a_404_does_not_echo_a_long_name_in_full(app: App) -> None:
     for method, path in [("GET", f"/runs/{long}"), ("GET", f"/runs/{long}/events")]:
         response = app.client.request(method, path)
         assert response.status_code == 404
-        assert response.json() == {"detail": f"unknown or expired run '{'a' * 64}…'"}
+        assert response.json()["detail"].startswith(f"unknown or expired run '{'a' * 64}…': ")
     response = app.client.post("/runs", json={"pipeline_name": long})
     assert response.status_code == 404
     assert response.json() == {"detail": f"unknown pipeline '{'a' * 64}…'"}

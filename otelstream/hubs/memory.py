@@ -85,7 +85,12 @@ class MemoryHub:
         """Events refused: their run was unknown, over the active-run bound, or already ended."""
         self._runs_list = RunsList()  # one summary per run kept here
         self._sealer = Sealer("otelstream-seal")  # a run's end, off the thread that ended it
-        self._lifecycle = Feed("runs", self.settings.replay_events)  # the runs stream
+        self.started_ns = time.time_ns()
+        """When this hub began keeping runs: those of an earlier process are gone."""
+        # The runs stream's seqs start at this start's microsecond, an epoch: a restarted
+        # server numbers above every id it gave before, so a page resuming with an old id
+        # gets the whole stream again (a reset) instead of silence until the count catches up.
+        self._lifecycle = Feed("runs", self.settings.replay_events, base=self.started_ns // 1000)
 
     # -- the hot path -------------------------------------------------------------------------
 

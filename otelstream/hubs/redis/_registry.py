@@ -8,7 +8,8 @@ runs list and its lifecycle stream, and cancel requests; in keys of one hash slo
 - `PREFIX:{runs}:list` (start order, the cursor of `list_runs`) and `PREFIX:{runs}:summary`
   (run id -> its summary JSON): the runs list, newest first;
 - `PREFIX:{runs}:lifecycle`, a stream of `run_started` / `run_ended` (entry `N-0` has seq N),
-  fed by the scripts that admit and retire runs: the runs stream, read as a run is;
+  fed by the scripts that admit and retire runs: the runs stream, read as a run is; its seqs
+  (`PREFIX:{runs}:counter`) start at the microsecond the counter was made, an epoch;
 - `PREFIX:{runs}:cancel`, a pub/sub channel: `DELETE /runs/{id}` on any worker reaches the
   process that runs it. The run's hash gets `cancel` too, so it is known afterwards.
 
@@ -30,8 +31,12 @@ from otelstream.events import PIPELINE_STARTED, Event
 from otelstream.hubs._runs_list import parse_cursor
 from otelstream.hubs.redis._codec import meta_key, stream_key
 
+# The lifecycle seq starts at the time (µs) the counter was made, not at 1: a Redis that lost
+# its data starts above every id it gave before, so a client resuming with an old id gets the
+# whole stream again instead of silence. %d, as Lua's own number-to-text has 14 digits only.
 _ANNOUNCE = """
-local n = redis.call('INCR', KEYS[6])
+if redis.call('EXISTS', KEYS[6]) == 0 then redis.call('SET', KEYS[6], ARGV[2] .. '000') end
+local n = string.format('%d', redis.call('INCR', KEYS[6]))
 redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[7], n .. '-0', 'e', ARGV[6] .. n .. ',' ..
   string.sub(summary, 2))
 """
