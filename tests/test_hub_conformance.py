@@ -617,3 +617,22 @@ def test_a_runs_stream_position_beyond_the_head_is_the_head(make_hub: MakeHub) -
     poisoned, honest = asyncio.run(scenario())
     assert poisoned == [RUNS[1]]
     assert honest == [RUNS[0], RUNS[1]]
+
+
+def test_a_runs_stream_read_before_any_run_gets_the_first(make_hub: MakeHub) -> None:
+    hub = make_hub()
+
+    async def scenario() -> list[dict[str, Any]]:
+        try:
+            subscription = hub.subscribe_runs()
+        except NotImplementedError:
+            pytest.xfail(f"{type(hub).__name__} has no runs stream yet")
+        async with subscription:
+            assert await subscription.next_batch(timeout=0.05) == []
+            threading.Thread(target=lambda: _start_named(hub, RUNS[0], "etl")).start()
+            batch = await subscription.next_batch(timeout=5)
+            assert batch, "timed out"
+            return [event.to_dict() for event in batch]
+
+    events = asyncio.run(scenario())
+    assert [(e["type"], e["run_id"]) for e in events] == [("run_started", RUNS[0])]

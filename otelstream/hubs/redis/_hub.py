@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 from typing import Any, Final, Self, cast
 
@@ -126,10 +127,11 @@ class RedisHub:
         `Last-Event-ID` positions only that client: the feed this process shares among the
         run's readers never starts past what Redis holds, or a lying or buggy client would
         blind every other reader of the run here."""
-        if run_id == RUNS:  # read from its start (it is short), each reader from its own place
-            feed = self._reader.feed(RUNS, 0)
-            try:
-                after = min(after, await self._io.call(self._lifecycle_head()))
+        if run_id == RUNS:  # its feed starts at the stream's head, and a reader before it
+            try:  # is given what is older at once, as a late reader of a run is
+                head = await self._io.call(self._lifecycle_head())
+                feed = self._reader.feed(RUNS, head)
+                after = min(after, head)
                 await self._io.call(self._reader.backfill(RUNS, feed, after))
             except HubUnavailable:
                 return _ended(run_id, after, "Redis cannot be reached"), after
@@ -159,9 +161,13 @@ class RedisHub:
         return None if seq is None else int(seq), None if done is None else int(done)
 
     async def _lifecycle_head(self) -> int:
-        """The seq of the runs stream's newest event (its counter), 0 before the first."""
-        counter = await self._io.query.get(self._registry.counter)
-        return 0 if counter is None else int(counter)
+        """The seq of the runs stream's newest event (its counter); before the first, the
+        counter is made here, at its epoch (see `_registry`), so the feed's seqs run on."""
+        async with self._io.query.pipeline(transaction=False) as pipe:
+            pipe.set(self._registry.counter, time.time_ns() // 1000, nx=True)
+            pipe.get(self._registry.counter)
+            _, counter = await pipe.execute()
+        return int(counter)
 
     async def position(self, run_id: str) -> RunPosition | None:
         """O(1) in the run's length: three fields of the run's hash."""
