@@ -164,6 +164,7 @@ class RunsAPI:
         """Every run's `run_started` and `run_ended`, with their own seq (resume with
         `Last-Event-ID`); it replays the runs the hub keeps, then goes on until the client
         leaves."""
+        await self.hub.check()  # a hub that cannot be reached is a 503 here, not a 200 stream
         try:
             subscription = self.hub.subscribe_runs(after)
         except NotImplementedError as exc:  # a hub without the runs stream (yet)
