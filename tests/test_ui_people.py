@@ -167,7 +167,7 @@ def test_a_run_that_logged_errors_says_so_without_failing(page: Page, people: ht
     assert page.text_content("#run-status") == "done"
     page.wait_for_selector("#run-logged:not([hidden])")
     assert page.text_content("#run-logged") == "2 errors logged"
-    assert page.get_attribute(f'.run-item[data-run-id="{run_id}"]', "data-logged") == "yes"
+    page.wait_for_selector(f'.run-item[data-run-id="{run_id}"][data-logged="yes"]')
     assert "failed" not in (page.text_content("#run-counts") or "")
 
 
@@ -241,3 +241,39 @@ def test_run_tokens_are_honoured(page: Page) -> None:
         wait_for_status(page, "cancelled")
         run_id = page.url.rsplit("/", 1)[1].split("?")[0]
         assert httpx.delete(f"{url}/runs/{run_id}").status_code == 404  # without it: no run
+
+
+def test_without_an_openapi_document_the_parameters_are_raw_json(page: Page) -> None:
+    from fastapi import FastAPI
+
+    from otelstream.fastapi import create_router
+    from otelstream.testing import UvicornServer
+
+    from .conftest import make_telemetry
+
+    telemetry = make_telemetry()
+
+    def quick(rows: int = 1) -> None:
+        with telemetry.tracer.start_as_current_span("task:load"):
+            pass
+
+    app = FastAPI(openapi_url=None)
+    app.include_router(
+        create_router(
+            hub=telemetry.hub, pipelines={"quick": quick}, tracer_provider=telemetry.provider
+        )
+    )
+    try:
+        with UvicornServer(app) as server:
+            page.goto(f"{server.url}/ui")
+            page.wait_for_selector("body[data-forms='no']")
+            assert page.is_visible("#parameters") and page.is_hidden("#param-form")
+            assert page.is_disabled("#params-raw")
+            page.fill("#parameters", '{"rows": 3}')
+            page.click("#start-button")
+            wait_for_status(page, "success")
+            assert page.eval_on_selector_all(
+                "#run-params dt, #run-params dd", "els => els.map(e => e.textContent)"
+            ) == ["rows", "3"]
+    finally:
+        telemetry.provider.shutdown()

@@ -416,6 +416,7 @@
 
   function notFound(current, message) {
     current.finished = true;
+    current.notFound = true; // a frame drawn after this must not say "running" again
     if (current.es) current.es.close();
     clearInterval(current.ticker);
     setConnection("closed", "");
@@ -703,6 +704,7 @@
     lane.append(bar);
     const error = el("div", "error clip");
     error.title = "click to see it whole";
+    error.tabIndex = 0;
     error.hidden = true;
     const progress = el("div", "progress");
     progress.hidden = true;
@@ -908,6 +910,7 @@
   }
 
   function drawRun(current) {
+    if (current.notFound) return;
     const root = current.root;
     if (root) $("run-name").textContent = root.name;
     const status = $("run-status");
@@ -1116,6 +1119,7 @@
     id.textContent = shortId(summary.run_id);
     id.title = summary.run_id;
     item.dataset.status = summary.status;
+    if (run && run.runId === summary.run_id) item.dataset.logged = run.errorLogs ? "yes" : "no";
     const cells = item.overview.cells;
     cells.name.textContent = name.textContent;
     cells.status.dataset.status = summary.status;
@@ -1205,6 +1209,12 @@
     $("cancel-button").addEventListener("click", cancelRun);
     $("params-raw").addEventListener("change", toggleRaw);
     document.addEventListener("click", toggleClip);
+    document.addEventListener("keydown", (key) => {
+      if ((key.key === "Enter" || key.key === " ") && key.target.classList.contains("clip")) {
+        key.preventDefault();
+        key.target.classList.toggle("expanded");
+      }
+    });
     connectRuns();
     setInterval(tickAges, 1000);
     window.addEventListener("popstate", route);

@@ -130,6 +130,10 @@
       if (type === "boolean") return [true, input.checked];
       const text = input.value.trim();
       if (text === "") return [false, undefined];
+      if (type === "enum") {
+        const choice = schema.enum.find((value) => String(value) === text); // 1, not "1"
+        return [true, choice === undefined ? text : choice];
+      }
       if (type === "number") {
         const number = Number(text);
         if (!Number.isFinite(number)) throw new Error(`${name}: not a number`);
