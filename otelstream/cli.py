@@ -105,6 +105,8 @@ def _tail(args: argparse.Namespace, console: Console) -> int:
 
 
 _RUN_COLUMNS = ("run", "name", "status", "started", "took", "error")
+_MIN_WIDTHS = {"run": 32, "status": 9, "started": 14, "took": 8}
+"""On a terminal, columns cut last: the whole id, the status, when, how long."""
 
 
 def _runs(args: argparse.Namespace, console: Console) -> int:
@@ -117,10 +119,11 @@ def _runs(args: argparse.Namespace, console: Console) -> int:
     elif console.is_terminal and not args.wide:
         table = Table(box=None, header_style="bold", pad_edge=False)
         for column in _RUN_COLUMNS:  # the id whole (to paste into `tail`), the error cut
-            width = 32 if column == "run" else None
+            width = _MIN_WIDTHS.get(column)
             table.add_column(column, no_wrap=True, overflow="ellipsis", min_width=width)
         for row, run in zip(rows, page["runs"], strict=True):
             status = run.get("status")
+            row[3] = row[3][5:19].replace("T", " ")  # 12-04 16:45:57: the year and µs go
             cells = [Text(cell) for cell in row]
             cells[2].stylize(STATUS_STYLE.get(str(status), ""))
             cells[5].stylize("red")
