@@ -226,21 +226,20 @@ def test_log_boxes_show_whole_lines_only(page: Page, people: httpx.Client) -> No
     assert round(lines_of(page, f"{box} li:first-child .log-message")) == 1  # a long one, cut
 
 
-def test_run_tokens_are_honoured(page: Page) -> None:
-    with app_process(
-        "tests.apps.people:app", OTELSTREAM_REQUIRE_RUN_TOKEN="true", OTELSTREAM_LOG_LEVEL="INFO"
-    ) as url:
-        page.goto(f"{url}/ui")
-        page.wait_for_selector("body[data-forms='yes']")
-        page.check('input[name="pipeline"][value="slow"]')
-        page.fill('.param[data-field="seconds"] input', "20")
-        page.click("#start-button")
-        page.wait_for_url("**/ui/runs/*?token=*")
-        page.wait_for_selector('#tree .node[data-name="wait"]')  # its events need the token
-        page.click("#cancel-button")
-        wait_for_status(page, "cancelled")
-        run_id = page.url.rsplit("/", 1)[1].split("?")[0]
-        assert httpx.delete(f"{url}/runs/{run_id}").status_code == 404  # without it: no run
+def test_run_tokens_are_honoured(page: Page, people: httpx.Client) -> None:
+    """Under /locked the router requires run tokens: the page keeps the one POST /runs gave."""
+    locked = f"{base_of(people)}/locked"
+    page.goto(f"{locked}/ui")
+    page.wait_for_selector("body[data-forms='yes']")
+    page.check('input[name="pipeline"][value="slow"]')
+    page.fill('.param[data-field="seconds"] input', "20")
+    page.click("#start-button")
+    page.wait_for_url("**/ui/runs/*?token=*")
+    page.wait_for_selector('#tree .node[data-name="wait"]')  # its events need the token
+    run_id = page.url.rsplit("/", 1)[1].split("?")[0]
+    assert people.delete(f"/locked/runs/{run_id}").status_code == 404  # no token: no such run
+    page.click("#cancel-button")
+    wait_for_status(page, "cancelled")
 
 
 def test_without_an_openapi_document_the_parameters_are_raw_json(page: Page) -> None:

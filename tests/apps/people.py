@@ -13,7 +13,7 @@ from opentelemetry import trace
 from pydantic import Field
 
 import otelstream
-from otelstream import MemoryHub
+from otelstream import MemoryHub, Settings
 from otelstream.fastapi import create_router
 from otelstream.telemetry import setup_telemetry
 
@@ -72,6 +72,16 @@ def slow(
 
 
 app = FastAPI(title="people")
+# the same runs behind run tokens, under /locked: reading or cancelling one needs its token
+app.include_router(
+    create_router(
+        hub=hub,
+        pipelines={"slow": slow},
+        tracer_provider=telemetry.provider,
+        settings=Settings(require_run_token=True),
+        prefix="/locked",
+    )
+)
 app.include_router(
     create_router(
         hub=hub,
