@@ -15,7 +15,8 @@ from __future__ import annotations
 from typing import Any
 
 from otelstream._inert import inert
-from otelstream._run_view import STATUS_TEXT, RunView, clipped, format_ms, parse_time
+from otelstream._run_format import STATUS_TEXT, clipped, format_ms, parse_time
+from otelstream._run_view import RunView
 
 PROGRESS_EVERY = 1.0
 """Seconds between two progress lines of one task (its last value always shows)."""

@@ -12,7 +12,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from rich.console import Group, RenderableType
@@ -22,44 +21,15 @@ from rich.text import Text
 from rich.tree import Tree
 
 from otelstream._inert import inert
+from otelstream._run_format import (
+    STATUS_STYLE,
+    STATUS_TEXT,
+    clipped,
+    format_elapsed,
+    format_ms,
+    parse_time,
+)
 
-
-def format_ms(ms: float | None) -> str:
-    if ms is None:
-        return ""
-    if ms < 1000:
-        return f"{ms:.1f} ms" if ms < 10 else f"{ms:.0f} ms"
-    if ms < 60_000:
-        return f"{ms / 1000:.2f} s"
-    return f"{int(ms // 60_000)} min {ms % 60_000 / 1000:.0f} s"
-
-
-def format_elapsed(seconds: float) -> str:
-    """A running task's age: whole tenths of seconds, then minutes (it changes a few times a
-    second; more digits would only flicker)."""
-    seconds = max(0.0, seconds)
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    return f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
-
-
-def parse_time(timestamp: object) -> float | None:
-    """An event's RFC 3339 timestamp as seconds since the epoch; None if it has none."""
-    if not isinstance(timestamp, str):
-        return None
-    try:
-        return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
-STATUS_TEXT = {
-    "running": "running…",
-    "success": "done",
-    "error": "failed",
-    "cancelled": "cancelled",
-}
-STATUS_STYLE = {"running": "blue", "success": "green", "error": "red", "cancelled": "yellow"}
 _LEVEL_STYLE = {"DEBUG": "dim", "TRACE": "dim", "INFO": "", "WARN": "yellow", "WARNING": "yellow"}
 _LEVEL_STYLE.update({"ERROR": "red", "FATAL": "bold red", "CRITICAL": "bold red"})
 ERROR_LEVELS = frozenset({"ERROR", "FATAL", "CRITICAL"})
@@ -278,10 +248,6 @@ class RunView:
         return line
 
 
-def clipped(text: str, limit: int | None) -> str:
-    return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
-
-
 def error_text(failure: str, full: bool) -> Text:
     """An error on one line cut at the console's width, or (`full`) whole, a line per line."""
     if full:
@@ -300,16 +266,4 @@ def _progress(done: float, total: float | None, message: str) -> RenderableType:
     return grid
 
 
-__all__ = [
-    "CANCELLED_TYPE",
-    "ERROR_LEVELS",
-    "LOG_LINES",
-    "STATUS_STYLE",
-    "STATUS_TEXT",
-    "RunView",
-    "clipped",
-    "error_text",
-    "format_elapsed",
-    "format_ms",
-    "parse_time",
-]
+__all__ = ["CANCELLED_TYPE", "ERROR_LEVELS", "LOG_LINES", "RunView", "error_text"]

@@ -31,15 +31,15 @@ from rich.text import Text
 
 from otelstream._client_common import base_url
 from otelstream._inert import inert
-from otelstream._run_lines import RunLines
-from otelstream._run_view import (
+from otelstream._run_format import (
     STATUS_STYLE,
     STATUS_TEXT,
-    RunView,
     format_elapsed,
     format_ms,
     parse_time,
 )
+from otelstream._run_lines import RunLines
+from otelstream._run_view import RunView
 from otelstream.client import Client, ClientError
 
 EXAMPLE_APP = "examples.fastapi-telemetry.main:app"
