@@ -224,9 +224,10 @@ def event_fields(data: dict[str, Any]) -> dict[str, Any]:
 
 BASE_FIELDS: Final = frozenset(
     {"type", "name", "run_id", "span_id", "parent_span_id", "seq", "timestamp", "duration_ms"}
-    | {"status", "error", "error_type", "attributes"}
+    | {"status", "error", "error_type", "attributes", "service"}
 )
-"""The fields every event may have; the others are a kind's own (`task_log`'s `level`...)."""
+"""The fields every event may have (`service`: a span received over OTLP); the others are a
+kind's own (`task_log`'s `level`...)."""
 
 
 # -- runs ---------------------------------------------------------------------------------------
