@@ -389,3 +389,14 @@ def test_the_commands_tree_puts_a_child_under_a_placeholder_until_its_parent_arr
     view.apply({"type": "task_started", **parent, "service": "billing"})
     assert drawn(view) == "priced\n└── POST /charge\n    └── query"
     assert "billing" in str(view._label(view.spans[server], 0.0))  # the service is shown
+
+
+def test_span_filters_hide_a_services_spans_and_their_children_move_up() -> None:
+    for app in serve_ingest(span_exclude=("GET /health*",)):
+        run_id, root = running(app)
+        body = export(span(run_id, 71, root, "GET /health/db"), span(run_id, 72, 71, "ping"))
+        assert answer(post(app, body)) == ExportTraceServiceResponse()
+        events = finish(app, run_id)
+        assert all(e["name"] != "GET /health/db" for e in events)
+        ping = next(e for e in events if e["name"] == "ping")
+        assert ping["parent_span_id"] == root  # its nearest shown ancestor

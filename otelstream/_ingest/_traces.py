@@ -66,7 +66,8 @@ class TraceIngest:
         self.policy = projection.Policy(
             settings.attribute_allowlist, settings.max_string_length, settings.redact_errors
         )
-        self.filter = GlobFilter(settings.span_include, settings.span_exclude)
+        globs = GlobFilter(settings.span_include, settings.span_exclude)
+        self.filter = globs if globs else None  # no globs: every span is a task
         self.seen = SeenSpans[bytes](settings.max_open_spans)
         # span id -> its nearest shown ancestor, of spans the filters hide (bounded as `seen`)
         self.hidden = SeenSpans[int](settings.max_open_spans)
@@ -137,7 +138,7 @@ class TraceIngest:
         span, parent = arrival.span, arrival.span.parent
         parent_id = parent.span_id if parent is not None else None
         shown = self.hidden.get(parent_id) if parent_id is not None else None
-        if not self.filter(span):
+        if self.filter is not None and not self.filter(span):
             self.hidden.put(span.context.span_id, shown or parent_id)
             return None
         attributes = self.policy.attributes(span.attributes) if self.policy.allowlist else None
