@@ -198,6 +198,9 @@ class RunsAPI:
             raise HTTPException(409, f"run {run_id} has already ended ({position.status})")
         if await self.hub.cancel(run_id):  # the worker that runs it hears it
             return {"run_id": run_id, "status": "cancelling"}
+        position = await self.position(run_id)
+        if position.finished:  # its worker was gone: the hub ended it (WorkerLost) at once
+            raise HTTPException(409, f"run {run_id} has ended ({position.status})")
         raise HTTPException(409, f"run {run_id} is not run by a server of this hub")
 
     async def otlp_traces(self, request: Request) -> Response:

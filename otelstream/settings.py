@@ -62,13 +62,22 @@ class Settings(BaseSettings):
     hub: str = "memory"
     """Where runs live: `memory` (this process only) or `redis://host:port/db`, shared by
     every worker and process that publishes or streams (needs the `redis` extra)."""
-    redis_buffer_events: int = Field(50_000, ge=1)
-    """Events waiting to be written to Redis; past it new events are counted as lost. A burst
-    of spans outruns the writer (it shares the GIL with the pipelines), so this holds bursts:
-    a buffered event keeps its span, about 1.7 KB, so 50,000 are about 85 MB at most."""
+    redis_buffer_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    """Bytes of events waiting to be written to Redis; past it new events are counted as lost
+    (their runs' streams end with `events_lost`). A burst of spans outruns the writer (it
+    shares the GIL with the pipelines), so this holds bursts: a buffered event keeps its span,
+    measured at about 1.8 KB plus its attributes' strings, so 64 MiB hold about 37,000."""
+    redis_buffer_events: int | None = Field(None, ge=1)
+    """Events waiting to be written to Redis, a bound beside `redis_buffer_bytes` (the bound
+    before it; still accepted): none by default."""
     redis_running_ttl_seconds: float = Field(86_400.0, gt=0)
     """A running run's Redis keys expire this long after its last event (a run whose end never
     reached Redis); a finished run's after `run_retention_seconds`."""
+    worker_lease_seconds: float = Field(15.0, gt=0)
+    """Redis hub: how long a process that runs pipelines may go without renewing its liveness
+    record before another worker ends its running runs as failed (`WorkerLost`). It renews
+    every third of it, on the hub's I/O thread; a pause shorter than the lease (a long GC, a
+    stopped container) is never taken for a death."""
     attribute_allowlist: Annotated[frozenset[str], NoDecode] = frozenset()
     """Span and log attributes copied into events (comma separated); none by default."""
     log_level: str = "INFO"

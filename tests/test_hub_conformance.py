@@ -370,6 +370,29 @@ def test_finished_runs_expire_and_running_ones_are_kept(make_hub: MakeHub) -> No
     assert get_run(hub, "b" * 32) is not None
 
 
+def test_a_task_still_open_when_its_run_ends_shows_as_failed(make_hub: MakeHub) -> None:
+    """Its process died (a propagated task's worker killed) or the run did not wait for it:
+    later events are dropped, so it would otherwise say `running` forever."""
+    hub = make_hub()
+    start(hub)
+    hub.publish(RUN, Event("task_started", "handed_off", RUN, 2, 1, 10))
+    hub.publish(RUN, Event("task_started", "done", RUN, 3, 1, 10))
+    hub.publish(RUN, Event("task_completed", "done", RUN, 3, 1, 20, duration_ns=10))
+    running = get_run(hub)
+    assert running is not None and running["tree"]["children"][0]["status"] == "running"
+    finish(hub)
+    run = get_run(hub)
+    assert run is not None and run["status"] == "success"
+    lost, done = run["tree"]["children"]
+    assert (lost["name"], lost["status"], lost["error_type"]) == (
+        "handed_off",
+        "error",
+        "Unfinished",
+    )
+    assert "died" in lost["error"] and lost["ended_at"] is None
+    assert (done["status"], done["error_type"]) == ("success", None)
+
+
 def test_get_run_folds_events_into_a_tree(make_hub: MakeHub) -> None:
     hub = make_hub()
     start(hub)

@@ -17,6 +17,13 @@ from otelstream.events import (
     format_time,
 )
 
+UNFINISHED = "Unfinished"
+"""The `error_type` of a task that had not ended when its run did."""
+UNFINISHED_ERROR = (
+    "the run ended before this task did: the process running it died, or the run did not "
+    "wait for it"
+)
+
 
 class SpanNode(NamedTuple):
     """Immutable, so a snapshot of the tree is a copy of the node list, not of every node."""
@@ -87,6 +94,19 @@ class RunTree:
             node = self.nodes.get(event.span_id)
             if node is not None:
                 self.nodes[event.span_id] = node.finished(event)
+            if event.type == PIPELINE_COMPLETED:
+                self._fail_unfinished()
+
+    def _fail_unfinished(self) -> None:
+        """The run is over: a task still open never ends in it (the hubs drop later events),
+        so it shows as failed, not running forever. Its process died (a worker that a task was
+        handed to through `otelstream.propagation`, killed), or the run did not wait for it."""
+        nodes = self.nodes
+        for span_id, node in nodes.items():
+            if node.end_ns is None and node.status == "running":
+                nodes[span_id] = node._replace(
+                    status="error", error=UNFINISHED_ERROR, error_type=UNFINISHED
+                )
 
     def seal(self) -> int:
         """The run is over: keep its spans in flat arrays (about 45 bytes a span instead of

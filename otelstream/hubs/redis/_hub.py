@@ -17,6 +17,7 @@ from otelstream.hubs._run_tree import RunTree
 from otelstream.hubs.redis._cancels import CancelListeners
 from otelstream.hubs.redis._codec import decode, marker_seq, meta_key, stream_key
 from otelstream.hubs.redis._loop import IOLoop
+from otelstream.hubs.redis._owners import Owners
 from otelstream.hubs.redis._reader import BLOCK_MS, RUNS, Reader
 from otelstream.hubs.redis._registry import RunRegistry
 from otelstream.hubs.redis._writer import Writer
@@ -67,12 +68,24 @@ class RedisHub:
             self._registry,
             prefix=key_prefix,
             capacity=self.buffer_events,
+            capacity_bytes=settings.redis_buffer_bytes,
             maxlen=settings.replay_events,
             running_ttl_ms=max(1, int(running * 1000)),
             finished_ttl_ms=int(settings.run_retention_seconds * 1000),
             keep=self._keep,
             lose=self._lose,
         )
+        self._owners = Owners(
+            self._io,
+            self._registry,
+            prefix=key_prefix,
+            lease_s=settings.worker_lease_seconds,
+            publish_args=self._writer.publish_args,
+            running=self._writer.running,
+            abandon=self._writer.abandon,
+            redact_errors=settings.redact_errors,
+        )
+        self._writer.before_write = self._owners.fresh
         self._reader = Reader(
             self._io, key_prefix, settings.replay_events, self._registry.lifecycle
         )
@@ -105,7 +118,7 @@ class RedisHub:
         warn_limited(
             "otelstream: %d event(s) of run %s were not stored in Redis: %s; its streams end "
             "with events_lost (if Redis is slow or down, check it; if the buffer fills up, "
-            "raise OTELSTREAM_REDIS_BUFFER_EVENTS)",
+            "raise OTELSTREAM_REDIS_BUFFER_BYTES)",
             count,
             run_id,
             why,
@@ -252,6 +265,8 @@ class RedisHub:
         await self._io.query.ping()
 
     async def _cancel(self, run_id: str) -> bool:
+        if await self._owners.beat(self._io.writer, only=run_id):
+            return False  # its worker is gone: ended now (WorkerLost), nobody to ask
         return await self._registry.cancel(self._io.query, run_id)
 
     def on_cancel(self, listener: Callable[[str], bool]) -> Callable[[], None]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any, Final
 
 from redis.asyncio import Redis
@@ -41,18 +42,26 @@ redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[7], n .. '-0', 'e', ARGV[6] .. n
   string.sub(summary, 2))
 """
 
-# KEYS: active, finished, list, summary, lifecycle, counter. ARGV: run id, now (ms), max active
-# runs, the start (ms) before which an entry is stale (its process died), the summary JSON,
-# the lifecycle event's JSON up to its seq, the lifecycle stream's length. 1: it may stream.
+# KEYS: active, finished, list, summary, lifecycle, counter, workers, owners. ARGV: run id,
+# now (ms), max active runs, the start (ms) before which an entry is stale (its keys expired),
+# the summary JSON, the lifecycle event's JSON up to its seq, the lifecycle stream's length,
+# the admitting worker (the run's owner) and its lease span in ms (see `_owners.py`: the
+# admission renews its lease, so a run's owner is always known alive when it starts).
+# 1: it may stream.
 ADMIT: Final = (
     """
 for _, stale in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[4])) do
-  redis.call('ZREM', KEYS[1], stale)  -- its process died: out of the bound and the list
+  redis.call('ZREM', KEYS[1], stale)  -- its keys expired: out of the bound and the list
   redis.call('ZREM', KEYS[3], stale)
   redis.call('HDEL', KEYS[4], stale)
+  redis.call('HDEL', KEYS[8], stale)
 end
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 1 end
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+redis.call('ZADD', KEYS[7], now + tonumber(ARGV[9]), ARGV[8])
+redis.call('HSET', KEYS[8], ARGV[1], ARGV[8])
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 local summary = ARGV[5]
 redis.call('HSET', KEYS[4], ARGV[1], summary)
@@ -70,6 +79,7 @@ return 1
 RETIRE: Final = (
     """
 redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[8], ARGV[1])
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 local summary = redis.call('HGET', KEYS[4], ARGV[1])
 if summary then
@@ -129,7 +139,8 @@ class RunRegistry:
         retention_s: float,
     ) -> None:
         self.prefix = prefix
-        names = ("active", "finished", "list", "summary", "lifecycle", "counter")
+        names = ["active", "finished", "list", "summary", "lifecycle", "counter"]
+        names += ["workers", "owners"]  # see `_owners.py`
         self.keys = [f"{prefix}:{{runs}}:{name}" for name in names]
         self.lifecycle = self.keys[4]
         self.counter = self.keys[5]  # the seq of the lifecycle stream's newest event
@@ -140,6 +151,8 @@ class RunRegistry:
         self.running_ttl_ms = int(running_ttl_s * 1000)
         self.retention_ms = int(retention_s * 1000)
         self.refused: OrderedDict[str, None] = OrderedDict()  # runs over max_active_runs
+        self.owner: Callable[[], tuple[str, str]] = lambda: ("", "1")
+        """This worker and its lease span (ms), given to `ADMIT` (`Owners` sets it)."""
 
     async def admit_batch(
         self, client: Redis, batch: list[tuple[str, Event]]
@@ -171,7 +184,8 @@ class RunRegistry:
                 summary_json = _wire.utf8(_wire.to_json(summary))
                 stale = now - self.running_ttl_ms
                 args = (run_id, now, self.max_active, stale, summary_json)
-                pipe.eval(ADMIT, 6, *self.keys, *args, *self._event("run_started"))
+                lifecycle = self._event("run_started")
+                pipe.eval(ADMIT, 8, *self.keys, *args, *lifecycle, *self.owner())
             admitted: list[Any] = await pipe.execute()
         refused = [run_id for (run_id, _), ok in zip(starts, admitted, strict=True) if not ok]
         if refused:
@@ -190,7 +204,7 @@ class RunRegistry:
                 end_json = _wire.summary_end(status, end.duration_ns, end.error_type)
                 expired = now - self.retention_ms
                 args = (run_id, now, self.max_finished, expired, end_json)
-                pipe.eval(RETIRE, 6, *self.keys, *args, *self._event("run_ended"))
+                pipe.eval(RETIRE, 8, *self.keys, *args, *self._event("run_ended"))
             evicted: list[list[str]] = await pipe.execute()
         gone = [run_id for runs in evicted for run_id in runs]
         if gone:

@@ -1,9 +1,10 @@
-"""The Redis hub's writer: a bounded buffer that `publish` appends to, drained by the I/O loop
-in pipelined batches, as the OpenTelemetry SDK's `BatchSpanProcessor` drains spans.
+"""The Redis hub's writer: drains the bounded buffer that `publish` appends to (`_buffer.py`)
+on the I/O loop in pipelined batches, as the OpenTelemetry SDK's `BatchSpanProcessor` drains
+spans.
 
 Each run's events of a batch are one call of the PUBLISH script (see `_codec.py`), which
 gives each the run's next seq in Redis, so seqs stay 1..N across processes. Nothing here ever
-blocks the publisher: past `redis_buffer_events` an event is counted lost. An
+blocks the publisher: past `redis_buffer_bytes` an event is counted lost. An
 event that cannot be encoded or that Redis refuses costs only itself: it is
 counted lost, its run's streams are told (`events_lost`), the batch goes on.
 """
@@ -15,28 +16,24 @@ import contextlib
 import hashlib
 import threading
 import time
-from collections import Counter, OrderedDict, deque
-from collections.abc import Callable
+from collections import Counter, OrderedDict
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 from redis.exceptions import NoScriptError
 
 from otelstream._errors import report
 from otelstream.events import PIPELINE_COMPLETED, PIPELINE_STARTED, Event
-from otelstream.hubs._wake import Wakeup
+from otelstream.hubs.redis._buffer import Buffer, Item
 from otelstream.hubs.redis._codec import MARK_LOST, PUBLISH, encode, meta_key, stream_key
 from otelstream.hubs.redis._loop import UNREACHABLE, IOLoop, io_reset
 from otelstream.hubs.redis._registry import RunRegistry
 
-BATCH: Final = 1_000
-"""Events per pipelined round trip."""
 _BACKOFF_S: Final = (0.05, 0.25)
 """Between retries while Redis is down: short, so that runs go on soon after it is back."""
 _FRESH_S: Final = 0.25
 """The writer pings first when it has not reached Redis for this long (stale connections)."""
 _SHA = hashlib.sha1(PUBLISH.encode()).hexdigest()
-
-Item = tuple[str, Event]
 
 
 class Writer:
@@ -48,7 +45,8 @@ class Writer:
         registry: RunRegistry,
         *,
         prefix: str,
-        capacity: int,
+        capacity: int | None,
+        capacity_bytes: int,
         maxlen: int,
         running_ttl_ms: int,
         finished_ttl_ms: int,
@@ -56,15 +54,13 @@ class Writer:
         lose: Callable[[str, int, str], None],
     ) -> None:
         self.io, self.registry, self.prefix = io, registry, prefix
-        self.capacity = capacity
-        self._common = (str(maxlen), str(running_ttl_ms), str(max(finished_ttl_ms, 1)))
+        self.buffer = Buffer(io, capacity, capacity_bytes)
+        self.publish_args = (str(maxlen), str(running_ttl_ms), str(max(finished_ttl_ms, 1)))
         self._maxlen = str(maxlen)
         self._keep = keep
         self._lose = lose  # the hub's: count, warn, tell the run's streams
         self.dropped_events = 0
         """Events dropped on purpose: after their run's end, or of a run over the bound."""
-        self.buffer: deque[Item | asyncio.Future[None]] = deque()
-        self.wake = asyncio.Event()
         self.writing = False
         self.lost_events = 0
         """Events that never reached Redis: buffer full, Redis down, or their run vanished."""
@@ -72,30 +68,18 @@ class Writer:
         self.stored: OrderedDict[str, None] = OrderedDict()  # runs this process wrote events of
         self._opened: OrderedDict[str, None] = OrderedDict()  # started here, until stored
         self._lock = threading.Lock()
-        self._kick: _Kick | None = None  # wakes `run` on the I/O loop, once per burst
+        self.taken: OrderedDict[str, None] = OrderedDict()  # runs another worker ended for us
+        self.before_write: Callable[[Any], Awaitable[None]] | None = None  # the lease's check
         io.tasks.append(self.run)
-        io.on_fork.append(self._forked)
-
-    def _forked(self) -> None:
-        self.buffer.clear()
-        self.wake = asyncio.Event()
-        self._kick = None
 
     # -- from any thread ----------------------------------------------------------------------
 
     def put(self, run_id: str, event: Event) -> bool:
-        """Append and wake the writer (at most one wake-up pending); False when full."""
-        loop = self.io.ensure()
+        """Append and wake the writer (at most one wake-up pending); False when full: the
+        event would take the buffer past `capacity_bytes` (or `capacity` events)."""
         if event.type == PIPELINE_STARTED:
             self._remember(self._opened, run_id)
-        if len(self.buffer) >= self.capacity:
-            return False
-        self.buffer.append((run_id, event))
-        kick = self._kick
-        if kick is None or kick.loop is not loop:  # the first put, or the first after a fork
-            kick = self._kick = _Kick(loop, self.wake)
-        kick.notify()
-        return True
+        return self.buffer.put(run_id, event)
 
     def _remember(self, runs: OrderedDict[str, None], run_id: str) -> None:
         with self._lock:
@@ -113,6 +97,16 @@ class Writer:
         exists even while its first events are still on their way to Redis."""
         return run_id in self._opened
 
+    def abandon(self, run_ids: list[str]) -> None:
+        """Another worker ended these runs (this process's lease lapsed): publish no more."""
+        with self._lock:
+            for run_id in run_ids:
+                self.taken[run_id] = None
+                self._opened.pop(run_id, None)
+                self.stored.pop(run_id, None)
+            while len(self.taken) > self._keep:
+                self.taken.popitem(last=False)
+
     def lost(self, run_id: str, count: int) -> None:
         """Count events that never reached Redis and queue a marker for other processes."""
         with self._lock:
@@ -126,8 +120,7 @@ class Writer:
         if not self.buffer and not self.writing:
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.buffer.append(future)
-        self.wake.set()
+        self.buffer.barrier(future)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(future, timeout)
 
@@ -135,18 +128,18 @@ class Writer:
         client = io.writer
         backoff = 0.0
         while True:
-            await self.wake.wait()
-            self.wake.clear()
+            await self.buffer.wake.wait()
+            self.buffer.wake.clear()
             while self.buffer:
                 if backoff:  # Redis failed: events wait in the (bounded) buffer meanwhile
                     await asyncio.sleep(backoff)
                 stale = time.monotonic() - io.contact > _FRESH_S
                 if (backoff or stale) and not await self._reachable(client):
                     backoff = min(max(backoff * 2, _BACKOFF_S[0]), _BACKOFF_S[1])
-                    self._release()
+                    self.buffer.release()
                     continue
                 backoff = 0.0
-                batch, barriers = self._take()
+                batch, barriers = self.buffer.take()
                 self.writing = True
                 try:
                     if batch and not await self._write(client, batch):
@@ -176,34 +169,11 @@ class Writer:
                 return True
         return False
 
-    def _take(self) -> tuple[list[Item], list[asyncio.Future[None]]]:
-        """The next batch. It ends before a run's start that follows another run's end: that
-        run's place is given back (`retire`) before the next is asked for (`admit`)."""
-        batch: list[Item] = []
-        barriers: list[asyncio.Future[None]] = []
-        buffer, ended = self.buffer, False
-        while buffer and len(batch) < BATCH:
-            item = buffer[0]
-            if isinstance(item, asyncio.Future):
-                barriers.append(item)
-            else:
-                kind = item[1].type
-                if ended and kind == PIPELINE_STARTED:
-                    break
-                ended = ended or kind == PIPELINE_COMPLETED
-                batch.append(item)
-            buffer.popleft()
-        return batch, barriers
-
-    def _release(self) -> None:
-        """While Redis is down, `flush` stops waiting for the buffer."""
-        for item in self.buffer:
-            if isinstance(item, asyncio.Future) and not item.done():
-                item.set_result(None)
-
     async def _write(self, client: Any, batch: list[Item]) -> bool:
         """Admission, then one pipelined round trip; False when Redis failed (all lost)."""
         try:
+            if self.before_write is not None:  # after a pause: was a run ended for us?
+                await self.before_write(client)
             batch = await self._admit(client, batch)
             results, sent = await self._execute(client, batch)
             missing = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
@@ -233,7 +203,11 @@ class Writer:
     async def _execute(self, client: Any, batch: list[Item]) -> tuple[list[Any], list[Item]]:
         """One script call per run of the batch, pipelined; a result per event sent."""
         by_run: dict[str, tuple[list[Item], list[bytes]]] = {}
+        taken = self.taken
         for item in batch:
+            if taken and item[0] in taken:
+                self.dropped_events += 1
+                continue
             try:
                 encoded = encode(item[1])
             except Exception as exc:
@@ -249,7 +223,7 @@ class Writer:
                 stored = "1" if run_id in self.stored else "0"
                 keys = (stream_key(self.prefix, run_id), meta_key(self.prefix, run_id))
                 # `execute_command`: a cluster pipeline has no `evalsha`, but routes it by key
-                pipe.execute_command("EVALSHA", _SHA, 2, *keys, *self._common, stored, *args)
+                pipe.execute_command("EVALSHA", _SHA, 2, *keys, *self.publish_args, stored, *args)
             replies: list[Any] = await pipe.execute(raise_on_error=False)
         sent: list[Item] = []
         results: list[Any] = []
@@ -302,17 +276,3 @@ class Writer:
         if not written:  # try again after the next batch
             for run_id, count in pending.items():
                 self.mark(run_id, count)
-
-
-class _Kick(Wakeup):
-    """The shared coalescing wake-up, setting the writer's event on the I/O loop."""
-
-    __slots__ = ("event",)
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, event: asyncio.Event) -> None:
-        super().__init__(loop)
-        self.event = event
-
-    def _wake(self) -> None:
-        self.scheduled = False
-        self.event.set()
