@@ -37,9 +37,12 @@ from opentelemetry.propagators.textmap import (
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from otelstream._context import RUN_KEY, RunMark
+from otelstream.hubs import _handoffs
 
 HEADER = "otelstream-run"
 """Carries the run's name, URL-encoded; the run id is the trace id that `traceparent` carries."""
+HANDOFF_HEADER = "otelstream-handoff"
+"""Names the hand-off `inject` began, which `attached` finishes (see `hubs/_handoffs.py`)."""
 
 REMOTE_ORIGIN = -1
 """The `origin_span_id` of a mark extracted from a carrier: no span has it as parent, so every
@@ -98,9 +101,15 @@ _PROPAGATOR = CompositePropagator([TraceContextTextMapPropagator(), RunMarkPropa
 def inject(carrier: dict[str, str], context: Context | None = None) -> dict[str, str]:
     """Put `traceparent` (and `otelstream-run` inside a streamed run) into `carrier`; return it.
 
-    Works whatever the global propagators are.
+    Works whatever the global propagators are. Inside a streamed run it also begins a hand-off
+    (`otelstream-handoff`): the run's end waits for the `attached` block that receives the
+    carrier to finish (up to `OTELSTREAM_HANDOFF_WAIT_SECONDS`), so work not waited for by
+    the task (a Celery `delay()`, a `Popen`) still streams in its run.
     """
     _PROPAGATOR.inject(carrier, context)
+    mark = (get_current() if context is None else context).get(RUN_KEY)
+    if isinstance(mark, RunMark) and mark.run_id is not None and HEADER in carrier:
+        carrier[HANDOFF_HEADER] = _handoffs.begin(mark.run_id)
     return carrier
 
 
@@ -111,12 +120,26 @@ def extract(carrier: dict[str, str], context: Context | None = None) -> Context:
 
 @contextmanager
 def attached(carrier: dict[str, str]) -> Iterator[Context]:
-    """Make the carrier's context current for the block: every span opened in it joins the run."""
-    token = attach(extract(carrier))
+    """Make the carrier's context current for the block: every span opened in it joins the run.
+
+    When the block exits, the hand-off `inject` began is finished: the run may end."""
+    context = extract(carrier)
+    token = attach(context)
     try:
         yield get_current()
     finally:
         detach(token)
+        mark, handoff = context.get(RUN_KEY), carrier.get(HANDOFF_HEADER)
+        if handoff and isinstance(mark, RunMark) and mark.run_id is not None:
+            _handoffs.finish(mark.run_id, handoff)
 
 
-__all__ = ["HEADER", "RunMarkPropagator", "attached", "extract", "inject", "propagator"]
+__all__ = [
+    "HANDOFF_HEADER",
+    "HEADER",
+    "RunMarkPropagator",
+    "attached",
+    "extract",
+    "inject",
+    "propagator",
+]

@@ -21,6 +21,7 @@ from opentelemetry.trace import Span, Status, StatusCode
 from otelstream._context import RUN_KEY, RunCancelled, RunMark, marked_context
 from otelstream._daemon_pool import DaemonPool
 from otelstream._inert import inert
+from otelstream.hubs import _handoffs
 from otelstream.settings import Settings
 
 logger = logging.getLogger("otelstream.runs")
@@ -203,22 +204,52 @@ class PipelineRunner:
         token = attach(job.context)
         try:
             with trace.use_span(job.span, end_on_exit=True):
-                if job.mark.cancelled:
-                    raise RunCancelled(job.run_id)
-                result = job.pipeline(**job.parameters)
-                execute = getattr(result, "execute", None)
-                if callable(execute):
-                    result = execute()
-                if inspect.isawaitable(result):
-                    asyncio.run(_wait_for(result))
-        except RunCancelled:
-            logger.info("run %s was cancelled", job.run_id)
-        except Exception as exc:
-            logger.warning("run %s failed: %s", job.run_id, _failure_text(exc, self.settings))
+                # The run's own end-of-run record is logged while its root span is still open,
+                # so it is in the run's stream too, not only in the export.
+                try:
+                    self._call(job)
+                except RunCancelled:
+                    logger.info("run %s was cancelled", job.run_id)
+                    raise
+                except Exception as exc:
+                    self._await_handoffs(job)
+                    text = _failure_text(exc, self.settings)
+                    logger.warning("run %s failed: %s", job.run_id, text)
+                    raise
+                self._await_handoffs(job)
+        except Exception:
+            pass  # told above, and recorded on the root span as it ended
         finally:
             detach(token)
             self._jobs.pop(job.run_id, None)
             self._slots.release()
+
+    def _await_handoffs(self, job: _Job) -> None:
+        """Before the root span ends (in the run's thread, never in `on_end`): wait for the work
+        the run handed to other processes (`otelstream.propagation`), and say what is out."""
+        wait_s = self.settings.handoff_wait_seconds
+        out = _handoffs.wait(job.run_id, wait_s)
+        if out:
+            job.span.set_attribute("otelstream.handoffs_out", out)
+            logger.warning(
+                "run %s ends with %d hand-off(s) still out after waiting %g s "
+                "(OTELSTREAM_HANDOFF_WAIT_SECONDS): what they do from now on is exported, "
+                "not streamed",
+                job.run_id,
+                out,
+                wait_s,
+            )
+
+    @staticmethod
+    def _call(job: _Job) -> None:
+        if job.mark.cancelled:
+            raise RunCancelled(job.run_id)
+        result = job.pipeline(**job.parameters)
+        execute = getattr(result, "execute", None)
+        if callable(execute):
+            result = execute()
+        if inspect.isawaitable(result):
+            asyncio.run(_wait_for(result))
 
     def _end_unstarted(self, job: _Job, exc: BaseException, message: str) -> None:
         if self._jobs.pop(job.run_id, None) is None:

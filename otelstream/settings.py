@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     redis_running_ttl_seconds: float = Field(86_400.0, gt=0)
     """A running run's Redis keys expire this long after its last event (a run whose end never
     reached Redis); a finished run's after `run_retention_seconds`."""
+    handoff_wait_seconds: float = Field(10.0, ge=0)
+    """How long a run's end waits for the work it handed to other processes through
+    `otelstream.propagation.inject` (and not waited for itself) to finish, so that its events
+    are in the run's stream; past it the run ends and says how many are still out."""
     worker_lease_seconds: float = Field(15.0, gt=0)
     """Redis hub: how long a process that runs pipelines may go without renewing its liveness
     record before another worker ends its running runs as failed (`WorkerLost`). It renews

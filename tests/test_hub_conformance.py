@@ -393,6 +393,25 @@ def test_a_task_still_open_when_its_run_ends_shows_as_failed(make_hub: MakeHub) 
     assert (done["status"], done["error_type"]) == ("success", None)
 
 
+def test_a_runs_end_waits_for_its_hand_offs_up_to_the_bound(make_hub: MakeHub) -> None:
+    """`propagation.inject` begins a hand-off, `attached` finishes it (here: another thread);
+    the runner's wait returns once none is out, or says how many still are."""
+    hub = make_hub()
+    start(hub)
+    assert hub.wait_handoffs(RUN, 5) == 0, "none begun: nothing to wait for"
+    hub.handoff(RUN, "h1", False)
+    finisher = threading.Timer(0.2, hub.handoff, (RUN, "h1", True))
+    finisher.start()
+    began = time.monotonic()
+    assert hub.wait_handoffs(RUN, 10) == 0
+    assert time.monotonic() - began < 5
+    finisher.join()
+    hub.handoff(RUN, "h2", False)
+    hub.handoff(RUN, "h3", False)
+    hub.handoff(RUN, "h3", True)
+    assert hub.wait_handoffs(RUN, 0.3) == 1, "h2 never finished"
+
+
 def test_get_run_folds_events_into_a_tree(make_hub: MakeHub) -> None:
     hub = make_hub()
     start(hub)

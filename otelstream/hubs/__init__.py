@@ -144,6 +144,18 @@ class Hub(Protocol):
         """Open subscriptions in this process, of one run or of all."""
         ...
 
+    def handoff(self, run_id: str, handoff_id: str, done: bool) -> None:
+        """A hand-off of the run (work given to another process or thread through
+        `otelstream.propagation`) began in this process, or finished here; any thread, never
+        blocks."""
+        ...
+
+    def wait_handoffs(self, run_id: str, timeout: float) -> int:
+        """Block the calling thread (the runner's, before the run's root span ends) up to
+        `timeout` seconds until the hand-offs this process began for the run are finished;
+        returns how many are still out."""
+        ...
+
     def close(self) -> None:
         """Deliver what is buffered and let go of connections (at the app's shutdown)."""
         ...

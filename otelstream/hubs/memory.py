@@ -13,6 +13,7 @@ from otelstream._errors import warn_limited
 from otelstream.events import PIPELINE_COMPLETED, PIPELINE_STARTED, Event
 from otelstream.hubs import RunPage, RunPosition, UnknownRun
 from otelstream.hubs._fanout import Feed, FeedSubscription
+from otelstream.hubs._handoffs import Handoffs
 from otelstream.hubs._run_tree import RunTree
 from otelstream.hubs._runs_list import RunEvent, RunsList
 from otelstream.hubs._sealer import Sealer
@@ -91,6 +92,7 @@ class MemoryHub:
         # server numbers above every id it gave before, so a page resuming with an old id
         # gets the whole stream again (a reset) instead of silence until the count catches up.
         self._lifecycle = Feed("runs", self.settings.replay_events, base=self.started_ns // 1000)
+        self._handoffs = Handoffs()  # hand-offs to other threads (`otelstream.propagation`)
 
     # -- the hot path -------------------------------------------------------------------------
 
@@ -237,6 +239,17 @@ class MemoryHub:
 
     async def check(self) -> None:
         """Always available: the runs live in this process."""
+
+    def handoff(self, run_id: str, handoff_id: str, done: bool) -> None:
+        """A hand-off of the run began or finished (both in this process)."""
+        if done:
+            self._handoffs.finish(run_id, handoff_id)
+        else:
+            self._handoffs.begin(run_id, handoff_id)
+
+    def wait_handoffs(self, run_id: str, timeout: float) -> int:
+        """Up to `timeout` for the run's hand-offs; how many are still out."""
+        return self._handoffs.wait(run_id, timeout)
 
     def close(self) -> None:
         """Nothing to deliver or let go of: every event is in place once published."""

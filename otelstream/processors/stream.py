@@ -18,7 +18,7 @@ from otelstream._levels import level_name
 from otelstream._linger import Linger
 from otelstream._span_end import hooks as _end_hooks
 from otelstream.events import PIPELINE_COMPLETED, PIPELINE_STARTED, TASK_STARTED
-from otelstream.hubs import Hub
+from otelstream.hubs import Hub, _handoffs
 from otelstream.processors.logs import LogSink
 from otelstream.settings import Settings
 
@@ -44,6 +44,7 @@ class EventStreamProcessor(SpanProcessor):
     ) -> None:
         """`span_filter(span)` (and the settings' span globs) decide which spans are tasks."""
         self.hub = hub
+        _handoffs.register(hub)  # it hears of this process's hand-offs (`propagation`)
         settings = settings or hub.settings
         self._policy = projection.Policy(
             settings.attribute_allowlist, settings.max_string_length, settings.redact_errors

@@ -16,6 +16,7 @@ from otelstream.hubs._fanout import Feed, FeedSubscription
 from otelstream.hubs._run_tree import RunTree
 from otelstream.hubs.redis._cancels import CancelListeners
 from otelstream.hubs.redis._codec import decode, marker_seq, meta_key, stream_key
+from otelstream.hubs.redis._handoffs import RedisHandoffs
 from otelstream.hubs.redis._loop import IOLoop
 from otelstream.hubs.redis._owners import Owners
 from otelstream.hubs.redis._reader import BLOCK_MS, RUNS, Reader
@@ -86,6 +87,9 @@ class RedisHub:
             redact_errors=settings.redact_errors,
         )
         self._writer.before_write = self._owners.fresh
+        self._handoffs = RedisHandoffs(
+            self._io, self._writer, key_prefix, max(1, int(running * 1000))
+        )
         self._reader = Reader(
             self._io, key_prefix, settings.replay_events, self._registry.lifecycle
         )
@@ -244,6 +248,14 @@ class RedisHub:
 
     # -- the rest of the contract -------------------------------------------------------------
 
+    def handoff(self, run_id: str, handoff_id: str, done: bool) -> None:
+        """A hand-off began here, or finished (stored for the process that began it)."""
+        self._handoffs.handoff(run_id, handoff_id, done)
+
+    def wait_handoffs(self, run_id: str, timeout: float) -> int:
+        """Up to `timeout` for the hand-offs this process began for the run; how many are out."""
+        return self._handoffs.wait(run_id, timeout)
+
     async def flush(self, timeout: float = 5.0) -> None:
         """Wait (up to `timeout`) until every event published before the call is written."""
         await self._io.call(self._writer.flush(timeout))
@@ -280,6 +292,7 @@ class RedisHub:
         if self._closed:
             return
         self._closed = True
+        self._handoffs.drain(timeout)
 
         async def final() -> None:
             await self._writer.flush(timeout)
