@@ -216,9 +216,10 @@ def run(smoke: bool) -> Section:
             "uvicorn process that serves the streams. Through Redis each event is written once "
             "and read back once per process (one XREAD for every watched run), then fanned out "
             "in the process as by the memory hub, so the rate is bound by what Redis takes in. "
-            "The spans come faster than that, and the hub's buffer (`redis_buffer_events`, "
-            "50,000 by default, past which events are counted as lost by design) holds the "
-            "burst: every setting is the default. The redis-server column is that "
+            "The spans come faster than that, and the hub's buffer (`redis_buffer_bytes`, "
+            "64 MiB by default, about 37,000 events, past which events are counted as lost by "
+            "design) holds the burst: every setting is the default. The redis-server column is "
+            "that "
             "process's CPU (/proc) over the same time as the uvicorn column.",
         ],
     )
