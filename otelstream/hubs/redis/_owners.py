@@ -43,19 +43,20 @@ local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 """
 
-# KEYS: workers, owners, active, finished. ARGV: this worker, its lease + interval (ms), a
-# run id to look at alone ('' for every running run), then the runs this worker thinks it owns.
-# Renews the lease; claims the runs whose owner lapsed; returns {taken, claimed}: this worker's
-# runs that another claimed (it lapsed meanwhile), and pairs (run id, the worker it was claimed
-# from) that this worker must now end (a claim of its own not yet ended comes back each time).
+# KEYS: workers, owners, active, finished. ARGV: this worker, its lease + interval (ms), a run
+# id to look at alone ('' for none), the number N of runs this worker thinks it owns, those N,
+# then runs it claimed and has not ended yet. Renews the lease, finds this worker's runs that
+# another took (it lapsed meanwhile), and claims runs whose owner lapsed: the run given, or
+# every running run, but only when some worker has lapsed (cheap when none has: no scan; a
+# lapsed worker is forgotten once its runs are all claimed). Returns {taken, claimed}, claimed
+# as pairs (run id, the worker it was claimed from; '' for a claim of this worker's own).
 BEAT: Final = (
     _NOW
     + """
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 86400000)  -- a day: forgotten
-local mine = '!' .. ARGV[1]
-local taken, claimed = {}, {}
-for i = 4, #ARGV do
+local mine, count = '!' .. ARGV[1], tonumber(ARGV[4])
+local taken, claimed, runs = {}, {}, {}
+for i = 5, 4 + count do
   local owner = redis.call('HGET', KEYS[2], ARGV[i])
   if owner then
     if owner ~= ARGV[1] then table.insert(taken, ARGV[i]) end
@@ -63,8 +64,16 @@ for i = 4, #ARGV do
     table.insert(taken, ARGV[i])
   end
 end
-local runs = {ARGV[3]}
-if ARGV[3] == '' then runs = redis.call('ZRANGE', KEYS[3], 0, -1) end
+for i = 5 + count, #ARGV do table.insert(runs, ARGV[i]) end
+local lapsed = {}
+if ARGV[3] ~= '' then
+  table.insert(runs, ARGV[3])
+else
+  lapsed = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. now)
+  if #lapsed > 0 then
+    for _, run in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do table.insert(runs, run) end
+  end
+end
 for _, run in ipairs(runs) do
   local owner = redis.call('HGET', KEYS[2], run)
   if owner == mine then
@@ -81,6 +90,7 @@ for _, run in ipairs(runs) do
     end
   end
 end
+for _, worker in ipairs(lapsed) do redis.call('ZREM', KEYS[1], worker) end
 return {taken, claimed}
 """
 )
@@ -117,6 +127,7 @@ class Owners:
         self.id = worker_id()
         self.renewed = time.monotonic()
         self._ending: set[str] = set()  # ends being written here: a beat may overlap another
+        self._pending: set[str] = set()  # runs claimed here whose end is not stored yet
         # workers, owners, active, finished
         self.keys = [*registry.keys[6:8], *registry.keys[0:2]]
         registry.owner = self.lease_args
@@ -125,6 +136,7 @@ class Owners:
 
     def _forked(self) -> None:
         self.id = worker_id()  # a child is a worker of its own, with runs of its own
+        self._ending, self._pending = set(), set()
 
     def lease_args(self) -> tuple[str, str]:
         """What `ADMIT` renews: this worker and its lease span."""
@@ -153,7 +165,8 @@ class Owners:
         just that one); True when `only` was claimed and ended here."""
         started = time.monotonic()
         mine = self._running()
-        reply: Any = await client.eval(BEAT, 4, *self.keys, self.id, self._span_ms, only, *mine)
+        args = (self.id, self._span_ms, only, len(mine), *mine, *self._pending)
+        reply: Any = await client.eval(BEAT, 4, *self.keys, *args)
         gap, self.renewed = started - self.renewed, started
         taken = [str(run_id) for run_id in reply[0]]
         if taken:
@@ -174,10 +187,12 @@ class Owners:
             if run_id in self._ending:
                 continue
             self._ending.add(run_id)
+            self._pending.add(run_id)  # until its end is stored: tried again at each beat
             try:
                 await self.end(client, run_id, lost)
             finally:
                 self._ending.discard(run_id)
+            self._pending.discard(run_id)
             ended = ended or run_id == only
         return ended
 
