@@ -197,3 +197,30 @@ def test_a_worker_resumed_after_its_lease_lapsed_stops_publishing_and_says_so(
         assert process_a.stdout is not None
         output = process_a.stdout.read()
     assert f"another worker ended its run(s) {run_id} as WorkerLost" in output, output
+
+
+@pytest.mark.timeout(200)
+def test_a_delete_on_an_orphan_ends_it_at_once(redis_url: str) -> None:
+    """B renews rarely (a long lease of its own), so no renewal of B's claims A's run first:
+    the DELETE finds A lapsed and ends the run there and then, instead of a 202 to nobody."""
+    with (
+        app_subprocess(APP, **worker_env(redis_url)) as (url_a, process_a),
+        app_subprocess(
+            APP, **{**worker_env(redis_url), "OTELSTREAM_WORKER_LEASE_SECONDS": "300"}
+        ) as (url_b, _),
+        httpx.Client(base_url=url_a, timeout=20) as a,
+        httpx.Client(base_url=url_b, timeout=20) as b,
+    ):
+        run_id = a.post("/runs", json=LONG).json()["run_id"]
+        watcher = Watcher(b, run_id)
+        assert watcher.first.wait(10)
+        os.kill(process_a.pid, signal.SIGKILL)
+        time.sleep(LEASE * 4 / 3 + 1)  # A's lease and a renewal interval: it has lapsed
+        assert watcher.is_alive(), "a renewal of B's ended the run already: the test proves less"
+        answer = b.delete(f"/runs/{run_id}")
+        assert answer.status_code == 409 and "ended (error)" in answer.text, answer.text
+        watcher.join(10)
+        assert not watcher.is_alive()
+        (end,) = terminals(watcher.events)
+        assert end["error_type"] == "WorkerLost"
+        assert_worker_lost(b, run_id)
