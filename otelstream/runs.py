@@ -204,21 +204,18 @@ class PipelineRunner:
         token = attach(job.context)
         try:
             with trace.use_span(job.span, end_on_exit=True):
-                # The run's own end-of-run record is logged while its root span is still open,
-                # so it is in the run's stream too, not only in the export.
                 try:
                     self._call(job)
                 except RunCancelled:
-                    logger.info("run %s was cancelled", job.run_id)
                     raise
-                except Exception as exc:
+                except Exception:
                     self._await_handoffs(job)
-                    text = _failure_text(exc, self.settings)
-                    logger.warning("run %s failed: %s", job.run_id, text)
                     raise
                 self._await_handoffs(job)
-        except Exception:
-            pass  # told above, and recorded on the root span as it ended
+        except RunCancelled:
+            logger.info("run %s was cancelled", job.run_id)
+        except Exception as exc:
+            logger.warning("run %s failed: %s", job.run_id, _failure_text(exc, self.settings))
         finally:
             detach(token)
             self._jobs.pop(job.run_id, None)

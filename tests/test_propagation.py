@@ -15,6 +15,7 @@ from otelstream import EventStreamProcessor, MemoryHub, streamed_run
 from otelstream._context import RUN_KEY, RunMark
 from otelstream.events import Event
 from otelstream.propagation import (
+    HANDOFF_HEADER,
     HEADER,
     RunMarkPropagator,
     attached,
@@ -32,6 +33,8 @@ def test_inside_a_run_the_carrier_has_traceparent_and_the_run(telemetry: Telemet
             carrier = inject({})
     span_id = span.get_span_context().span_id
     assert carrier.pop("traceparent").startswith(f"00-{run.run_id}-{span_id:016x}-")
+    handoff = carrier.pop(HANDOFF_HEADER)  # the hand-off the run's end may wait for
+    assert len(handoff) == 16 and int(handoff, 16) >= 0
     assert carrier == {HEADER: "nightly%20load%2F%C3%A4%20b"}
 
 
