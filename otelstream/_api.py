@@ -250,8 +250,7 @@ class RunsAPI:
         started = getattr(self.hub, "started_ns", None)
         if isinstance(started, int):
             detail += (
-                f": this server keeps runs in memory, since it started at {format_time(started)};"
-                " a run from before then is gone"
+                f": runs are kept in memory, since the server started at {format_time(started)}"
             )
         return HTTPException(404, detail)
 

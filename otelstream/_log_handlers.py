@@ -50,8 +50,8 @@ class ConsoleFallback(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes otelstream's own records to stderr when no other handler would show them.
 
     A handler on the `otelstream` logger: for each record it walks the loggers the record
-    propagates through, and if any handler there, other than OpenTelemetry's and a
-    `NullHandler`, takes the record's level, that handler shows it and this one does nothing.
+    propagates through, and if any handler there is the app's (not OpenTelemetry's, not a
+    `NullHandler`), the app has chosen what to show and this one does nothing.
     Only otelstream's own (rare) lines pay for the walk.
     """
 
@@ -73,10 +73,10 @@ class ConsoleFallback(logging.StreamHandler):  # type: ignore[type-arg]
         logger: logging.Logger | None = logging.getLogger(record.name)
         while logger is not None:
             for handler in logger.handlers:
-                if handler is self or isinstance(handler, LoggingHandler | logging.NullHandler):
-                    continue
-                if record.levelno >= handler.level:
-                    return True
+                if handler is not self and not isinstance(
+                    handler, LoggingHandler | logging.NullHandler
+                ):
+                    return True  # the app's: it shows what its level lets through
             logger = logger.parent if logger.propagate else None
         return False
 

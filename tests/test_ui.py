@@ -283,7 +283,7 @@ def test_an_unknown_run_says_so(page: Page, example: httpx.Client) -> None:
     wait_for_status(page, "unknown")
     assert page.text_content("#run-status") == "not found"
     message = page.text_content("#run-message") or ""
-    assert message.startswith(f"unknown or expired run '{'0' * 32}': this server keeps runs")
+    assert message.startswith(f"unknown or expired run '{'0' * 32}': runs are kept in memory")
     assert rows(page) == []
 
 
