@@ -119,13 +119,16 @@ class _Kick(Wakeup):
 def weight(event: Event) -> int:
     """The bytes a buffered event keeps alive: the measured base, plus the strings a task makes
     as large as it likes (attribute values, span events such as an exception's stack trace, a
-    log record's message)."""
+    log record's message). On the span thread: it reads the SDK's own containers, not the
+    public accessors, which copy (a few µs a span)."""
     size = EVENT_BYTES
     if isinstance(event, SpanEvent):  # its fields are unset slots until projected: not read
         span = event._span
-        if span is not None:
-            size += _strings(span.attributes)
-            for span_event in span.events:
+        # An end holds its span's strings; a start's are the same ones (the live span shares
+        # them, and its task holds them anyway while it runs): counted once, at the end.
+        if span is not None and event._opened is not None:
+            size += _strings(getattr(span, "_attributes", None))
+            for span_event in getattr(span, "_events", None) or ():
                 size += _strings(span_event.attributes)
         return size
     if isinstance(event, DataEvent):
@@ -134,11 +137,13 @@ def weight(event: Event) -> int:
 
 
 def _strings(values: Mapping[str, Any] | None) -> int:
+    if not values:
+        return 0
+    inner = getattr(values, "_dict", None)  # BoundedAttributes: its dict, without its lock
     size = 0
-    if values:
-        for value in values.values():
-            if isinstance(value, str):
-                size += len(value)
-            elif isinstance(value, tuple | list):
-                size += sum(len(item) for item in value if isinstance(item, str))
+    for value in (inner if isinstance(inner, dict) else values).values():
+        if isinstance(value, str):
+            size += len(value)
+        elif isinstance(value, (tuple, list)):  # a tuple: no union is made per call
+            size += sum(len(item) for item in value if isinstance(item, str))
     return size
