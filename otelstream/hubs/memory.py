@@ -26,7 +26,7 @@ _SETTLE_UNREAD = 256
 class _Run:
     """A run's feed (its replay buffer and readers) and its span tree, folded when read."""
 
-    __slots__ = ("feed", "retained", "run_id", "status", "tree", "unfolded")
+    __slots__ = ("feed", "retained", "run_id", "settling", "status", "tree", "unfolded")
 
     def __init__(self, run_id: str, settings: Settings) -> None:
         self.run_id = run_id
@@ -36,6 +36,7 @@ class _Run:
         """The newest entries of the feed not applied to `tree` yet: it is folded when read."""
         self.status = "running"
         self.retained = 0  # bytes kept once finished, counted against `max_retained_bytes`
+        self.settling = False  # a fold is on its way on the hub's sealing thread
 
     @property
     def lock(self) -> threading.Lock:
@@ -53,6 +54,18 @@ class _Run:
             apply(entries[i])
         self.unfolded = 0
         return self.tree
+
+    def settle(self) -> None:
+        """Fold on the hub's sealing thread: the events are projected (and let go of their
+        spans) outside the lock, which is then held only to apply them to the tree."""
+        with self.lock:
+            self.settling = False
+            entries: list[Any] = list(self.feed.entries)[len(self.feed.entries) - self.unfolded :]
+        for entry in entries:
+            entry.span_id  # noqa: B018  (a `SpanEvent` projects itself when first read)
+        with self.lock:
+            if self.feed.sealed is None:
+                self.fold()
 
     def seal(self) -> int:
         """The run is over (on the hub's sealing thread): fold it, keep its frames only, its
@@ -122,10 +135,11 @@ class MemoryHub:
                         run_id,
                     )
                 return
-            if run.unfolded == feed.entries.maxlen or (
-                run.unfolded >= _SETTLE_UNREAD and not feed.readers
-            ):  # the oldest unfolded event would be lost, or nobody reads the spans it holds
+            if run.unfolded == feed.entries.maxlen:  # the oldest unfolded would be lost
                 run.fold()
+            elif run.unfolded >= _SETTLE_UNREAD and not feed.readers and not run.settling:
+                run.settling = True  # nobody reads the spans it holds: let them go, not here
+                self._sealer.put(run.settle)
             feed.add(event)
             run.unfolded += 1
             if completed:
