@@ -1,6 +1,6 @@
 """The live page: a self-contained HTML/JS/CSS view of runs, served by a small router.
 
-No CDN and no build step: four files shipped inside the package, served as
+No CDN and no build step: the files shipped inside the package, served as
 they are, so the page works offline and the wheel is all a user needs.
 """
 
@@ -40,9 +40,26 @@ def _load(name: str, media_type: str) -> _Asset:
     return _Asset(body, media_type, hashlib.sha256(body).hexdigest()[:12])
 
 
+_SCRIPTS = (
+    "page.js",
+    "format.js",
+    "form.js",
+    "start.js",
+    "run.js",
+    "stream.js",
+    "apply.js",
+    "tree.js",
+    "draw.js",
+    "header.js",
+    "detail.js",
+    "runs.js",
+    "app.js",
+)
+"""The page's plain scripts, one concept each, sharing one script scope: index.html loads them
+(deferred) in this order, and app.js, last, wires them to the page."""
+
 _ASSETS = {
-    "app.js": _load("app.js", "text/javascript; charset=utf-8"),
-    "form.js": _load("form.js", "text/javascript; charset=utf-8"),
+    **{name: _load(name, "text/javascript; charset=utf-8") for name in _SCRIPTS},
     "app.css": _load("app.css", "text/css; charset=utf-8"),
 }
 _PAGE = resources.files("otelstream.ui").joinpath("index.html").read_text("utf-8")

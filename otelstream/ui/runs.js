@@ -1,0 +1,130 @@
+// The live list of runs (GET /runs/live) on the left, and the same runs as the overview table.
+"use strict";
+
+const MAX_RUNS_LISTED = 50;
+
+const runsList = new Map(); // run id -> its list item
+
+function connectRuns() {
+  const es = new EventSource(`${base}/runs/live`);
+  es.onmessage = (message) => {
+    let event;
+    try {
+      event = JSON.parse(message.data);
+    } catch (_) {
+      return;
+    }
+    if (event.type === "run_started" || event.type === "run_ended") listRun(event);
+  };
+  es.onerror = () => {
+    if (es.readyState === EventSource.CLOSED) $("runs-empty").textContent = "The runs list is not available.";
+  };
+}
+
+function listRun(summary) {
+  if (typeof summary.run_id !== "string") return;
+  let item = runsList.get(summary.run_id);
+  if (!item) {
+    item = el("li", "run-item");
+    const link = runLink(summary.run_id, "run-link");
+    link.append(el("span", "run-item-name"), el("span", "status"), el("span", "duration"));
+    link.append(el("span", "run-item-time muted"), el("code", "run-item-id muted"));
+    item.append(link);
+    item.dataset.runId = summary.run_id;
+    item.overview = overviewRow(summary.run_id);
+    runsList.set(summary.run_id, item);
+    $("runs-list").prepend(item); // run_started events come in start order: newest on top
+    $("overview-rows").prepend(item.overview.row);
+    while (runsList.size > MAX_RUNS_LISTED) {
+      const last = $("runs-list").lastElementChild;
+      runsList.get(last.dataset.runId).overview.row.remove();
+      runsList.delete(last.dataset.runId);
+      last.remove();
+    }
+    $("runs-empty").hidden = true;
+    $("overview-empty").hidden = true;
+    $("overview-table").hidden = false;
+  }
+  const [name, status, duration, time, id] = item.firstElementChild.children;
+  name.textContent = summary.name || summary.run_id;
+  status.dataset.status = summary.status;
+  status.textContent = STATUS_TEXT[summary.status] || summary.status;
+  item.startedMs = Date.parse(summary.started_at);
+  item.durationMs = typeof summary.duration_ms === "number" ? summary.duration_ms : null;
+  time.textContent = clockTime(summary.started_at).slice(0, 8); // to the second: room for the id
+  id.textContent = shortId(summary.run_id);
+  id.title = summary.run_id;
+  item.dataset.status = summary.status;
+  if (run && run.runId === summary.run_id) item.dataset.logged = run.errorLogs ? "yes" : "no";
+  const cells = item.overview.cells;
+  cells.name.textContent = name.textContent;
+  cells.status.dataset.status = summary.status;
+  cells.status.textContent = status.textContent;
+  cells.started.textContent = time.textContent;
+  cells.error.textContent = summary.status === "cancelled" ? "" : summary.error_type || "";
+  drawAge(item);
+  markOpenRun();
+}
+
+function runLink(runId, className) {
+  const link = el("a", className);
+  link.href = `${base}/ui/runs/${encodeURIComponent(runId)}`;
+  link.addEventListener("click", (click) => {
+    if (click.metaKey || click.ctrlKey || click.shiftKey) return;
+    click.preventDefault();
+    history.pushState(null, "", link.href);
+    openRun(runId);
+  });
+  return link;
+}
+
+// The right pane before a run is opened: the same runs, as a table
+function overviewRow(runId) {
+  const row = el("tr");
+  const cells = {
+    name: el("span", "overview-name"),
+    id: el("td"),
+    status: el("span", "status"),
+    started: el("td", "muted"),
+    took: el("td", "duration"),
+    error: el("td", "error overview-error"),
+  };
+  const nameLink = runLink(runId, "overview-link");
+  nameLink.append(cells.name);
+  const id = el("code", "muted", shortId(runId));
+  id.title = runId;
+  cells.id.append(id);
+  const status = el("td");
+  status.append(cells.status);
+  const first = el("td");
+  first.append(nameLink);
+  row.append(first, cells.id, status, cells.started, cells.took, cells.error);
+  return { row, cells };
+}
+
+// A finished run's duration; a running run's age, ticking, by the server's clock when known
+function drawAge(item) {
+  let text = "";
+  if (item.durationMs !== null) text = formatMs(item.durationMs);
+  else if (item.dataset.status === "running" && Number.isFinite(item.startedMs)) {
+    text = formatAge(Date.now() + clockSkew() - item.startedMs);
+  }
+  const duration = item.firstElementChild.children[2];
+  if (duration.textContent !== text) duration.textContent = text;
+  if (item.overview.cells.took.textContent !== text) item.overview.cells.took.textContent = text;
+}
+
+function clockSkew() {
+  return run && Number.isFinite(run.skewMs) ? run.skewMs : 0;
+}
+
+function tickAges() {
+  for (const item of runsList.values()) if (item.dataset.status === "running") drawAge(item);
+}
+
+function markOpenRun() {
+  for (const [runId, item] of runsList) {
+    if (run && run.runId === runId) item.setAttribute("aria-current", "true");
+    else item.removeAttribute("aria-current");
+  }
+}
