@@ -29,6 +29,7 @@ from otelstream._run_format import (
     format_ms,
     parse_time,
 )
+from otelstream._wire import OUTCOME_LOGGER
 
 _LEVEL_STYLE = {"DEBUG": "dim", "TRACE": "dim", "INFO": "", "WARN": "yellow", "WARNING": "yellow"}
 _LEVEL_STYLE.update({"ERROR": "red", "FATAL": "bold red", "CRITICAL": "bold red"})
@@ -104,6 +105,8 @@ class RunView:
         with self._lock:
             kind = event.get("type")
             if kind in ("task_log", "task_progress"):
+                if event.get("logger") == OUTCOME_LOGGER:
+                    return None  # the run's end, which its last line shows already
                 return self._inside(event)
             if kind == "logs_dropped":
                 self.logs_dropped = int(event.get("dropped") or 0)

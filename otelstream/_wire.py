@@ -17,6 +17,11 @@ from typing import Any, Final, Protocol
 from otelstream._notices import MESSAGES, NOTICE_TYPES
 
 FINAL_TYPE: Final = "pipeline_completed"
+
+OUTCOME_LOGGER: Final = "otelstream.runs.outcome"
+"""The logger of the runner's own end-of-run record ("run … failed", "run … was cancelled"):
+in the stream for completeness, and not drawn again by the page or the command, which show
+the run's outcome from `pipeline_completed` already."""
 """The type of the event that ends a run's stream (`events.PIPELINE_COMPLETED`)."""
 
 _encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
@@ -270,6 +275,7 @@ def lifecycle_head(kind: str) -> str:
 __all__ = [
     "BASE_FIELDS",
     "FINAL_TYPE",
+    "OUTCOME_LOGGER",
     "WireEvent",
     "data_of",
     "encode_sse",

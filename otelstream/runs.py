@@ -21,10 +21,12 @@ from opentelemetry.trace import Span, Status, StatusCode
 from otelstream._context import RUN_KEY, RunCancelled, RunMark, marked_context
 from otelstream._daemon_pool import DaemonPool
 from otelstream._inert import inert
+from otelstream._wire import OUTCOME_LOGGER
 from otelstream.hubs import _handoffs
 from otelstream.settings import Settings
 
 logger = logging.getLogger("otelstream.runs")
+outcome_logger = logging.getLogger(OUTCOME_LOGGER)  # a run's end, inside its root span
 
 Pipeline = Callable[..., Any]
 """Called with the run's parameters; if it returns something with `execute()`, that runs too."""
@@ -204,18 +206,21 @@ class PipelineRunner:
         token = attach(job.context)
         try:
             with trace.use_span(job.span, end_on_exit=True):
+                # The run's own end-of-run record is logged while its root span is still open,
+                # so it is in the run's stream too, not only in the export.
                 try:
                     self._call(job)
                 except RunCancelled:
+                    outcome_logger.info("run %s was cancelled", job.run_id)
                     raise
-                except Exception:
+                except Exception as exc:
                     self._await_handoffs(job)
+                    text = _failure_text(exc, self.settings)
+                    outcome_logger.warning("run %s failed: %s", job.run_id, text)
                     raise
                 self._await_handoffs(job)
-        except RunCancelled:
-            logger.info("run %s was cancelled", job.run_id)
-        except Exception as exc:
-            logger.warning("run %s failed: %s", job.run_id, _failure_text(exc, self.settings))
+        except Exception:
+            pass  # told above, and recorded on the root span as it ended
         finally:
             detach(token)
             self._jobs.pop(job.run_id, None)

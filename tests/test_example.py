@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from otelstream._wire import OUTCOME_LOGGER
 from otelstream.testing import iter_sse, read_events
 
 from .conftest import EXAMPLE_SHAPE, NESTED_SHAPE, app_process, shape
@@ -54,6 +55,7 @@ def test_failing_pipeline_fails_in_its_second_task(example: httpx.Client) -> Non
         ("task_completed", "compute"),
         ("task_started", "validate"),
         ("task_error", "validate"),
+        ("task_log", OUTCOME_LOGGER),  # the runner's "run … failed", inside the root span
         ("pipeline_completed", "failing"),
     ]
     check_ids(events)
@@ -61,8 +63,9 @@ def test_failing_pipeline_fails_in_its_second_task(example: httpx.Client) -> Non
         "result 42 is out of range",
         "ValueError",
     )
-    assert events[5]["status"] == "error"
-    assert events[5]["error_type"] == "ValueError"
+    assert events[5]["level"] == "WARN" and "failed: ValueError: result 42" in events[5]["message"]
+    assert events[6]["status"] == "error"
+    assert events[6]["error_type"] == "ValueError"
 
 
 @pytest.mark.parametrize(
@@ -97,7 +100,11 @@ def test_a_long_wait_stops_as_soon_as_its_run_is_cancelled(example: httpx.Client
         assert shape([next(events), next(events)]) == EXAMPLE_SHAPE[:2]  # compute is sleeping
         assert example.delete(f"/runs/{run_id}").status_code == 202
         rest = list(events)  # a 5 s read timeout: the run must end well before compute would
-    assert shape(rest) == [("task_error", "compute"), ("pipeline_completed", "example")]
+    assert shape(rest) == [
+        ("task_error", "compute"),
+        ("task_log", OUTCOME_LOGGER),  # the runner's "run … was cancelled"
+        ("pipeline_completed", "example"),
+    ]
     assert (rest[-1]["status"], rest[-1]["error_type"]) == ("cancelled", "RunCancelled")
     assert rest[0]["duration_ms"] < 5000
 

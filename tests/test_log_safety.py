@@ -161,7 +161,9 @@ def test_the_examples_console_shows_otelstreams_own_lines() -> None:
         if process.poll() is None:
             process.send_signal(signal.SIGINT)
         stderr = process.communicate(timeout=30)[1]
-    assert f"WARNING:     otelstream.runs: run {run_id} failed: ValueError" in stderr, stderr
+    assert f"WARNING:     otelstream.runs.outcome: run {run_id} failed: ValueError" in stderr, (
+        stderr
+    )
     assert "otelstream._shutdown: otelstream: shutting down; 1 runs have" in stderr, stderr
 
 

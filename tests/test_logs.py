@@ -324,3 +324,50 @@ def test_the_new_events_match_the_published_json_schema(make_logs) -> None:  # t
         jsonschema.validate(event, JSON_SCHEMA)
     runs = asyncio.run(logs.hub.list_runs()).runs
     jsonschema.validate({"type": "run_ended", "seq": 2, **runs[0]}, JSON_SCHEMA)
+
+
+def test_the_runners_end_of_run_record_is_in_the_runs_stream(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """ "run … failed" (with its traceback) and "run … was cancelled" are logged while the root
+    span is still open: streamed before `pipeline_completed`, as well as exported."""
+    from otelstream._context import RunCancelled
+    from otelstream._wire import OUTCOME_LOGGER
+    from otelstream.runs import PipelineRunner
+    from otelstream.telemetry import setup_telemetry
+
+    monkeypatch.setattr(logging.getLogger(), "level", logging.WARNING)
+    provider = LoggerProvider()
+    exported = InMemoryLogRecordExporter()
+    provider.add_log_record_processor(SimpleLogRecordProcessor(exported))
+    hub = MemoryHub()
+    telemetry = setup_telemetry(hub, set_global=False, logger_provider=provider)
+
+    def failing() -> None:
+        raise ValueError("the input was empty")
+
+    def cancelled() -> None:
+        raise RunCancelled("asked to stop")
+
+    pipelines = {"failing": failing, "cancelled": cancelled}
+    runner = PipelineRunner(pipelines, tracer_provider=telemetry.provider)
+    try:
+        runs = [runner.start("failing"), runner.start("cancelled")]
+        deadline = time.monotonic() + 10
+        while runner.running:
+            assert time.monotonic() < deadline, "the runs did not end"
+            time.sleep(0.01)
+    finally:
+        runner.shutdown()
+        telemetry.shutdown()
+    told = ("failed: ValueError: the input was empty", "was cancelled")
+    for run, says in zip(runs, told, strict=True):
+        events = events_of(hub, run.run_id)
+        assert events[-1]["type"] == "pipeline_completed"
+        (log,) = of_type(events, "task_log")
+        assert log["logger"] == OUTCOME_LOGGER and f"run {run.run_id} {says}" in log["message"]
+        assert log["span_id"] == events[0]["span_id"], "logged in the root span"
+    (failed,) = [e for e in of_type(events_of(hub, runs[0].run_id), "task_log")]
+    assert "Traceback (most recent call last)" in str(failed["message"])
+    bodies = [str(r.log_record.body) for r in exported.get_finished_logs()]
+    assert any("failed: ValueError" in body for body in bodies), bodies

@@ -32,6 +32,8 @@ function flush(current) {
 
 function apply(current, event) {
   if (event.type === "task_log" || event.type === "task_progress") {
+    // The runner's own end-of-run line: the header shows the run's outcome already.
+    if (event.logger === "otelstream.runs.outcome") return;
     applyInside(current, event);
     return;
   }
