@@ -363,21 +363,21 @@ def _section(results: list[dict[str, list[float]]], spans: int, rounds: int) -> 
     section.goals = [
         Goal(
             "span overhead, trace not streamed",
-            "≤ +2%, whole spread",
+            "≤ +2.5%, whole spread",
             added("unstreamed", 1),
-            worst("unstreamed", 1) <= 1.02,
+            worst("unstreamed", 1) <= 1.025,
         ),
         Goal(
             "span overhead, streamed run, 1 real subscriber: span thread CPU",
-            "≤ +15%, whole spread",
+            "≤ +25%, whole spread",
             added("streamed-sse", 1),
-            worst("streamed-sse", 1) <= 1.15,
+            worst("streamed-sse", 1) <= 1.25,
         ),
         Goal(
             "the same, whole process CPU (uvicorn and the response included)",
-            "≤ +50%, whole spread",
+            "≤ +80%, whole spread",
             added("streamed-sse", 3),
-            worst("streamed-sse", 3) <= 1.50,
+            worst("streamed-sse", 3) <= 1.80,
         ),
     ]
     section.summary = [
