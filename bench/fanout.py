@@ -210,7 +210,7 @@ def _section(results: dict[tuple[str, str], list[Result]], size: dict[str, Size]
             f"{burst.per_run} on each of {burst.runs} runs. *burst*: {burst.events} events a run, "
             "spans opened as fast as 8 pipeline threads go; *trickle*: "
             f"{trickle.events} events a run, each thread sleeping {trickle.interval_ms:g} ms "
-            f"after each span; *burst-500*: {size['burst-500'].events} events a run, "
+            f"after each span; *burst-500*: {size['burst-500'].events:,} events a run, "
             f"{size['burst-500'].per_run} subscribers on each of {size['burst-500'].runs} runs, "
             "otelstream against the hand-rolled joined design only. Every server runs the same "
             "pipeline code in a pool of 8 threads under a global `TracerProvider`; the peers' "
