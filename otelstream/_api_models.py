@@ -48,6 +48,8 @@ class RunSummary(BaseModel):
     started_at: str
     duration_ms: float | None = None
     error_type: str | None = None
+    errors_logged: int | None = None
+    """A finished run's ERROR-and-above log records; null when it had none."""
 
 
 class RunList(BaseModel):

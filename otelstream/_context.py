@@ -43,6 +43,7 @@ class RunMark:
 
     __slots__ = (
         "cancelled",
+        "errors_logged",
         "hidden",
         "log_bytes",
         "log_events",
@@ -63,6 +64,7 @@ class RunMark:
         self.log_events = 0
         self.log_bytes = 0
         self.logs_dropped = 0
+        self.errors_logged = 0  # its ERROR-and-above log records, dropped ones too
         self.hidden: dict[int, int | None] | None = None
         """Span filters: each filtered-out open span -> its nearest shown ancestor."""
 

@@ -137,6 +137,7 @@ class SpanEvent(Event):
         self.type = type
         self.run_id = run_id
         self.seq = 0
+        self.errors_logged = 0  # set on a run's end by the stream processor
         self._sse = None
         self._span: ReadableSpan | None = span
         self._policy = policy

@@ -44,6 +44,7 @@ class WireEvent(Protocol):
     error: str | None
     error_type: str | None
     attributes: dict[str, Any] | None
+    errors_logged: int
 
 
 # -- text ---------------------------------------------------------------------------------------
@@ -106,6 +107,8 @@ def event_dict(event: WireEvent) -> dict[str, Any]:
         data["error_type"] = event.error_type
     if event.attributes:
         data["attributes"] = event.attributes
+    if event.errors_logged:
+        data["errors_logged"] = event.errors_logged
     return data
 
 
@@ -114,7 +117,7 @@ def plain_json(event: WireEvent) -> str | None:
     the encoder; None for any other (`to_json(event_dict(event))` writes it)."""
     if event.status is not None or event.error is not None or event.error_type is not None:
         return None
-    if event.attributes:
+    if event.attributes or event.errors_logged:
         return None
     parent = "null" if event.parent_span_id is None else f'"{event.parent_span_id:016x}"'
     head = (
@@ -224,12 +227,13 @@ def event_fields(data: dict[str, Any]) -> dict[str, Any]:
         "error_type": data.get("error_type"),
         "attributes": data.get("attributes"),
         "seq": int(data.get("seq") or 0),
+        "errors_logged": int(data.get("errors_logged") or 0),
     }
 
 
 BASE_FIELDS: Final = frozenset(
     {"type", "name", "run_id", "span_id", "parent_span_id", "seq", "timestamp", "duration_ms"}
-    | {"status", "error", "error_type", "attributes", "service"}
+    | {"status", "error", "error_type", "attributes", "service", "errors_logged"}
 )
 """The fields every event may have (`service`: a span received over OTLP); the others are a
 kind's own (`task_log`'s `level`...)."""
@@ -245,10 +249,12 @@ def run_summary(
     status: str = "running",
     duration_ns: int | None = None,
     error_type: str | None = None,
+    errors_logged: int = 0,
 ) -> dict[str, Any]:
     """A run as `GET /runs` lists it and `run_started`/`run_ended` carry it, in this order,
-    on every hub: what a run's end changes (`summary_end`) is its tail, from `status` on."""
-    return {
+    on every hub: what a run's end changes (`summary_end`) is its tail, from `status` on.
+    `errors_logged` (its ERROR-and-above log records) only when there were some."""
+    summary = {
         "run_id": run_id,
         "name": name,
         "started_at": format_time(started_ns),
@@ -256,12 +262,17 @@ def run_summary(
         "duration_ms": None if duration_ns is None else duration_ns / 1e6,
         "error_type": error_type,
     }
+    if errors_logged:
+        summary["errors_logged"] = errors_logged
+    return summary
 
 
-def summary_end(status: str, duration_ns: int | None, error_type: str | None) -> bytes:
+def summary_end(
+    status: str, duration_ns: int | None, error_type: str | None, errors_logged: int = 0
+) -> bytes:
     """The tail of a run's summary JSON from `"status":` to its closing brace, once it ended
     (the Redis hub splices it into the summary it stored at the start)."""
-    end = run_summary("", "", 0, status, duration_ns, error_type)
+    end = run_summary("", "", 0, status, duration_ns, error_type, errors_logged)
     del end["run_id"], end["name"], end["started_at"]
     return utf8(to_json(end)[1:])
 

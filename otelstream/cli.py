@@ -152,8 +152,18 @@ def _run_row(run: dict[str, Any], now: float) -> list[str]:
         STATUS_TEXT.get(status, inert(status)),
         inert(run.get("started_at", "")),
         took,
-        "" if status == "cancelled" else inert(run.get("error_type") or ""),
+        _problems(run, status),
     ]
+
+
+def _problems(run: dict[str, Any], status: str) -> str:
+    """The error column: the run's error type, and how many ERROR log records it had."""
+    failed = "" if status == "cancelled" else inert(run.get("error_type") or "")
+    logged = run.get("errors_logged")
+    if not isinstance(logged, int) or logged <= 0:
+        return failed
+    count = f"{logged} ERROR log{'s' if logged > 1 else ''}"
+    return f"{failed}, {count}" if failed else count
 
 
 def _serve(args: argparse.Namespace, console: Console) -> int:

@@ -60,6 +60,7 @@ class Event:
         "duration_ns",
         "error",
         "error_type",
+        "errors_logged",
         "name",
         "parent_span_id",
         "run_id",
@@ -85,6 +86,7 @@ class Event:
         error_type: str | None = None,
         attributes: dict[str, Any] | None = None,
         seq: int = 0,
+        errors_logged: int = 0,
     ) -> None:
         self.type = type
         self.name = name
@@ -98,6 +100,7 @@ class Event:
         self.error_type = error_type
         self.attributes = attributes
         self.seq = seq
+        self.errors_logged = errors_logged  # pipeline_completed: the run's ERROR log records
         self._sse: bytes | None = None
 
     def __repr__(self) -> str:
@@ -206,6 +209,10 @@ JSON_SCHEMA: Final[dict[str, Any]] = {
         "done": {"type": "number", "description": "task_progress: work done so far"},
         "total": {"type": ["number", "null"], "description": "task_progress: all the work"},
         "dropped": {"type": "integer", "description": "logs_dropped: records not sent"},
+        "errors_logged": {
+            "type": "integer",
+            "description": "pipeline_completed, run_*: the run's ERROR-and-above log records",
+        },
         "started_at": {"type": "string", "format": "date-time", "description": "run_*"},
         "duration_ms": {"type": ["number", "null"]},
     },

@@ -226,7 +226,8 @@ def test_runs_shows_whole_ids_when_piped_and_with_wide(url: str) -> None:
     assert piped.stdout.splitlines()[0].split() == [
         "run", "name", "status", "started", "took", "error",
     ]  # fmt: skip
-    assert any(line.split()[0] == run_id for line in piped.stdout.splitlines())
+    (line,) = [line for line in piped.stdout.splitlines() if line.split()[0] == run_id]
+    assert line.endswith("2 ERROR logs")  # succeeded, but logged errors: the list says so
     status, written = on_tty("runs", url, "--wide")
     assert status == 0 and run_id.encode() in written
     status, written = on_tty("runs", url)  # a terminal: the id whole, the error cut

@@ -553,6 +553,45 @@ def test_the_runs_list_is_newest_first_filtered_and_paged(make_hub: MakeHub) -> 
         _list(hub, cursor="not a cursor")
 
 
+def test_a_runs_error_log_count_reaches_its_end_event_and_its_summary(make_hub: MakeHub) -> None:
+    hub = make_hub()
+    _start_named(hub, RUNS[0], "etl")
+    _start_named(hub, RUNS[1], "etl")
+    finish(hub, RUNS[0])
+    end = Event("pipeline_completed", "etl", RUNS[1], 1, None, time.time_ns(), errors_logged=3)
+    end.status, end.duration_ns = "success", 1_000_000
+    hub.publish(RUNS[1], end)
+    if hasattr(hub, "flush"):
+        asyncio.run(hub.flush())
+
+    runs = {run["run_id"]: run for run in _list(hub).runs}
+    assert runs[RUNS[1]]["errors_logged"] == 3 and runs[RUNS[1]]["status"] == "success"
+    assert "errors_logged" not in runs[RUNS[0]]  # only when there were some
+    frames = asyncio.run(_frames(hub, RUNS[1]))
+    assert frames[-1]["type"] == "pipeline_completed" and frames[-1]["errors_logged"] == 3
+
+    async def ended() -> dict[str, Any]:
+        async with hub.subscribe_runs(0) as subscription:
+            found: list[dict[str, Any]] = []
+            while len(found) < 4:
+                batch = await subscription.next_batch(timeout=5)
+                assert batch, "timed out"
+                found.extend(event.to_dict() for event in batch)
+        return next(e for e in found if e["type"] == "run_ended" and e["run_id"] == RUNS[1])
+
+    assert asyncio.run(ended())["errors_logged"] == 3
+
+
+async def _frames(hub: Hub, run_id: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    async with hub.subscribe(run_id, 0) as subscription:
+        while not found or found[-1]["type"] != "pipeline_completed":
+            batch = await subscription.next_batch(timeout=5)
+            assert batch, "timed out"
+            found.extend(json.loads(event.to_json()) for event in batch)
+    return found
+
+
 def test_the_runs_stream_tells_starts_and_ends_and_resumes(make_hub: MakeHub) -> None:
     hub = make_hub()
     _start_named(hub, RUNS[0], "etl")

@@ -173,6 +173,22 @@ def test_past_the_budget_one_logs_dropped_notice_and_the_run_goes_on(make_logs) 
     assert of_type(events, "logs_dropped")[0]["dropped"] == 3
 
 
+def test_a_runs_error_records_are_counted_on_its_end_and_in_the_runs_list(make_logs) -> None:  # type: ignore[no-untyped-def]
+    logs = make_logs(max_log_events_per_run=2)
+    with streamed_run("noisy", tracer_provider=logs.telemetry.provider) as run:
+        with logs.telemetry.tracer.start_as_current_span("task:t"):
+            logs.logger.warning("not an error")
+            logs.logger.error("one")
+            logs.logger.critical("two, over the budget: counted all the same")
+    end = events_of(logs.hub, run.run_id)[-1]
+    assert end["type"] == "pipeline_completed" and end["errors_logged"] == 2
+    with streamed_run("quiet", tracer_provider=logs.telemetry.provider) as quiet:
+        logs.logger.warning("only a warning")
+    assert "errors_logged" not in events_of(logs.hub, quiet.run_id)[-1]
+    runs = {r["run_id"]: r for r in asyncio.run(logs.hub.list_runs()).runs}
+    assert runs[run.run_id]["errors_logged"] == 2 and "errors_logged" not in runs[quiet.run_id]
+
+
 def test_progress_is_coalesced_and_its_latest_value_arrives(make_logs) -> None:  # type: ignore[no-untyped-def]
     logs = make_logs()
     tracer = logs.telemetry.tracer
@@ -317,9 +333,11 @@ def test_the_new_events_match_the_published_json_schema(make_logs) -> None:  # t
         with logs.telemetry.tracer.start_as_current_span("task:t"):
             logs.logger.info("kept")
             logs.logger.info("dropped")
+            logs.logger.error("dropped, still counted")
             progress(1, None, None)
     events = events_of(logs.hub, run.run_id)
     assert {e["type"] for e in events} >= {"task_log", "task_progress", "logs_dropped"}
+    assert events[-1]["errors_logged"] == 1
     for event in events:
         jsonschema.validate(event, JSON_SCHEMA)
     runs = asyncio.run(logs.hub.list_runs()).runs

@@ -169,6 +169,10 @@ def test_a_run_that_logged_errors_says_so_without_failing(page: Page, people: ht
     assert page.text_content("#run-logged") == "2 errors logged"
     page.wait_for_selector(f'.run-item[data-run-id="{run_id}"][data-logged="yes"]')
     assert "failed" not in (page.text_content("#run-counts") or "")
+    page.goto(f"{base_of(people)}/ui")  # a fresh page, the run not opened: the summary says so
+    page.wait_for_selector(f'.run-item[data-run-id="{run_id}"][data-logged="yes"]')
+    row = page.locator("#overview-rows tr", has=page.locator(f'code[title="{run_id}"]'))
+    assert (row.locator("td").last.text_content() or "") == "2 errors logged"
 
 
 def test_before_a_run_is_opened_the_right_pane_lists_the_runs(

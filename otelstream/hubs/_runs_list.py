@@ -51,6 +51,7 @@ class _Entry:
             ended.status or "success",
             ended.duration_ns,
             ended.error_type,
+            ended.errors_logged,
         )
 
 

@@ -26,6 +26,8 @@ PROGRESS_EVENT = "otelstream.progress"
 """The `event_name` of the log records `otelstream.progress` emits."""
 DONE, TOTAL, MESSAGE = "otelstream.progress.done", "otelstream.progress.total", "message"
 
+_ERROR = 17
+"""OpenTelemetry's SeverityNumber.ERROR: records from here up count in `errors_logged`."""
 _EVENT_OVERHEAD_BYTES = 200
 """What a task_log event costs besides its message, counted against the bytes budget."""
 
@@ -63,10 +65,13 @@ class LogSink:
         run_id = mark.run_id
         if run_id is None:
             return
+        error = severity_number is not None and severity_number >= _ERROR
         policy = self.policy
         message = policy.message(message)
         size = len(message) + len(logger) + _EVENT_OVERHEAD_BYTES
         with self._lock:
+            if error:
+                mark.errors_logged += 1  # read when the run's end is published
             over = mark.logs_dropped or (
                 mark.log_events >= self.max_events or mark.log_bytes + size > self.max_bytes
             )

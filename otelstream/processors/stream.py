@@ -64,6 +64,7 @@ class EventStreamProcessor(SpanProcessor):
             else None
         )
         self._calls: dict[str, set[int]] = {}  # run id -> its CLIENT and PRODUCER spans
+        self._runs: dict[int, RunMark] = {}  # root span id -> its run's mark (errors_logged)
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         mark = (current_context() if parent_context is None else parent_context).get(RUN_KEY)
@@ -81,6 +82,7 @@ class EventStreamProcessor(SpanProcessor):
         if (parent.span_id if parent is not None else 0) == mark.origin_span_id:
             kind, name = PIPELINE_STARTED, policy.clip(mark.name)
             mark.root_span_id = context.span_id
+            self._runs[context.span_id] = mark
             run_id = mark.run_id = format(context.trace_id, "032x")
             shown = None
         else:
@@ -163,6 +165,10 @@ class EventStreamProcessor(SpanProcessor):
             try:
                 kind = projection.end_type(span, opened)
                 event = projection.SpanEvent(kind, opened.run_id, span, self._policy, opened)
+                if kind == PIPELINE_COMPLETED:
+                    mark = self._runs.pop(span.context.span_id, None)
+                    if mark is not None:  # its log records have been counted: their ERRORs
+                        event.errors_logged = mark.errors_logged
                 if kind == PIPELINE_COMPLETED and self._calls:
                     calls = self._calls.pop(opened.run_id, None)
                     if calls and self._linger is not None:
@@ -182,6 +188,7 @@ class EventStreamProcessor(SpanProcessor):
             self._linger.release_all()
         self._open.clear()
         self._hidden.clear()
+        self._runs.clear()
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         return True

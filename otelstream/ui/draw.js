@@ -88,7 +88,7 @@ function drawRun(current) {
   logged.textContent = `${current.errorLogs} error${current.errorLogs === 1 ? "" : "s"} logged`;
   $("cancel-button").hidden = current.finished || current.startMs === null;
   const item = runsList.get(current.runId);
-  if (item) item.dataset.logged = current.errorLogs ? "yes" : "no";
+  if (item && current.errorLogs) item.dataset.logged = "yes"; // none seen: the summary's word
   if (current.startMs === null) return;
   let total;
   if (current.finished && current.endMs !== null) {

@@ -55,13 +55,18 @@ function listRun(summary) {
   id.textContent = shortId(summary.run_id);
   id.title = summary.run_id;
   item.dataset.status = summary.status;
-  if (run && run.runId === summary.run_id) item.dataset.logged = run.errorLogs ? "yes" : "no";
+  // the summary counts a finished run's ERROR records (every process's); the open run: as seen
+  const seen = run && run.runId === summary.run_id ? run.errorLogs : 0;
+  const logged = Number.isInteger(summary.errors_logged) ? summary.errors_logged : seen;
+  item.dataset.logged = logged ? "yes" : "no";
+  item.title = logged ? `${logged} error${logged === 1 ? "" : "s"} logged` : "";
   const cells = item.overview.cells;
   cells.name.textContent = name.textContent;
   cells.status.dataset.status = summary.status;
   cells.status.textContent = status.textContent;
   cells.started.textContent = time.textContent;
-  cells.error.textContent = summary.status === "cancelled" ? "" : summary.error_type || "";
+  const failed = summary.status === "cancelled" ? "" : summary.error_type || "";
+  cells.error.textContent = [failed, logged ? item.title : ""].filter(Boolean).join(", ");
   drawAge(item);
   markOpenRun();
 }

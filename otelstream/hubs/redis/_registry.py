@@ -201,7 +201,9 @@ class RunRegistry:
         async with client.pipeline(transaction=False) as pipe:
             for run_id, end in ends:
                 status = end.status or "success"
-                end_json = _wire.summary_end(status, end.duration_ns, end.error_type)
+                end_json = _wire.summary_end(
+                    status, end.duration_ns, end.error_type, end.errors_logged
+                )
                 expired = now - self.retention_ms
                 args = (run_id, now, self.max_finished, expired, end_json)
                 pipe.eval(RETIRE, 8, *self.keys, *args, *self._event("run_ended"))
