@@ -717,3 +717,31 @@ def test_a_runs_stream_read_before_any_run_gets_the_first(make_hub: MakeHub) -> 
 
     events = asyncio.run(scenario())
     assert [(e["type"], e["run_id"]) for e in events] == [("run_started", RUNS[0])]
+
+
+def test_a_span_is_first_seen_once_across_hubs_sharing_the_store(make_hub: MakeHub) -> None:
+    """The OTLP receiver asks which spans of a batch are new: a batch sent again (to this
+    worker or another sharing the hub) is new nowhere; a run the hub does not know remembers
+    nothing; the bound lets the oldest go."""
+    hub = make_hub(max_open_spans=3)
+    other = hub if isinstance(hub, MemoryHub) else make_hub(max_open_spans=3)  # one store
+    start(hub)
+    asyncio.run(hub.flush())
+
+    async def scenario() -> list[set[str]]:
+        return [
+            await hub.first_seen(RUN, ["a", "b"]),
+            await other.first_seen(RUN, ["a", "b", "c"]),
+            await hub.first_seen(RUN, ["a", "b", "c"]),
+            await hub.first_seen("f" * 32, ["a"]),
+            await hub.first_seen("f" * 32, ["a"]),
+            await hub.first_seen(RUN, []),
+        ]
+
+    first, second, again, unknown, unknown_again, empty = asyncio.run(scenario())
+    assert first == {"a", "b"}
+    assert second == {"c"}
+    assert again == set() and empty == set()
+    assert unknown == unknown_again == {"a"}
+    asyncio.run(hub.first_seen(RUN, ["d", "e", "f", "g"]))  # past the bound: still answers
+    assert asyncio.run(hub.first_seen(RUN, ["g"])) == set()

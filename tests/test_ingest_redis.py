@@ -84,3 +84,29 @@ def test_a_redis_that_is_down_is_a_503_the_exporter_retries(
         assert int(refused.headers["retry-after"]) >= 1
     finally:
         redis.start()
+
+
+def test_a_batch_sent_again_to_the_other_worker_streams_once(
+    two_workers: tuple[httpx.Client, httpx.Client],
+) -> None:
+    """An exporter's retry may reach another worker: the hub decides what is new, once."""
+    a, b = two_workers
+    body = {"pipeline_name": "example", "parameters": {"seconds": 1.0}}
+    run_id = a.post("/runs", json=body).json()["run_id"]
+    stream = iter_sse(a, "GET", f"/runs/{run_id}/events")
+    first = json.loads(next(stream).data)
+    root = first["span_id"]
+    batch = export(span(run_id, 5, root, "GET /price"), span(run_id, 6, root, "GET /tax"))
+    for worker in (a, b, a):
+        sent = worker.post("/v1/traces", content=batch, headers=PROTOBUF)
+        assert sent.status_code == 200, sent.text
+    seen = [first] + [json.loads(message.data) for message in stream]
+    received = sorted(
+        (e["name"], e["type"]) for e in seen if e["name"] in ("GET /price", "GET /tax")
+    )
+    assert received == [
+        ("GET /price", "task_completed"),
+        ("GET /price", "task_started"),
+        ("GET /tax", "task_completed"),
+        ("GET /tax", "task_started"),
+    ]

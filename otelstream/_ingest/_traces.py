@@ -82,9 +82,8 @@ class TraceIngest:
                 for span in scope_spans.spans
             }
         )
-        arrivals: list[_Arrival] = []
+        candidates: dict[bytes, tuple[str, OtlpSpan, Any, str | None]] = {}
         unknown = ended = 0
-        allowlist = self.policy.allowlist
         for resource_spans in request.resource_spans:
             resource = resource_spans.resource
             service, itself = service_name(resource), streams_itself(resource)
@@ -97,8 +96,16 @@ class TraceIngest:
                     elif run_id == "":
                         ended += 1
                     elif self._new(span) and not itself:
-                        shown = readable(span, scope, allowlist)
-                        arrivals.append(_Arrival(run_id, shown, service))
+                        candidates[span.trace_id + span.span_id] = (run_id, span, scope, service)
+        fresh = await self._first_seen(candidates)
+        allowlist = self.policy.allowlist
+        arrivals = [
+            _Arrival(run_id, readable(span, scope, allowlist), service)
+            for key, (run_id, span, scope, service) in candidates.items()
+            if key.hex() in fresh
+        ]
+        for key in candidates:  # taken only now: a 503 above leaves the retry its spans
+            self.seen.add(key)
         self._publish(arrivals)
         return _answer(unknown, ended)
 
@@ -113,9 +120,19 @@ class TraceIngest:
         }
 
     def _new(self, span: OtlpSpan) -> bool:
-        """False for a span streamed already (a batch sent again) and for a run's root, which
-        the process that runs it streams."""
-        return bool(span.parent_span_id) and self.seen.add(span.trace_id + span.span_id)
+        """False for a span this worker took already (a batch sent again: the cheap filter)
+        and for a run's root, which the process that runs it streams."""
+        return bool(span.parent_span_id) and span.trace_id + span.span_id not in self.seen.items
+
+    async def _first_seen(self, candidates: dict[bytes, tuple[Any, ...]]) -> set[str]:
+        """The hub's word on which are new, once for every worker: one call per run."""
+        by_run: dict[str, list[str]] = {}
+        for key, (run_id, *_) in candidates.items():
+            by_run.setdefault(run_id, []).append(key.hex())
+        answers = await asyncio.gather(
+            *(self.hub.first_seen(run_id, keys) for run_id, keys in by_run.items())
+        )
+        return set().union(*answers)
 
     def _publish(self, arrivals: list[_Arrival]) -> None:
         """Starts in the order they happened, so a parent of the batch precedes its children,

@@ -140,6 +140,13 @@ class Hub(Protocol):
         `list_runs`), numbered by their own seq, so `after` resumes as `Last-Event-ID` does."""
         ...
 
+    async def first_seen(self, run_id: str, keys: list[str]) -> set[str]:
+        """Which of `keys` (spans of a batch the OTLP receiver took) are new for the run, once
+        for every process sharing the hub: an exporter's retry may reach another worker. Those
+        returned are remembered (bounded, freed with the run); a run the hub does not know
+        remembers nothing and every key is new. May raise HubUnavailable."""
+        ...
+
     def subscriber_count(self, run_id: str | None = None) -> int:
         """Open subscriptions in this process, of one run or of all."""
         ...

@@ -26,7 +26,7 @@ _SETTLE_UNREAD = 256
 class _Run:
     """A run's feed (its replay buffer and readers) and its span tree, folded when read."""
 
-    __slots__ = ("feed", "retained", "run_id", "settling", "status", "tree", "unfolded")
+    __slots__ = ("feed", "retained", "run_id", "seen", "settling", "status", "tree", "unfolded")
 
     def __init__(self, run_id: str, settings: Settings) -> None:
         self.run_id = run_id
@@ -37,6 +37,7 @@ class _Run:
         self.status = "running"
         self.retained = 0  # bytes kept once finished, counted against `max_retained_bytes`
         self.settling = False  # a fold is on its way on the hub's sealing thread
+        self.seen: dict[str, None] = {}  # spans the OTLP receiver took (`first_seen`)
 
     @property
     def lock(self) -> threading.Lock:
@@ -231,6 +232,22 @@ class MemoryHub:
             return None
         with run.lock:
             return RunPosition(run.feed.last_seq, run.feed.finished, run.status)
+
+    async def first_seen(self, run_id: str, keys: list[str]) -> set[str]:
+        """A set per run, freed with it; past `max_open_spans` keys the oldest goes."""
+        run = self._find(run_id)
+        if run is None:
+            return set(keys)
+        fresh: set[str] = set()
+        with run.lock:
+            seen, limit = run.seen, self.settings.max_open_spans
+            for key in keys:
+                if key not in seen:
+                    if len(seen) >= limit:
+                        del seen[next(iter(seen))]
+                    seen[key] = None
+                    fresh.add(key)
+        return fresh
 
     async def flush(self, timeout: float = 5.0) -> None:
         """A published event is seen at once; this waits (up to `timeout`) until the runs

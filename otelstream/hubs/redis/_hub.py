@@ -21,6 +21,7 @@ from otelstream.hubs.redis._loop import IOLoop
 from otelstream.hubs.redis._owners import Owners
 from otelstream.hubs.redis._reader import BLOCK_MS, RUNS, Reader
 from otelstream.hubs.redis._registry import RunRegistry
+from otelstream.hubs.redis._seen import first_seen
 from otelstream.hubs.redis._writer import Writer
 from otelstream.settings import Settings
 
@@ -55,6 +56,7 @@ class RedisHub:
         self.key_prefix = key_prefix
         self.buffer_events = buffer_events or settings.redis_buffer_events
         running = running_ttl_seconds or settings.redis_running_ttl_seconds
+        self._running_ttl_ms = max(1, int(running * 1000))
         self._keep = settings.max_active_runs + settings.max_finished_runs
         self._io = IOLoop(url, socket_timeout, BLOCK_MS / 1000)
         self._registry = RunRegistry(
@@ -241,6 +243,19 @@ class RedisHub:
             )
 
         return await self._io.call(page())
+
+    async def first_seen(self, run_id: str, keys: list[str]) -> set[str]:
+        """One script call on a set in the run's hash slot, for every worker at once."""
+
+        async def fresh() -> set[str]:
+            await self._writer.flush(_FLUSH_S)  # a run started here is known to the script
+            limit = self.settings.max_open_spans
+            query = self._io.query
+            return await first_seen(
+                query, self.key_prefix, run_id, keys, limit, self._running_ttl_ms
+            )
+
+        return await self._io.call(fresh())
 
     def subscriber_count(self, run_id: str | None = None) -> int:
         """Open subscriptions in this process, of one run or of all."""
