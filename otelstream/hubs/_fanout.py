@@ -71,11 +71,14 @@ class Feed:
 
     # -- writing ------------------------------------------------------------------------------
 
-    def add(self, entry: Entry) -> int:
-        """Lock held: give `entry` the next seq and keep it; the caller then calls `wake`."""
+    def add(self, entry: Entry, *, final: bool = False) -> int:
+        """Lock held: give `entry` the next seq and keep it (`final`: it is the terminal event,
+        so readers end once they have it); the caller then calls `wake`."""
         seq = entry.seq = self.last_seq + 1
         self.entries.append(entry)
         self.last_seq = seq
+        if final:
+            self.finished = True
         return seq
 
     def wake(self) -> None:

@@ -141,10 +141,9 @@ class MemoryHub:
             elif run.unfolded >= _SETTLE_UNREAD and not feed.readers and not run.settling:
                 run.settling = True  # nobody reads the spans it holds: let them go, not here
                 self._sealer.put(run.settle)
-            feed.add(event)
+            feed.add(event, final=completed)
             run.unfolded += 1
             if completed:
-                feed.finished = True
                 run.status = event.status or "success"
         feed.wake()
         if completed:
