@@ -358,6 +358,53 @@ def test_frames_are_the_events_wire_form_joined(make_hub: MakeHub) -> None:
     assert chunks.count(b"\n\n") == 3 and chunks.startswith(b"id: 1\ndata: {")
 
 
+def test_readers_at_one_cursor_share_a_chunk_and_each_gets_exactly_its_stream(
+    make_hub: MakeHub,
+) -> None:
+    """A burst wakes every reader of a run in one loop turn; the first at a cursor joins the
+    frames and the others at that cursor take the same chunk. A reader elsewhere, one with a
+    smaller chunk bound and one reading events each get exactly their own stream."""
+    hub = make_hub()
+    start(hub)
+
+    async def scenario() -> tuple[list[bytes], bytes, list[bytes], list[int]]:
+        async with contextlib.AsyncExitStack() as stack:
+            same = [await stack.enter_async_context(hub.subscribe(RUN)) for _ in range(3)]
+            await asyncio.sleep(0.2)  # past the start: every reader is at one cursor
+            for subscription in same:
+                assert await subscription.next_frames(timeout=5)  # type: ignore[attr-defined]
+            later = await stack.enter_async_context(hub.subscribe(RUN, 1))
+            small = await stack.enter_async_context(hub.subscribe(RUN, 1))
+            decoded = await stack.enter_async_context(hub.subscribe(RUN, 1))
+            for span_id in range(2, 82):  # 80 events while nobody reads: one chunk each
+                task(hub, span_id)
+            finish(hub)
+            await asyncio.sleep(0.3)  # (through Redis: read back into the feed)
+            streams = [b"" for _ in same]
+            for i, subscription in enumerate(same):
+                while (chunk := await subscription.next_frames(timeout=5)) is not None:  # type: ignore[attr-defined]
+                    streams[i] += chunk
+            rest = b""
+            while (chunk := await later.next_frames(timeout=5)) is not None:  # type: ignore[attr-defined]
+                rest += chunk
+            pieces = []
+            while (chunk := await small.next_frames(timeout=5, max_bytes=2_000)) is not None:  # type: ignore[attr-defined]
+                pieces.append(chunk)
+            seqs: list[int] = []
+            while (batch := await decoded.next_batch(timeout=5)) is not None:
+                seqs += [event.seq for event in batch]
+            return streams, rest, pieces, seqs
+
+    streams, rest, pieces, seqs = asyncio.run(scenario())
+    assert streams[0] == streams[1] == streams[2] == rest
+    assert [int(line[4:]) for line in rest.split(b"\n") if line.startswith(b"id: ")] == list(
+        range(2, 83)
+    )
+    assert b"".join(pieces) == rest and len(pieces) > 1
+    assert all(len(piece) <= 2_000 for piece in pieces)
+    assert seqs == list(range(2, 83))
+
+
 def test_finished_runs_expire_and_running_ones_are_kept(make_hub: MakeHub) -> None:
     hub = make_hub(run_retention_seconds=0.05)
     start(hub, "a" * 32)

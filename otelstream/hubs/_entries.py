@@ -38,6 +38,19 @@ class Frame:
         self.sse = sse
 
 
+class SharedChunk(Frame):
+    """The frames after seq `after` up to `seq`, joined by the first reader at that cursor for
+    the others: one chunk a feed (at most a write's bytes), let go once every reader had it,
+    replaced by a newer one, or dropped when the run is sealed."""
+
+    __slots__ = ("after", "uses")
+
+    def __init__(self, after: int, seq: int, sse: bytes) -> None:
+        super().__init__(seq, sse)
+        self.after = after
+        self.uses = 1
+
+
 class SealedFrames:
     """A finished run's frames as one bytes object and where each ends: about 8 bytes an
     event besides its frame, and a late reader's chunk is a slice of it, not a join."""
@@ -128,4 +141,4 @@ def decode_frame(entry: Entry) -> Event:
     return ReadEvent(_wire.parse_frame(sse), sse)
 
 
-__all__ = ["Entry", "Frame", "Notice", "ReadEvent", "decode_frame"]
+__all__ = ["Entry", "Frame", "Notice", "ReadEvent", "SharedChunk", "decode_frame"]

@@ -6,7 +6,9 @@ do not own queues: a `FeedSubscription` is a cursor into the feed, so being behi
 costs nothing until the buffer evicts the cursor's position. Publishers wake each
 event loop that has readers at most once per burst (`LoopWaker`), and a woken reader
 takes everything after its cursor as one joined chunk of frames, each framed once
-for every reader. The memory hub appends to feeds; the Redis hub's reader extends
+for every reader; readers at the same cursor (a burst wakes them all in one loop turn)
+share one chunk, joined once (`SharedChunk`), so a reader costs the same whatever the
+number of events it is given. The memory hub appends to feeds; the Redis hub's reader extends
 them with what it read, so both hubs share every rule here.
 
 A reader is cut only for a real reason: its cursor fell out of the buffer
@@ -27,7 +29,7 @@ from otelstream._notices import EVENTS_LOST, STREAM_OVERFLOW
 from otelstream._wire import notice, notice_frame
 from otelstream.events import Event
 from otelstream.hubs import SubscriberLagged
-from otelstream.hubs._entries import Entry, Frame, Notice, SealedFrames, decode_frame
+from otelstream.hubs._entries import Entry, Frame, Notice, SealedFrames, SharedChunk, decode_frame
 from otelstream.hubs._wake import LoopWaker, Subscriber
 
 
@@ -48,6 +50,7 @@ class Feed:
         "lock",
         "readers",
         "sealed",
+        "shared",
         "wakers",
     )
 
@@ -61,6 +64,7 @@ class Feed:
         self.readers = 0  # attached subscriptions, all loops together
         self.wakers: tuple[LoopWaker, ...] = ()  # one per loop with readers, read without the lock
         self.sealed: SealedFrames | None = None  # the frames only, once the run is over
+        self.shared: SharedChunk | None = None  # the newest joined chunk, for readers behind
 
     @property
     def first_seq(self) -> int:
@@ -119,6 +123,12 @@ class Feed:
                 kept.appendleft(entry)
                 first, room = entry.seq, room - 1
 
+    def share(self, chunk: SharedChunk) -> None:
+        """Offer a chunk just joined to the readers still at its cursor (the newest wins)."""
+        with self.lock:
+            if self.sealed is None:
+                self.shared = chunk
+
     def finish(self) -> None:
         """The terminal event is in: readers end once they have it."""
         with self.lock:
@@ -137,6 +147,7 @@ class Feed:
         if self.sealed is None:
             self.sealed = SealedFrames(self.entries, self.last_seq)
             self.entries = deque(maxlen=self.entries.maxlen)
+            self.shared = None
         return self.sealed.nbytes()
 
     # -- reading ------------------------------------------------------------------------------
@@ -178,6 +189,17 @@ class Feed:
         `_FAILED`, `_EVICTED`); a sealed feed's entries are slices of about `chunk_bytes`."""
         with self.lock:
             pending = self.last_seq - after
+            shared = self.shared
+            if (
+                shared is not None
+                and shared.after == after
+                and chunk_bytes is not None
+                and len(shared.sse) <= chunk_bytes
+            ):  # a reader at this cursor joined it already
+                shared.uses += 1
+                if shared.uses >= self.readers:  # every reader had it: let it go
+                    self.shared = None
+                return [shared], shared.seq, _MORE
             if pending > 0:
                 kept = self._kept()
                 if pending > kept:
@@ -221,19 +243,25 @@ class FeedSubscription:
             self._reader = None
 
     async def next_frames(self, timeout: float, max_bytes: int = MAX_CHUNK_BYTES) -> bytes | None:
-        """The frames after `last_seq` as one chunk of about `max_bytes` at most, waiting up to
-        `timeout` for one; `b""` when the time ran out, None once the stream is over. A cut
-        ends with its notice."""
+        """The frames after `last_seq` as one chunk of `max_bytes` at most (a frame alone may
+        be more), waiting up to `timeout` for one; `b""` when the time ran out, None once the
+        stream is over. A cut ends with its notice."""
         entries, state = await self._next(timeout, max_bytes)
         if entries:
             frames = [entry.sse for entry in entries]
             size = 0
-            for count, frame in enumerate(frames, 1):
+            for count, frame in enumerate(frames):
                 size += len(frame)
-                if size > max_bytes and count < len(frames):  # the rest waits for the next call
+                if size > max_bytes and count:  # the rest waits for the next call
                     self.last_seq = entries[count - 1].seq
                     return b"".join(frames[:count])
-            return frames[0] if len(frames) == 1 else b"".join(frames)
+            if len(frames) == 1:
+                return frames[0]
+            chunk = b"".join(frames)
+            after, upto = entries[0].seq - 1, entries[-1].seq
+            if upto - after == len(entries) and self.feed.readers > 1:  # one event an entry
+                self.feed.share(SharedChunk(after, upto, chunk))
+            return chunk
         if state == _MORE:
             return b""
         if state == _END:
