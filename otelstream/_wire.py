@@ -45,6 +45,7 @@ class WireEvent(Protocol):
     error_type: str | None
     attributes: dict[str, Any] | None
     errors_logged: int
+    service: str | None
 
 
 # -- text ---------------------------------------------------------------------------------------
@@ -109,6 +110,8 @@ def event_dict(event: WireEvent) -> dict[str, Any]:
         data["attributes"] = event.attributes
     if event.errors_logged:
         data["errors_logged"] = event.errors_logged
+    if event.service is not None:
+        data["service"] = event.service
     return data
 
 
@@ -125,9 +128,11 @@ def plain_json(event: WireEvent) -> str | None:
         f'"span_id":"{event.span_id:016x}","parent_span_id":{parent},"seq":{event.seq},'
         f'"timestamp":"{format_time(event.time_ns)}"'
     )
-    if event.duration_ns is None:
-        return head + "}"
-    return f'{head},"duration_ms":{event.duration_ns / 1e6!r}}}'
+    if event.duration_ns is not None:
+        head = f'{head},"duration_ms":{event.duration_ns / 1e6!r}'
+    if event.service is not None:
+        return f'{head},"service":{_string(event.service)}}}'
+    return head + "}"
 
 
 def frame(seq: int | None, data: bytes) -> bytes:

@@ -71,6 +71,10 @@ class Event:
         "type",
     )
 
+    service: str | None = None
+    """The service that sent the span (`service.name`), for a span received over OTLP (whose
+    events keep it in a slot of their own); None for every local event."""
+
     def __init__(
         self,
         type: str,

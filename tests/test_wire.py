@@ -25,6 +25,24 @@ def test_an_event_read_back_from_its_frame_is_the_same_event() -> None:
         assert getattr(received, field) == getattr(sent, field), field  # a lone surrogate too
 
 
+def test_a_services_span_writes_service_last_on_either_path() -> None:
+    """A span received over OTLP: the codec writes `service` after the common fields, the same
+    bytes whether the event takes the plain path or the dict (an error, attributes)."""
+    class Served(Event):
+        __slots__ = ("service",)
+
+    for fields in ({}, {"error": "boom", "error_type": "E", "attributes": {"k": 1}}):
+        event = Served("task_completed", "GET /", RUN, 2, 1, 1_700_000_000_000_000_000,
+                       duration_ns=2_000_000, seq=3, **fields)  # type: ignore[arg-type]  # fmt: skip
+        event.service = 'node "api"'
+        data = _wire.data_of(event.sse)
+        assert data == _wire.utf8(_wire.to_json(_wire.event_dict(event)))
+        parsed = json.loads(data)
+        assert list(parsed)[-1] == "service" and parsed["service"] == 'node "api"'
+    plain = Event("task_started", "t", RUN, 2, 1, 0, seq=1)
+    assert b"service" not in plain.sse
+
+
 def test_the_final_check_reads_the_parsed_type_not_a_keys_position() -> None:
     named = Event("task_started", PIPELINE_COMPLETED, RUN, 2, 1, 0, seq=2)
     data = _wire.data_of(named.sse)

@@ -32,19 +32,14 @@ from otelstream.settings import Settings
 
 
 class ServiceSpanEvent(projection.SpanEvent):
-    """A span event of another service: the projection's event, with the service's name."""
+    """A span event of another service: the projection's event, with the service's name (the
+    codec writes it, after the common fields)."""
 
     __slots__ = ("service",)
 
     def __init__(self, *args: Any, service: str | None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.service = service
-
-    def to_dict(self) -> dict[str, Any]:
-        data = super().to_dict()
-        if self.service is not None:
-            data["service"] = self.service
-        return data
 
 
 class _Arrival:
