@@ -28,6 +28,7 @@ def test_an_event_read_back_from_its_frame_is_the_same_event() -> None:
 def test_a_services_span_writes_service_last_on_either_path() -> None:
     """A span received over OTLP: the codec writes `service` after the common fields, the same
     bytes whether the event takes the plain path or the dict (an error, attributes)."""
+
     class Served(Event):
         __slots__ = ("service",)
 
