@@ -30,7 +30,7 @@ _KINDS = {
     OtlpSpan.SPAN_KIND_PRODUCER: SpanKind.PRODUCER,
     OtlpSpan.SPAN_KIND_CONSUMER: SpanKind.CONSUMER,
 }
-_STATUS = {0: StatusCode.UNSET, 1: StatusCode.OK, 2: StatusCode.ERROR}
+_PLAIN_STATUS = {0: Status(StatusCode.UNSET), 1: Status(StatusCode.OK)}  # shared: immutable
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _NO_RESOURCE = Resource.get_empty()  # not read by the projection; the SDK's default detects one
 
@@ -79,13 +79,18 @@ def readable(
     parent = None
     if span.parent_span_id:
         parent = SpanContext(trace_id, int.from_bytes(span.parent_span_id, "big"), True, _SAMPLED)
-    failures = [
-        SpanEventRecord("exception", attributes(event.attributes, None), event.time_unix_nano)
-        for event in span.events
-        if event.name == "exception"
-    ]
-    code = _STATUS.get(span.status.code, StatusCode.UNSET)
-    status = Status(code, (span.status.message or None) if code is StatusCode.ERROR else None)
+    failures: tuple[SpanEventRecord, ...] = ()
+    if len(span.events):  # most spans have none: no iterator made
+        failures = tuple(
+            SpanEventRecord("exception", attributes(event.attributes, None), event.time_unix_nano)
+            for event in span.events
+            if event.name == "exception"
+        )
+    code = span.status.code
+    if code == 2:
+        status = Status(StatusCode.ERROR, span.status.message or None)
+    else:
+        status = _PLAIN_STATUS.get(code, _PLAIN_STATUS[0])  # an unknown code: UNSET
     return ReadableSpan(
         span.name,
         context,
