@@ -7,7 +7,8 @@ persistence) and stopped after it. The servers are part 2's and 3's app,
 side and measured one at a time with part 2's raw-socket client and part 3's
 selector client. The latency is measured twice through Redis: with the pipeline
 in the uvicorn process (as in part 2) and with it in a second process
-(`bench.servers.publisher`), which is what the Redis hub is for.
+(`bench.servers.publisher`), which is what the Redis hub is for. Last, the worker
+lease's renewals against the same figures (`bench.heartbeat`, issue 19).
 
 Without redis-server (or redis-py) the full run reports the part as not
 measured; `--smoke` fails when `CI` is set and skips the part otherwise.
@@ -23,7 +24,7 @@ import time
 from collections.abc import Callable
 from typing import IO
 
-from bench import fanout, latency
+from bench import fanout, heartbeat, latency
 from bench._client import Client
 from bench._common import (
     ROOT,
@@ -121,6 +122,7 @@ def _not_measured(why: str) -> Section:
         Goal(f"{_GOAL}, {where}", "< 5,000 µs", f"not measured: {why}", False)
         for where in ("pipeline in the uvicorn process", "pipeline in a second process")
     ]
+    section.goals.append(Goal(heartbeat.GOAL, "within the spread", f"not measured: {why}", False))
     return section
 
 
@@ -151,6 +153,7 @@ def run(smoke: bool) -> Section:
         with servers(Server(APP, memory_env), Server(APP, redis_env)) as (in_memory, in_redis):
             fan_memory, _ = _fanout(in_memory, None, size)
             fan_redis, redis_cpu = _fanout(in_redis, redis, size)
+    beat_table, beat_notes, beat_goal, beat_summary = heartbeat.measure(executable, smoke)
 
     rows = []
     stats: dict[str, tuple[float, float, float]] = {}
@@ -195,7 +198,7 @@ def run(smoke: bool) -> Section:
     subscribers = runs * per_run
     section = Section(
         "5. Redis hub",
-        [*latency_table, "", *fan_table],
+        [*latency_table, "", *fan_table, "", *beat_table],
         [
             "A `redis-server` (no persistence) on a free port of 127.0.0.1, started for this part "
             "and shut down after it; the uvicorn processes are part 2's and 3's app with "
@@ -221,6 +224,7 @@ def run(smoke: bool) -> Section:
             "design) holds the burst: every setting is the default. The redis-server column is "
             "that "
             "process's CPU (/proc) over the same time as the uvicorn column.",
+            *beat_notes,
         ],
     )
     section.goals = [
@@ -236,11 +240,13 @@ def run(smoke: bool) -> Section:
             f"{p99_cross / 1e3:,.0f} µs",
             p99_cross < 5_000_000,
         ),
+        beat_goal,
     ]
     p50_redis = stats["Redis hub, pipeline in the uvicorn process"][0]
     section.summary = [
         f"through the Redis hub an event takes {p50_redis / 1e6:.1f} ms (p50; p99 "
         f"{p99_redis / 1e6:.1f} ms) and one worker delivers {fan_redis.rate:,.0f} events/s "
-        f"({fan_redis.rate / fan_memory.rate:.2f}x the memory hub)."
+        f"({fan_redis.rate / fan_memory.rate:.2f}x the memory hub).",
+        beat_summary,
     ]
     return section
