@@ -63,28 +63,37 @@ def _within(off: list[float], other: list[float]) -> tuple[bool, float, float]:
 
 
 def _renewal_cost(redis: RedisServer, runs: int, calls: int) -> list[list[object]]:
-    """One renewal against `runs` running runs, all this worker's (it names each, and the
-    script looks each owner up), then all another live worker's (this one runs none)."""
+    """One renewal against `runs` running runs: all this worker's (it names each; their owners
+    are looked up only after another worker claimed some of them), the same right after such
+    a claim, then all another live worker's (this one runs none)."""
     import redis as redis_py
 
-    keys = [f"bench-beat:{{runs}}:{name}" for name in ("workers", "owners", "active", "finished")]
+    names = ("workers", "owners", "active", "finished", "robbed")
+    keys = [f"bench-beat:{{runs}}:{name}" for name in names]
     ids = [f"bench-run-{i:05d}" for i in range(runs)]
-    me, other, span_ms = "bench:1:aaaaaa", "bench:2:bbbbbb", "20000"
+    me, other, span_ms, remembered_ms = "bench:1:aaaaaa", "bench:2:bbbbbb", "20000", "86400000"
     rows: list[list[object]] = []
     with redis_py.Redis.from_url(redis.url) as client:
         seconds, micros = client.time()
         now_ms = seconds * 1000 + micros // 1000
         client.zadd(keys[0], {me: now_ms + 3_600_000, other: now_ms + 3_600_000})
         client.zadd(keys[2], dict.fromkeys(ids, now_ms))
-        for mine in (True, False):
+        cases = [
+            (True, False, "all this worker's (named)"),
+            (True, True, "all this worker's, right after a claim (each owner looked up)"),
+            (False, False, "all another's"),
+        ]
+        for mine, robbed, whose in cases:
             client.hset(keys[1], mapping=dict.fromkeys(ids, me if mine else other))
-            args = (me, span_ms, "", runs, *ids) if mine else (me, span_ms, "", 0)
-            client.eval(BEAT, 4, *keys, *args)  # the script is cached from here on
+            args = (me, span_ms, "", remembered_ms, runs if mine else 0, *(ids if mine else ()))
+            client.eval(BEAT, 5, *keys, *args)  # the script is cached from here on
             client.config_resetstat()
             trips: list[float] = []
             for _ in range(calls):
+                if robbed:  # as a claim leaves it (not timed: another command)
+                    client.zadd(keys[4], {me: now_ms})
                 start = time.perf_counter_ns()
-                reply = client.eval(BEAT, 4, *keys, *args)
+                reply = client.eval(BEAT, 5, *keys, *args)
                 trips.append((time.perf_counter_ns() - start) / 1e3)
                 if reply != [[], []]:
                     raise BenchError(f"a renewal took or claimed runs: {reply!r}")
@@ -92,7 +101,6 @@ def _renewal_cost(redis: RedisServer, runs: int, calls: int) -> list[list[object
             if int(stats["calls"]) != calls:
                 raise BenchError(f"Redis counted {stats['calls']} renewals of {calls}")
             per_call = float(stats["usec_per_call"])
-            whose = "all this worker's (named, owner looked up)" if mine else "all another's"
             rows.append(
                 [
                     f"{runs:,} running runs, {whose}",
@@ -196,8 +204,10 @@ def measure(executable: str, smoke: bool) -> tuple[list[str], list[str], Goal, s
         f"One renewal: the `BEAT` script sent as the hub sends it (`EVAL`), {calls} times, "
         f"into a Redis holding {runs:,} running runs with their owners (the default "
         "`max_active_runs` is 1,000), every worker alive: when they are all this worker's, it "
-        "names each and the script looks each owner up (what a worker running them pays); "
-        "when they are another's, the script reads none of them (no lease has lapsed). Redis µs "
+        "names each (what a worker running them pays at every renewal), and the script looks "
+        "each owner up only in the renewal right after another worker claimed runs of this "
+        "one (it had lapsed: a claim marks it in `robbed`); when they are another's, the script "
+        "reads none of them (no lease has lapsed). Redis µs "
         "is `INFO commandstats`' time per call (Redis's own time, in which it serves nothing "
         "else); the round trip is timed in this process with redis-py, encoding the run ids "
         "included.",

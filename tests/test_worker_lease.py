@@ -224,3 +224,32 @@ def test_a_delete_on_an_orphan_ends_it_at_once(redis_url: str) -> None:
         (end,) = terminals(watcher.events)
         assert end["error_type"] == "WorkerLost"
         assert_worker_lost(b, run_id)
+
+
+def test_a_renewal_says_runs_were_taken_only_after_another_worker_claimed_some(
+    redis_url: str,
+) -> None:
+    """The renewal script (`BEAT`) on a real Redis: a run this worker names that has ended and
+    retired (its end stored by this worker while the renewal was on its way) is not reported
+    as taken, unless another worker did claim runs of this one; then it is, once."""
+    import redis as redis_py
+
+    from otelstream.hubs.redis._owners import BEAT
+
+    names = ("workers", "owners", "active", "finished", "robbed")
+    keys = [f"t:{{runs}}:{name}" for name in names]
+    me, other = "host:1:aaaaaa", "host:2:bbbbbb"
+    with redis_py.Redis.from_url(redis_url) as client:
+        client.zadd(keys[3], {"retired": 1})  # ended and retired: no owner any more
+        client.hset(keys[1], mapping={"mine": me})
+        client.zadd(keys[2], {"mine": 1, "retired": 1})
+
+        def beat() -> list[list[bytes]]:
+            args = (me, "20000", "", "86400000", 2, "mine", "retired")
+            return client.eval(BEAT, 5, *keys, *args)  # type: ignore[no-any-return]
+
+        assert beat() == [[], []]  # nobody claimed anything: nothing looked up, nothing taken
+        client.hset(keys[1], "mine", "!" + other)  # another worker claimed it (this one lapsed)
+        client.zadd(keys[4], {me: 1})  # as the claim leaves it
+        assert beat() == [[b"mine", b"retired"], []]
+        assert beat() == [[], []]  # said once

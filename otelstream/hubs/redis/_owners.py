@@ -43,28 +43,32 @@ local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 """
 
-# KEYS: workers, owners, active, finished. ARGV: this worker, its lease + interval (ms), a run
-# id to look at alone ('' for none), the number N of runs this worker thinks it owns, those N,
-# then runs it claimed and has not ended yet. Renews the lease, finds this worker's runs that
-# another took (it lapsed meanwhile), and claims runs whose owner lapsed: the run given, or
-# every running run, but only when some worker has lapsed (cheap when none has: no scan; a
+# KEYS: workers, owners, active, finished, robbed. ARGV: this worker, its lease + interval (ms),
+# a run id to look at alone ('' for none), how long a claim is remembered (ms), the number N of
+# runs this worker thinks it owns, those N, then runs it claimed and has not ended yet. Renews
+# the lease; finds this worker's runs that another took, only when another did (it is in
+# `robbed`: so a renewal costs O(1), not a look-up a run, and a run this worker retired itself
+# meanwhile is never mistaken for one taken); and claims runs whose owner lapsed: the run given,
+# or every running run, but only when some worker has lapsed (cheap when none has: no scan; a
 # lapsed worker is forgotten once its runs are all claimed). Returns {taken, claimed}, claimed
 # as pairs (run id, the worker it was claimed from; '' for a claim of this worker's own).
 BEAT: Final = (
     _NOW
     + """
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
-local mine, count = '!' .. ARGV[1], tonumber(ARGV[4])
+local mine, count = '!' .. ARGV[1], tonumber(ARGV[5])
 local taken, claimed, runs = {}, {}, {}
-for i = 5, 4 + count do
-  local owner = redis.call('HGET', KEYS[2], ARGV[i])
-  if owner then
-    if owner ~= ARGV[1] then table.insert(taken, ARGV[i]) end
-  elseif redis.call('ZSCORE', KEYS[4], ARGV[i]) then  -- ended and retired by another
-    table.insert(taken, ARGV[i])
+if redis.call('ZREM', KEYS[5], ARGV[1]) == 1 then
+  for i = 6, 5 + count do
+    local owner = redis.call('HGET', KEYS[2], ARGV[i])
+    if owner then
+      if owner ~= ARGV[1] then table.insert(taken, ARGV[i]) end
+    elseif redis.call('ZSCORE', KEYS[4], ARGV[i]) then  -- ended and retired by another
+      table.insert(taken, ARGV[i])
+    end
   end
 end
-for i = 5 + count, #ARGV do table.insert(runs, ARGV[i]) end
+for i = 6 + count, #ARGV do table.insert(runs, ARGV[i]) end
 local lapsed = {}
 if ARGV[3] ~= '' then
   table.insert(runs, ARGV[3])
@@ -85,12 +89,16 @@ for _, run in ipairs(runs) do
     local lease = redis.call('ZSCORE', KEYS[1], worker)
     if not lease or tonumber(lease) < now then
       redis.call('HSET', KEYS[2], run, mine)
+      redis.call('ZADD', KEYS[5], now, worker)  -- its next renewal looks at its runs
       table.insert(claimed, run)
       table.insert(claimed, worker)
     end
   end
 end
 for _, worker in ipairs(lapsed) do redis.call('ZREM', KEYS[1], worker) end
+if #lapsed > 0 then  -- a worker back after its runs' keys expired has nothing to learn
+  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', '(' .. (now - tonumber(ARGV[4])))
+end
 return {taken, claimed}
 """
 )
@@ -128,8 +136,9 @@ class Owners:
         self.renewed = time.monotonic()
         self._ending: set[str] = set()  # ends being written here: a beat may overlap another
         self._pending: set[str] = set()  # runs claimed here whose end is not stored yet
-        # workers, owners, active, finished
-        self.keys = [*registry.keys[6:8], *registry.keys[0:2]]
+        # workers, owners, active, finished, and workers whose runs were claimed, when
+        self.keys = [*registry.keys[6:8], *registry.keys[0:2], f"{prefix}:{{runs}}:robbed"]
+        self._remembered_ms = str(int(float(publish_args[1]) * 1000))  # the runs' keys' TTL
         registry.owner = self.lease_args
         io.tasks.append(self._beat_forever)
         io.on_fork.append(self._forked)
@@ -165,10 +174,11 @@ class Owners:
         just that one); True when `only` was claimed and ended here."""
         started = time.monotonic()
         mine = self._running()
-        args = (self.id, self._span_ms, only, len(mine), *mine, *self._pending)
-        reply: Any = await client.eval(BEAT, 4, *self.keys, *args)
+        args = (self.id, self._span_ms, only, self._remembered_ms, len(mine), *mine)
+        reply: Any = await client.eval(BEAT, 5, *self.keys, *args, *self._pending)
         gap, self.renewed = started - self.renewed, started
-        taken = [str(run_id) for run_id in reply[0]]
+        still = set(self._running())  # not one this process retired while the beat was out
+        taken = [str(run_id) for run_id in reply[0] if str(run_id) in still]
         if taken:
             self._abandon(taken)
             logger.warning(
