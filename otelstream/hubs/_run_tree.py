@@ -42,8 +42,16 @@ class SpanNode(NamedTuple):
             status = event.status or "success"
         else:
             status = "error" if event.type == TASK_ERROR else "success"
-        return self._replace(
-            end_ns=event.time_ns, status=status, error=event.error, error_type=event.error_type
+        # built directly: `_replace` goes through a dict and `_make` (a span's end, per span)
+        return SpanNode(
+            self.span_id,
+            self.parent_span_id,
+            self.name,
+            self.start_ns,
+            event.time_ns,
+            status,
+            event.error,
+            event.error_type,
         )
 
     def to_dict(self, children: list[dict[str, Any]]) -> dict[str, Any]:
