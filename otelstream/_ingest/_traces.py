@@ -63,7 +63,7 @@ class TraceIngest:
         )
         globs = GlobFilter(settings.span_include, settings.span_exclude)
         self.filter = globs if globs else None  # no globs: every span is a task
-        self.seen = SeenSpans[bytes](settings.max_open_spans)
+        self.seen = SeenSpans[str](settings.max_open_spans)
         # span id -> its nearest shown ancestor, of spans the filters hide (bounded as `seen`)
         self.hidden = SeenSpans[int](settings.max_open_spans)
 
@@ -77,7 +77,9 @@ class TraceIngest:
                 for span in scope_spans.spans
             }
         )
-        candidates: dict[bytes, tuple[str, OtlpSpan, Any, str | None]] = {}
+        # span key (trace id and span id, hex) -> what joins a run, if the hub says it is new
+        candidates: dict[str, tuple[str, OtlpSpan, Any, str | None]] = {}
+        seen = self.seen.items
         unknown = ended = 0
         for resource_spans in request.resource_spans:
             resource = resource_spans.resource
@@ -90,14 +92,18 @@ class TraceIngest:
                         unknown += 1
                     elif run_id == "":
                         ended += 1
-                    elif self._new(span) and not itself:
-                        candidates[span.trace_id + span.span_id] = (run_id, span, scope, service)
+                    # not a run's root (the process that runs it streams it), nor a span this
+                    # worker took already (a batch sent again: the cheap filter)
+                    elif span.parent_span_id and not itself:
+                        key = run_id + span.span_id.hex()
+                        if key not in seen:
+                            candidates[key] = (run_id, span, scope, service)
         fresh = await self._first_seen(candidates)
         allowlist = self.policy.allowlist
         arrivals = [
             _Arrival(run_id, readable(span, scope, allowlist), service)
             for key, (run_id, span, scope, service) in candidates.items()
-            if key.hex() in fresh
+            if key in fresh
         ]
         for key in candidates:  # taken only now: a 503 above leaves the retry its spans
             self.seen.add(key)
@@ -114,16 +120,11 @@ class TraceIngest:
             if position is not None
         }
 
-    def _new(self, span: OtlpSpan) -> bool:
-        """False for a span this worker took already (a batch sent again: the cheap filter)
-        and for a run's root, which the process that runs it streams."""
-        return bool(span.parent_span_id) and span.trace_id + span.span_id not in self.seen.items
-
-    async def _first_seen(self, candidates: dict[bytes, tuple[Any, ...]]) -> set[str]:
+    async def _first_seen(self, candidates: dict[str, tuple[Any, ...]]) -> set[str]:
         """The hub's word on which are new, once for every worker: one call per run."""
         by_run: dict[str, list[str]] = {}
         for key, (run_id, *_) in candidates.items():
-            by_run.setdefault(run_id, []).append(key.hex())
+            by_run.setdefault(run_id, []).append(key)
         answers = await asyncio.gather(
             *(self.hub.first_seen(run_id, keys) for run_id, keys in by_run.items())
         )
