@@ -40,15 +40,14 @@ class Frame:
 
 class SharedChunk(Frame):
     """The frames after seq `after` up to `seq`, joined by the first reader at that cursor for
-    the others: one chunk a feed (at most a write's bytes), let go once every reader had it,
-    replaced by a newer one, or dropped when the run is sealed."""
+    the others woken with it: one chunk a feed (at most a write's bytes), kept for one turn of
+    that reader's event loop (`Feed.share`), or less when the run is sealed."""
 
-    __slots__ = ("after", "uses")
+    __slots__ = ("after",)
 
     def __init__(self, after: int, seq: int, sse: bytes) -> None:
         super().__init__(seq, sse)
         self.after = after
-        self.uses = 1
 
 
 class SealedFrames:

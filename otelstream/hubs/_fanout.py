@@ -64,7 +64,7 @@ class Feed:
         self.readers = 0  # attached subscriptions, all loops together
         self.wakers: tuple[LoopWaker, ...] = ()  # one per loop with readers, read without the lock
         self.sealed: SealedFrames | None = None  # the frames only, once the run is over
-        self.shared: SharedChunk | None = None  # the newest joined chunk, for readers behind
+        self.shared: SharedChunk | None = None  # the newest joined chunk, for one loop turn
 
     @property
     def first_seq(self) -> int:
@@ -124,10 +124,18 @@ class Feed:
                 first, room = entry.seq, room - 1
 
     def share(self, chunk: SharedChunk) -> None:
-        """Offer a chunk just joined to the readers still at its cursor (the newest wins)."""
+        """Offer a chunk just joined to the readers at its cursor, for this turn of the
+        caller's loop (the readers one wake-up resumed run in it): so a run holds at most one
+        chunk, and only for that long (on other loops, readers join their own)."""
         with self.lock:
             if self.sealed is None:
                 self.shared = chunk
+        asyncio.get_running_loop().call_soon(self._unshare, chunk)
+
+    def _unshare(self, chunk: SharedChunk) -> None:
+        with self.lock:
+            if self.shared is chunk:
+                self.shared = None
 
     def finish(self) -> None:
         """The terminal event is in: readers end once they have it."""
@@ -195,10 +203,7 @@ class Feed:
                 and shared.after == after
                 and chunk_bytes is not None
                 and len(shared.sse) <= chunk_bytes
-            ):  # a reader at this cursor joined it already
-                shared.uses += 1
-                if shared.uses >= self.readers:  # every reader had it: let it go
-                    self.shared = None
+            ):  # a reader at this cursor joined it already, in this loop turn
                 return [shared], shared.seq, _MORE
             if pending > 0:
                 kept = self._kept()
