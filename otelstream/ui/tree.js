@@ -12,20 +12,9 @@ function nodeFor(current, event) {
     current.nodes.set(event.span_id, node);
   }
   if (!node) {
-    node = {
-      spanId: event.span_id,
-      parentId: event.parent_span_id,
-      name: event.name,
-      depth: 0,
-      status: "running",
-      startMs: null,
-      endMs: null,
-      durationMs: null,
-      error: null,
-      errorType: null,
-      ...inside(),
-      dom: null,
-    };
+    node = blankNode(event.name, "running");
+    node.spanId = event.span_id;
+    node.parentId = event.parent_span_id;
     current.nodes.set(event.span_id, node);
     attach(current, node);
     if (node !== current.root) current.stats.tasks += 1;
@@ -102,7 +91,7 @@ function missedHolder(current) {
   return current.missed;
 }
 
-function standIn(name, status, isRoot) {
+function blankNode(name, status) {
   return {
     spanId: "",
     parentId: null,
@@ -116,8 +105,11 @@ function standIn(name, status, isRoot) {
     errorType: null,
     ...inside(),
     dom: null,
-    standIn: isRoot,
   };
+}
+
+function standIn(name, status, isRoot) {
+  return { ...blankNode(name, status), standIn: isRoot };
 }
 
 // The run's name and start, from GET /runs/{id}, until its pipeline_completed arrives
