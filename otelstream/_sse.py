@@ -11,6 +11,7 @@ from starlette.types import Receive, Scope, Send
 
 from otelstream._errors import warn_limited
 from otelstream._notices import SEND_TIMEOUT, SERVER_SHUTDOWN, STREAM_OVERFLOW
+from otelstream._send_watch import SendWatch
 from otelstream._wire import notice_frame
 from otelstream.events import KEEPALIVE
 from otelstream.hubs import Subscription, UnknownRun
@@ -52,7 +53,7 @@ class EventStreamResponse(Response):
 
     One task per subscriber plus one that waits for the client to disconnect.
     Whatever is pending is written as one chunk, each event's bytes made once.
-    Every write must be accepted within `send_timeout` seconds (uvicorn waits for
+    Every write must be accepted within `send_timeout` seconds (`SendWatch`; uvicorn waits for
     the socket's buffer to drain before it writes), else the stream is cut with a
     `send_timeout` notice: a client that stops reading holds nothing for long.
     """
@@ -82,6 +83,7 @@ class EventStreamResponse(Response):
         # a field of the first message (not one of its own), so line-naive readers still work
         self._head = b"" if retry_ms is None else b"retry: %d\n" % retry_ms
         self._task: asyncio.Task[object] | None = None
+        self._watch: SendWatch  # made with the stream's task
         self._stopping = False
         self._ending = False
 
@@ -89,6 +91,7 @@ class EventStreamResponse(Response):
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
         task = self._task = asyncio.current_task()
         assert task is not None
+        self._watch = SendWatch(task)
         disconnected = asyncio.Event()
         watcher = asyncio.create_task(_watch_disconnect(receive, task, disconnected))
         try:
@@ -126,6 +129,7 @@ class EventStreamResponse(Response):
             task.uncancel()  # our own: the client left, which is not an error
         finally:
             watcher.cancel()
+            self._watch.close()
 
     def stop(self) -> None:
         """End the stream now (server shutdown), with a message saying so."""
@@ -135,9 +139,9 @@ class EventStreamResponse(Response):
 
     async def _write(self, send: Send, body: bytes, timeout: float | None = None) -> None:
         """One chunk, accepted by the client within the send timeout or `_Stalled`."""
+        message = {"type": "http.response.body", "body": body, "more_body": True}
         try:
-            async with asyncio.timeout(self.send_timeout if timeout is None else timeout):
-                await send({"type": "http.response.body", "body": body, "more_body": True})
+            await self._watch.send(send, message, self.send_timeout if timeout is None else timeout)
         except TimeoutError:
             raise _Stalled from None
 
