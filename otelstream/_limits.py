@@ -16,6 +16,8 @@ from starlette.types import Message
 from otelstream._parameters import readable_errors
 from otelstream.hubs import HubUnavailable
 
+_BODYLESS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
+
 
 def body_limited_route(limit: int) -> type[APIRoute]:
     """A route class whose requests may carry at most `limit` bytes of body."""
@@ -27,7 +29,8 @@ def body_limited_route(limit: int) -> type[APIRoute]:
         def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
             handler = super().get_route_handler()
 
-            async def limited(request: Request) -> Response:
+            def bounded(request: Request) -> Request:
+                """The request with its body counted as it is read."""
                 declared = request.headers.get("content-length", "")
                 if declared.isdigit() and int(declared) > limit:
                     raise too_large()
@@ -43,8 +46,14 @@ def body_limited_route(limit: int) -> type[APIRoute]:
                             raise too_large()
                     return message
 
+                return Request(request.scope, counting)
+
+            async def limited(request: Request) -> Response:
                 try:
-                    return await handler(Request(request.scope, counting))
+                    # no endpoint reads the body of these: a stream's attach pays nothing here
+                    if request.scope["method"] not in _BODYLESS:
+                        request = bounded(request)
+                    return await handler(request)
                 except HubUnavailable as exc:
                     return JSONResponse(
                         {"detail": f"{exc}: retry later"},
