@@ -55,11 +55,14 @@ def _configs() -> list[Config]:
     ]
 
 
-def _within(off: list[float], other: list[float]) -> tuple[bool, float]:
-    """Issue 19's "within their spread": the two configurations' ranges over the rounds
-    (min-max) overlap, so no round of either tells them apart; (met, Δ of the medians)."""
+def _no_cost(off: list[float], other: list[float], higher_is_worse: bool) -> tuple[bool, float]:
+    """Issue 19's "costs nothing measurable": no round of the heartbeat is worse than every
+    round without it (its best round lies within, or beyond on the good side of, the
+    no-renewal range); (met, Δ of the medians). Being better than every round is no cost."""
     delta = statistics.median(other) - statistics.median(off)
-    return max(min(off), min(other)) <= min(max(off), max(other)), delta
+    if higher_is_worse:
+        return min(other) <= max(off), delta
+    return max(other) >= min(off), delta
 
 
 def _renewal_cost(redis: RedisServer, runs: int, calls: int) -> list[list[object]]:
@@ -166,9 +169,9 @@ def measure(executable: str, smoke: bool) -> tuple[list[str], list[str], Goal, s
 
     def judged(other: Config) -> tuple[bool, str]:
         checks = {
-            ("p50", "µs"): _within(configs[0].p50, other.p50),
-            ("p99", "µs"): _within(configs[0].p99, other.p99),
-            ("fan-out", "events/s"): _within(configs[0].rate, other.rate),
+            ("p50", "µs"): _no_cost(configs[0].p50, other.p50, True),
+            ("p99", "µs"): _no_cost(configs[0].p99, other.p99, True),
+            ("fan-out", "events/s"): _no_cost(configs[0].rate, other.rate, False),
         }
         said = ", ".join(
             f"{name} {delta:+,.0f} {unit}" for (name, unit), (_, delta) in checks.items()
@@ -179,7 +182,7 @@ def measure(executable: str, smoke: bool) -> tuple[list[str], list[str], Goal, s
     fast_met, fast_said = judged(configs[2])
     goal = Goal(
         GOAL,
-        "ranges overlap",
+        "no cost beyond the spread",
         f"medians {measured}" + ("" if reps > 1 else "; one round: no spread to judge by"),
         met,
     )
@@ -205,9 +208,10 @@ def measure(executable: str, smoke: bool) -> tuple[list[str], list[str], Goal, s
         '"Renewals a round" is the round\'s time over the renewal interval, not a count. '
         "The goal (issue 19: the heartbeat costs nothing measurable, latency and fan-out "
         "within their spread) is judged for the default heartbeat: for p50, p99 and events/s "
-        "each, its range over the rounds (min-max) overlaps the no-renewal one, so no round "
-        "tells them apart. The 10x heartbeat is judged the same way in the summary, as a "
-        "stress beside it, not as the goal.",
+        "each, its best round is no worse than the no-renewal range's worst (its range "
+        "overlaps that one, or lies on its better side: being faster than every round without "
+        "it is noise, not a cost). The 10x heartbeat is judged the same way in the summary, as "
+        "a stress beside it, not as the goal.",
         f"One renewal: the `BEAT` script sent as the hub sends it (`EVAL`), {calls} times, "
         f"into a Redis holding {runs:,} running runs with their owners (the default "
         "`max_active_runs` is 1,000), every worker alive: when they are all this worker's, it "
@@ -221,8 +225,8 @@ def measure(executable: str, smoke: bool) -> tuple[list[str], list[str], Goal, s
     ]
     summary = (
         f"the worker heartbeat at its default changes the Redis hub's latency and fan-out "
-        f"medians by {measured} against no renewal, {'within' if met else 'not within'} "
+        f"medians by {measured} against no renewal: {'no cost' if met else 'a cost'} beyond "
         f"their spread; renewing every 0.5 s (10x): {fast_said}, "
-        f"{'within' if fast_met else 'not within'} it."
+        f"{'no cost' if fast_met else 'a cost'} beyond it."
     )
     return lines, notes, goal, summary
