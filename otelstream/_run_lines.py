@@ -5,6 +5,9 @@ its output is a pipe or a file (a CI log), where a live redraw would show nothin
     +0.01 s  load  done  2.1 ms
     +0.03 s  validate  failed  1.0 ms  ValueError: result 42 is out of range
     +0.03 s  read_files  INFO  reading part-001.csv
+    +0.05 s  GET /price [pricing]  done  3.2 ms
+
+(`[pricing]`: the service that sent the span, for a span received over OTLP.)
 
 Each line is plain text (no colour, no escape sequence): every text from the run goes through
 `inert`, and errors and messages are cut at `clip` characters unless asked whole.
@@ -42,6 +45,8 @@ class RunLines:
             self._origin = span.started if span.started is not None else at
         offset = "" if at is None or self._origin is None else f"+{format_ms_s(at - self._origin)}"
         head = f"{offset:>9}  {span.name}"
+        if span.service is not None:  # another service's span, received over OTLP
+            head += f" [{span.service}]"
         if kind in ("pipeline_started", "task_started"):
             return f"{head}  started"
         if kind == "task_progress":

@@ -486,6 +486,39 @@ def test_get_run_folds_events_into_a_tree(make_hub: MakeHub) -> None:
     assert done is not None and done["status"] == "error" and done["ended_at"] is not None
 
 
+class _Served(Event):
+    """An event as the OTLP receiver publishes one: with the sending service's name."""
+
+    __slots__ = ("service",)
+
+
+def test_a_services_span_keeps_its_service_in_the_runs_tree(make_hub: MakeHub) -> None:
+    """A span another service sent over OTLP: `GET /runs/{id}`'s tree (and so the client's)
+    names the service on its node, running and once the run is over; local spans name none."""
+    hub = make_hub()
+    start(hub)
+    task(hub, 2)
+    served = _Served("task_started", "GET /price", RUN, 3, 2, time.time_ns())
+    served.service = "pricing"
+    hub.publish(RUN, served)
+
+    def nodes() -> tuple[dict[str, Any], dict[str, Any]]:
+        if hasattr(hub, "flush"):
+            asyncio.run(hub.flush())
+        found = asyncio.run(hub.get_run(RUN))
+        assert found is not None
+        (local,) = found["tree"]["children"]
+        (remote,) = local["children"]
+        return local, remote
+
+    local, remote = nodes()
+    assert remote["service"] == "pricing" and "service" not in local
+    finish(hub)
+    time.sleep(0.3)  # the memory hub seals a run on its own thread
+    local, remote = nodes()
+    assert remote["service"] == "pricing" and "service" not in local
+
+
 def test_events_keep_every_field_through_the_hub(make_hub: MakeHub) -> None:
     hub = make_hub()
     start(hub)

@@ -15,9 +15,10 @@ from typing import Any
 import httpx
 import pytest
 
+from otelstream.client import Client
 from otelstream.testing import free_port, read_events
 
-from .conftest import ROOT, app_process
+from .conftest import ROOT, app_process, otelstream
 from .redis_server import RedisServer, redis_server
 
 SERVICE = ROOT / "examples" / "node-service"
@@ -95,6 +96,14 @@ def test_a_pipeline_that_calls_the_node_service_streams_its_spans(
             body = {"pipeline_name": "priced", "parameters": {"items": 4}}
             events = read_events(client, "POST", "/run-workflow", json=body)
             run = client.get(f"/runs/{events[0]['run_id']}").json()
+        with Client(watch) as ours:  # the client, and the command piped (one line an event)
+            told = list(ours.run("priced", {"items": 4}))
+            tree = ours.get_run(told[0]["run_id"])["tree"]
+        lines = otelstream("run", watch, "priced", "-p", "items=4").stdout.splitlines()
+    assert told[-1]["status"] == "success" and any(e.get("service") == "pricing" for e in told)
+    (called_again,) = next(c for c in tree["children"] if c["name"] == "quote")["children"]
+    assert [kid.get("service") for kid in called_again["children"]] == ["pricing"]
+    assert any(" [pricing]  done" in line and "price items" in line for line in lines), lines
     assert events[-1]["type"] == "pipeline_completed" and events[-1]["status"] == "success"
     call = next(e for e in events if e["name"] == "GET /price" and "service" not in e)
     served = [e for e in events if e.get("service") == "pricing"]

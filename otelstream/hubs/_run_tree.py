@@ -36,6 +36,7 @@ class SpanNode(NamedTuple):
     status: str = "running"
     error: str | None = None
     error_type: str | None = None
+    service: str | None = None  # another service's span, received over OTLP
 
     def finished(self, event: Event) -> SpanNode:
         if event.type == PIPELINE_COMPLETED:
@@ -52,6 +53,7 @@ class SpanNode(NamedTuple):
             status,
             event.error,
             event.error_type,
+            self.service,
         )
 
     def to_dict(self, children: list[dict[str, Any]]) -> dict[str, Any]:
@@ -68,6 +70,7 @@ class SpanNode(NamedTuple):
             "duration_ms": None if end is None else (end - self.start_ns) / 1e6,
             "error": self.error,
             "error_type": self.error_type,
+            **({} if self.service is None else {"service": self.service}),
             "children": children,
         }
 
@@ -94,7 +97,11 @@ class RunTree:
                 self.dropped_spans += 1
                 return
             self.nodes[event.span_id] = SpanNode(
-                event.span_id, event.parent_span_id, event.name, event.time_ns
+                event.span_id,
+                event.parent_span_id,
+                event.name,
+                event.time_ns,
+                service=event.service,
             )
             if event.type == PIPELINE_STARTED:
                 self.root_span_id = event.span_id
@@ -136,7 +143,7 @@ class _SealedNodes:
     """A finished run's span nodes as columns: ids, times and status codes in arrays, names
     interned (tasks share a few names), errors only for the spans that have one."""
 
-    __slots__ = ("ends", "errors", "ids", "names", "parents", "starts", "statuses")
+    __slots__ = ("ends", "errors", "ids", "names", "parents", "services", "starts", "statuses")
 
     def __init__(self, nodes: Iterable[SpanNode]) -> None:
         self.ids, self.parents = array("Q"), array("Q")  # span id 0 is invalid: 0 is "none"
@@ -144,6 +151,7 @@ class _SealedNodes:
         self.statuses = array("b")
         self.names: list[str] = []
         self.errors: dict[int, tuple[str | None, str | None]] = {}
+        self.services: dict[int, str] = {}  # only the spans of another service
         for index, node in enumerate(nodes):
             self.ids.append(node.span_id)
             self.parents.append(node.parent_span_id or 0)
@@ -153,6 +161,8 @@ class _SealedNodes:
             self.names.append(sys.intern(node.name))
             if node.error is not None or node.error_type is not None:
                 self.errors[index] = (node.error, node.error_type)
+            if node.service is not None:
+                self.services[index] = sys.intern(node.service)
 
     def nodes(self) -> list[SpanNode]:
         nodes = []
@@ -169,6 +179,7 @@ class _SealedNodes:
                     _STATUSES[self.statuses[index]],
                     error,
                     error_type,
+                    self.services.get(index),
                 )
             )
         return nodes
@@ -178,7 +189,9 @@ class _SealedNodes:
             sys.getsizeof(column)
             for column in (self.ids, self.parents, self.starts, self.ends, self.statuses)
         )
-        size += sys.getsizeof(self.names) + sys.getsizeof(self.errors)
+        size += (
+            sys.getsizeof(self.names) + sys.getsizeof(self.errors) + sys.getsizeof(self.services)
+        )
         return size + sum(sys.getsizeof(a) + sys.getsizeof(b) for a, b in self.errors.values())
 
 

@@ -21,7 +21,7 @@ a publisher that failed to store some of the run's events, they sit between
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 from otelstream import _wire
 from otelstream.events import PIPELINE_COMPLETED, DataEvent, Event
@@ -112,6 +112,16 @@ def encode(event: Event) -> tuple[bytes, bytes, bytes]:
     return info, _wire.utf8(head + '"seq":'), _wire.utf8("," + tail)
 
 
+class ServedEvent(Event):
+    """An event of a span another service sent over OTLP, read back with its `service`."""
+
+    __slots__ = ("service",)
+
+    def __init__(self, *args: Any, service: str | None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.service = service
+
+
 def decode(fields: dict[str, str]) -> Event:
     """The event of one stream entry, as the publishing process built it (its time and
     duration to the nanosecond, from the entry's own fields)."""
@@ -132,6 +142,9 @@ def decode(fields: dict[str, str]) -> Event:
             attributes=read["attributes"],
             seq=read["seq"],
         )
+    service = data.get("service")
+    if isinstance(service, str):  # a span of another service: the tree shows which
+        return ServedEvent(**read, service=service)
     return Event(**read)
 
 
