@@ -262,3 +262,20 @@ def test_inert_escapes_every_control_and_keeps_the_text() -> None:
         "a\\x1b[2Jb\\x9bc\\rd\\ne\\u2028f\\u202eg\\x7f"
     )
     assert inert("déjà vu ✓ 日本") == "déjà vu ✓ 日本"
+
+
+@pytest.mark.parametrize("hostile", ["\x1b]0;PWNED\x07x", "\x1b[2Jx", "\x9b31mx", "a\rb\bc"])
+def test_a_services_name_in_a_piped_line_is_inert(hostile: str) -> None:
+    """`service` comes from whatever exporter sent the span: its name never drives a terminal."""
+    from otelstream._run_lines import RunLines
+    from otelstream._run_view import RunView
+
+    lines = RunLines(RunView("0af7651916cd43dd8448eb211c80319c"))
+    root = {"type": "pipeline_started", "name": "p", "span_id": "01", "parent_span_id": None,
+            "seq": 1, "timestamp": "2026-12-05T00:00:00Z"}  # fmt: skip
+    task = {"type": "task_started", "name": "GET /price", "span_id": "02", "parent_span_id": "01",
+            "seq": 2, "timestamp": "2026-12-05T00:00:00.5Z", "service": hostile}  # fmt: skip
+    lines.line(root)
+    line = lines.line(task)
+    assert line is not None and "GET /price [" in line
+    assert not any(ch in line for ch in "\x1b\x07\x9b\r\b"), repr(line)

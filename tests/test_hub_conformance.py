@@ -22,6 +22,7 @@ import pytest
 from otelstream import MemoryHub, Settings, UnknownRun
 from otelstream.events import DataEvent, Event
 from otelstream.hubs import Hub, RunPage, SubscriberLagged
+from otelstream.hubs._entries import ServedEvent
 from otelstream.testing import RedisClusterServers
 
 from .conftest import RUN, finish, start, task
@@ -486,20 +487,13 @@ def test_get_run_folds_events_into_a_tree(make_hub: MakeHub) -> None:
     assert done is not None and done["status"] == "error" and done["ended_at"] is not None
 
 
-class _Served(Event):
-    """An event as the OTLP receiver publishes one: with the sending service's name."""
-
-    __slots__ = ("service",)
-
-
 def test_a_services_span_keeps_its_service_in_the_runs_tree(make_hub: MakeHub) -> None:
     """A span another service sent over OTLP: `GET /runs/{id}`'s tree (and so the client's)
     names the service on its node, running and once the run is over; local spans name none."""
     hub = make_hub()
     start(hub)
     task(hub, 2)
-    served = _Served("task_started", "GET /price", RUN, 3, 2, time.time_ns())
-    served.service = "pricing"
+    served = ServedEvent("task_started", "GET /price", RUN, 3, 2, time.time_ns(), service="pricing")
     hub.publish(RUN, served)
 
     def nodes() -> tuple[dict[str, Any], dict[str, Any]]:

@@ -21,10 +21,11 @@ a publisher that failed to store some of the run's events, they sit between
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Final
 
 from otelstream import _wire
 from otelstream.events import PIPELINE_COMPLETED, DataEvent, Event
+from otelstream.hubs._entries import ServedEvent
 
 _SEQ_FIELD = '"seq":0,'
 
@@ -110,16 +111,6 @@ def encode(event: Event) -> tuple[bytes, bytes, bytes]:
     status = (event.status or "success") if event.type == PIPELINE_COMPLETED else "-"
     info = f"{event.type} {event.time_ns} {duration} {status}".encode()
     return info, _wire.utf8(head + '"seq":'), _wire.utf8("," + tail)
-
-
-class ServedEvent(Event):
-    """An event of a span another service sent over OTLP, read back with its `service`."""
-
-    __slots__ = ("service",)
-
-    def __init__(self, *args: Any, service: str | None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.service = service
 
 
 def decode(fields: dict[str, str]) -> Event:
