@@ -122,7 +122,7 @@ def _subscriber(hub: object) -> _Subscriber:
     from starlette.requests import Request
     from starlette.routing import Route
 
-    from otelstream._sse import EventStreamResponse
+    from otelstream._server.sse import EventStreamResponse
     from otelstream.testing import UvicornServer
 
     async def events(request: Request) -> EventStreamResponse:

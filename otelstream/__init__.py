@@ -8,13 +8,13 @@ import importlib as _importlib
 import typing as _typing
 
 if _typing.TYPE_CHECKING:
-    from otelstream._context import RunCancelled, check_cancelled, is_cancelled
-    from otelstream._progress import progress
     from otelstream.events import Event
     from otelstream.hubs import Hub, UnknownRun
     from otelstream.hubs.memory import MemoryHub
     from otelstream.processors import EventLogProcessor, EventStreamProcessor
+    from otelstream.processors._progress import progress
     from otelstream.runs import PipelineRunner, RunHandle, streamed_run
+    from otelstream.runs._mark import RunCancelled, check_cancelled, is_cancelled
     from otelstream.sampling import RunSampler
     from otelstream.settings import Settings
     from otelstream.telemetry import Telemetry, setup_telemetry
@@ -26,15 +26,15 @@ _WHERE = {
     "Hub": "otelstream.hubs",
     "MemoryHub": "otelstream.hubs.memory",
     "PipelineRunner": "otelstream.runs",
-    "RunCancelled": "otelstream._context",
+    "RunCancelled": "otelstream.runs._mark",
     "RunHandle": "otelstream.runs",
     "RunSampler": "otelstream.sampling",
     "Settings": "otelstream.settings",
     "Telemetry": "otelstream.telemetry",
     "UnknownRun": "otelstream.hubs",
-    "check_cancelled": "otelstream._context",
-    "is_cancelled": "otelstream._context",
-    "progress": "otelstream._progress",
+    "check_cancelled": "otelstream.runs._mark",
+    "is_cancelled": "otelstream.runs._mark",
+    "progress": "otelstream.processors._progress",
     "setup_telemetry": "otelstream.telemetry",
     "streamed_run": "otelstream.runs",
 }

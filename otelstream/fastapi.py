@@ -1,5 +1,5 @@
-"""create_router: the runs API (`otelstream._api`: its endpoints and route table) wired into a
-FastAPI router, with the lifespan that opens and closes the pipelines' pool."""
+"""create_router: the runs API (`otelstream._server.api`: endpoints and route table) wired into
+a FastAPI router, with the lifespan that opens and closes the pipelines' pool."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from opentelemetry import trace
 
-from otelstream._api import ROUTES, RunsAPI
-from otelstream._api_models import (
+from otelstream._server.api import ROUTES, RunsAPI
+from otelstream._server.models import (
     ErrorDetail,
     PipelineInfo,
     PipelineList,
@@ -25,14 +25,14 @@ from otelstream._api_models import (
     RunStarted,
     RunSummary,
 )
-from otelstream._limits import body_limited_route
-from otelstream._parameters import run_request_type
-from otelstream._shutdown import GracefulShutdown
-from otelstream._sse import EventStreamResponse
+from otelstream._server.parameters import run_request_type
+from otelstream._server.routing import body_limited_route
+from otelstream._server.shutdown import GracefulShutdown
+from otelstream._server.sse import EventStreamResponse
+from otelstream._server.ui import ui_router
 from otelstream.hubs import Hub
 from otelstream.runs import Pipeline, PipelineRunner
 from otelstream.settings import Settings
-from otelstream.ui import ui_router
 
 if TYPE_CHECKING:
     from otelstream._ingest import OtlpReceiver
@@ -58,7 +58,7 @@ def create_router(
     reading and cancelling runs (they may take the `run_id` path parameter):
     FastAPI dependencies for your authentication and authorisation.
     `graceful_shutdown` chains a process-wide SIGTERM/SIGINT handler in front of the
-    server's (see `otelstream._shutdown`); pass False when the app handles signals itself.
+    server's (see `otelstream._server.shutdown`); pass False when the app handles signals itself.
     `otlp_ingest` (default: `OTELSTREAM_OTLP_INGEST`) serves the OTLP/HTTP receiver at
     `{prefix}/v1/traces`: spans of other services join the runs of their trace.
     """

@@ -36,8 +36,8 @@ from opentelemetry.propagators.textmap import (
 )
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from otelstream._context import RUN_KEY, RunMark
 from otelstream.hubs import _handoffs
+from otelstream.runs._mark import RUN_KEY, RunMark
 
 HEADER = "otelstream-run"
 """Carries the run's name, URL-encoded; the run id is the trace id that `traceparent` carries."""

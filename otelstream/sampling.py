@@ -24,7 +24,7 @@ from opentelemetry.trace import Link, SpanKind
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 
-from otelstream._context import RUN_KEY
+from otelstream.runs._mark import RUN_KEY
 
 __all__ = ["RunSampler", "sampler_from_env"]
 

@@ -114,7 +114,7 @@ class Settings(BaseSettings):
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:
-        from otelstream._levels import severity
+        from otelstream.events._levels import severity
 
         severity(value)
         return value.strip().upper()

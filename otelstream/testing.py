@@ -21,7 +21,7 @@ import uvicorn
 from httpx_sse import ServerSentEvent, connect_sse
 from starlette.types import ASGIApp
 
-from otelstream._wire import parse
+from otelstream.events._wire import parse
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -11,7 +11,7 @@ import pytest
 from fastapi import Depends, FastAPI, Header, HTTPException
 
 from otelstream import Settings
-from otelstream._access import RunTokens
+from otelstream._server.access import RunTokens
 from otelstream.fastapi import create_router
 from otelstream.testing import UvicornServer, iter_sse, read_events
 

@@ -10,8 +10,8 @@ import pytest
 from fastapi import HTTPException
 
 from otelstream import MemoryHub, Settings
-from otelstream._api import RunsAPI
-from otelstream._api_models import resume_after
+from otelstream._server.api import RunsAPI
+from otelstream._server.models import resume_after
 from otelstream.events import Event
 from otelstream.runs import PipelineRunner
 

@@ -13,8 +13,8 @@ import pytest
 from fastapi import FastAPI
 from rich.console import Console
 
-from otelstream._run_view import RunView
 from otelstream.cli import main
+from otelstream.cli._view import RunView
 from otelstream.fastapi import create_router
 from otelstream.testing import UvicornServer, free_port, wait_for_run
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from rich.console import Console
 
-from otelstream._run_view import RunView
+from otelstream.cli._view import RunView
 from otelstream.client import AsyncClient, Client
 
 from .conftest import example_app, otelstream

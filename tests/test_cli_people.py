@@ -256,7 +256,7 @@ def test_the_client_takes_host_port_as_the_command_does(url: str) -> None:
 
 
 def test_inert_escapes_every_control_and_keeps_the_text() -> None:
-    from otelstream._inert import inert
+    from otelstream.events._inert import inert
 
     assert inert("a\x1b[2Jb\x9bc\rd\ne\u2028f\u202eg\x7f") == (
         "a\\x1b[2Jb\\x9bc\\rd\\ne\\u2028f\\u202eg\\x7f"
@@ -267,8 +267,8 @@ def test_inert_escapes_every_control_and_keeps_the_text() -> None:
 @pytest.mark.parametrize("hostile", ["\x1b]0;PWNED\x07x", "\x1b[2Jx", "\x9b31mx", "a\rb\bc"])
 def test_a_services_name_in_a_piped_line_is_inert(hostile: str) -> None:
     """`service` comes from whatever exporter sent the span: its name never drives a terminal."""
-    from otelstream._run_lines import RunLines
-    from otelstream._run_view import RunView
+    from otelstream.cli._lines import RunLines
+    from otelstream.cli._view import RunView
 
     lines = RunLines(RunView("0af7651916cd43dd8448eb211c80319c"))
     root = {"type": "pipeline_started", "name": "p", "span_id": "01", "parent_span_id": None,

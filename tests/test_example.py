@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from otelstream._wire import OUTCOME_LOGGER
+from otelstream.events._wire import OUTCOME_LOGGER
 from otelstream.testing import iter_sse, read_events
 
 from .conftest import EXAMPLE_SHAPE, NESTED_SHAPE, app_process, shape

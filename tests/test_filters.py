@@ -5,7 +5,7 @@ from __future__ import annotations
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 
 from otelstream import EventStreamProcessor, MemoryHub, Settings, streamed_run
-from otelstream._filters import GlobFilter
+from otelstream.processors._filters import GlobFilter
 
 from .conftest import UrandomIdGenerator, events_of
 

@@ -370,7 +370,7 @@ def test_log_records_of_a_service_become_task_logs_under_their_span(app: App) ->
 def test_the_commands_tree_puts_a_child_under_a_placeholder_until_its_parent_arrives() -> None:
     from rich.console import Console
 
-    from otelstream._run_view import RunView
+    from otelstream.cli._view import RunView
 
     def drawn(view: RunView) -> str:
         console = Console(record=True, width=100, color_system=None)

@@ -1,4 +1,4 @@
-"""otelstream/_limits.py, the router's route class, on a small app of its own in a real uvicorn:
+"""The router's route class, on a small app of its own in a real uvicorn:
 bodies bounded whether announced or chunked, an unreachable hub as 503, 422s made readable."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from fastapi import APIRouter, FastAPI
 from pydantic import BaseModel
 
-from otelstream._limits import body_limited_route
+from otelstream._server.routing import body_limited_route
 from otelstream.hubs import HubUnavailable
 from otelstream.testing import UvicornServer
 

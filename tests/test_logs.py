@@ -23,7 +23,7 @@ from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor, ReadWrit
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 
 from otelstream import EventLogProcessor, MemoryHub, progress, streamed_run
-from otelstream._progress import INTERVAL_SECONDS
+from otelstream.processors._progress import INTERVAL_SECONDS
 
 from .conftest import Telemetry, events_of, make_telemetry
 
@@ -349,9 +349,9 @@ def test_the_runners_end_of_run_record_is_in_the_runs_stream(
 ) -> None:
     """ "run … failed" (with its traceback) and "run … was cancelled" are logged while the root
     span is still open: streamed before `pipeline_completed`, as well as exported."""
-    from otelstream._context import RunCancelled
-    from otelstream._wire import OUTCOME_LOGGER
+    from otelstream.events._wire import OUTCOME_LOGGER
     from otelstream.runs import PipelineRunner
+    from otelstream.runs._mark import RunCancelled
     from otelstream.telemetry import setup_telemetry
 
     monkeypatch.setattr(logging.getLogger(), "level", logging.WARNING)

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from otelstream import _notices
-from otelstream._notices import NOTICE_TYPES
-from otelstream._wire import notice_frame
-from otelstream.events import JSON_SCHEMA
+from otelstream.client import _base as _client_common
+from otelstream.events import JSON_SCHEMA, _notices
+from otelstream.events._notices import NOTICE_TYPES
+from otelstream.events._wire import notice_frame
 
 RUN = "0af7651916cd43dd8448eb211c80319c"
 
@@ -40,6 +40,5 @@ def test_unknown_types_are_refused() -> None:
 def test_the_schema_and_the_client_know_every_notice() -> None:
 
     assert set(JSON_SCHEMA["properties"]["type"]["enum"]) >= NOTICE_TYPES
-    from otelstream import _client_common
 
     assert _client_common.NOTICE_TYPES is _notices.NOTICE_TYPES

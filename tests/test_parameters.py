@@ -1,4 +1,4 @@
-"""otelstream/_parameters.py: a pipeline's signature as the model of its run request, and the
+"""otelstream/_server/parameters.py: a pipeline's signature as the model of its run request, and the
 422 errors in the user's terms. Pure functions, tested with pydantic alone (the HTTP side:
 test_router.py, test_openapi.py)."""
 
@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import pytest
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from otelstream._parameters import (
+from otelstream._server.parameters import (
     UnknownPipelineRun,
     call_arguments,
     parameters_model,

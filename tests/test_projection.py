@@ -1,7 +1,7 @@
 import pytest
 from opentelemetry.trace import StatusCode
 
-from otelstream._projection import allowed_attributes, failure, task_name
+from otelstream.processors._projection import allowed_attributes, failure, task_name
 
 from .conftest import Telemetry
 
@@ -51,7 +51,7 @@ def test_failure_is_the_last_exception_or_the_error_status(telemetry: Telemetry)
 
 
 def test_list_attributes_are_cut_like_strings() -> None:
-    from otelstream._projection import Policy
+    from otelstream.processors._projection import Policy
 
     policy = Policy(frozenset({"files", "sizes"}), max_length=20)
     picked = policy.attributes({"files": ("a" * 50, "b", "c"), "sizes": tuple(range(100))})

@@ -12,7 +12,6 @@ from opentelemetry.context import Context, get_current
 from opentelemetry.sdk.trace import TracerProvider
 
 from otelstream import EventStreamProcessor, MemoryHub, streamed_run
-from otelstream._context import RUN_KEY, RunMark
 from otelstream.events import Event
 from otelstream.propagation import (
     HANDOFF_HEADER,
@@ -23,6 +22,7 @@ from otelstream.propagation import (
     inject,
     propagator,
 )
+from otelstream.runs._mark import RUN_KEY, RunMark
 
 from .conftest import Telemetry
 

@@ -24,7 +24,7 @@ from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 
 from otelstream import EventStreamProcessor, MemoryHub, PipelineRunner, streamed_run
-from otelstream._context import marked_context
+from otelstream.runs._mark import marked_context
 from otelstream.sampling import RunSampler, sampler_from_env
 
 from .conftest import events_of, shape

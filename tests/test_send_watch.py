@@ -1,4 +1,4 @@
-"""A write's deadline without a timer a write (`otelstream._send_watch.SendWatch`), on a real
+"""A write's deadline without a timer a write (`otelstream._server.send_watch.SendWatch`), on a real
 event loop; the stalled-client tests drive it through uvicorn and a socket that stops reading."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from otelstream._send_watch import SendWatch
+from otelstream._server.send_watch import SendWatch
 
 MESSAGE: dict[str, Any] = {"type": "http.response.body", "body": b"x", "more_body": True}
 

@@ -1,4 +1,4 @@
-"""EventStreamResponse (otelstream/_sse.py) driven as an ASGI app: a real MemoryHub run, and an
+"""EventStreamResponse (`_server/sse.py`) driven as an ASGI app: a real MemoryHub run, and an
 ASGI `send`/`receive` pair playing the server, so each ending of a stream is seen byte by byte.
 
 The HTTP path through uvicorn is covered by test_router.py and test_shutdown.py.
@@ -16,7 +16,7 @@ import pytest
 from starlette.types import Message
 
 from otelstream import streamed_run
-from otelstream._sse import SSE_HEADERS, EventStreamResponse, OpenStreams
+from otelstream._server.sse import SSE_HEADERS, EventStreamResponse, OpenStreams
 from otelstream.events import KEEPALIVE
 
 from .conftest import Telemetry

@@ -16,9 +16,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from otelstream._server.ui import ui_router
 from otelstream.fastapi import create_router
 from otelstream.testing import UvicornServer, wait_for_run
-from otelstream.ui import ui_router
 
 from .conftest import ROOT, Gate, app_process, make_telemetry
 from .pages import as_json, rows, start_from_page, wait_for_status

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 
-from otelstream import _wire
-from otelstream.events import PIPELINE_COMPLETED, Event
+from otelstream.events import PIPELINE_COMPLETED, Event, _wire
 from otelstream.hubs._entries import Frame, Notice, SealedFrames, decode_frame
 
 RUN = "0af7651916cd43dd8448eb211c80319c"

@@ -2,6 +2,6 @@
 their trace. Served by the router when `otlp_ingest` is on; needs the `ingest` extra
 (`opentelemetry-proto`, the official generated classes: no hand-written protobuf)."""
 
-from otelstream._ingest._receiver import OtlpReceiver
+from otelstream._ingest.receiver import OtlpReceiver
 
 __all__ = ["OtlpReceiver"]

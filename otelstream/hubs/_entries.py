@@ -4,7 +4,7 @@ A feed entry is anything with a `seq` and its SSE frame (`sse`). The Redis hub
 feeds `Frame`s straight from a stream entry's JSON, so nothing is serialised
 twice, and a finished run keeps its events as `Frame`s. `next_batch` readers get
 `Event`s back (`ReadEvent`: exactly what went on the wire) and notices as
-`Notice`. Every byte is written and parsed by the wire codec (`otelstream._wire`).
+`Notice`. Every byte is written and parsed by the wire codec (`otelstream.events._wire`).
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from bisect import bisect_right
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from otelstream import _wire
-from otelstream.events import Event
+from otelstream.events import Event, _wire
 
 
 class Entry(Protocol):

@@ -25,10 +25,10 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Self
 
-from otelstream._notices import EVENTS_LOST, STREAM_OVERFLOW
-from otelstream._wire import notice, notice_frame
 from otelstream.events import Event
-from otelstream.hubs import SubscriberLagged
+from otelstream.events._notices import EVENTS_LOST, STREAM_OVERFLOW
+from otelstream.events._wire import notice, notice_frame
+from otelstream.hubs._contract import SubscriberLagged
 from otelstream.hubs._entries import Entry, Frame, Notice, SealedFrames, SharedChunk, decode_frame
 from otelstream.hubs._wake import LoopWaker, Subscriber
 

@@ -13,8 +13,8 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
-from otelstream._wire import run_summary
 from otelstream.events import RUN_ENDED, RUN_STARTED, Event
+from otelstream.events._wire import run_summary
 
 
 class RunEvent(Event):

@@ -11,7 +11,7 @@ from typing import Any
 
 from otelstream._errors import warn_limited
 from otelstream.events import PIPELINE_COMPLETED, PIPELINE_STARTED, Event
-from otelstream.hubs import RunPage, RunPosition, UnknownRun
+from otelstream.hubs._contract import RunPage, RunPosition, UnknownRun
 from otelstream.hubs._fanout import Feed, FeedSubscription
 from otelstream.hubs._handoffs import Handoffs
 from otelstream.hubs._run_tree import RunTree

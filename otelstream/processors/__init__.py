@@ -1,6 +1,6 @@
 """Span and log record processors: where spans and logs enter otelstream."""
 
-from otelstream._log_handlers import SafeLoggingHandler
+from otelstream.processors._log_handlers import SafeLoggingHandler
 from otelstream.processors.logs import EventLogProcessor
 from otelstream.processors.stream import EventStreamProcessor
 

@@ -13,13 +13,13 @@ from typing import Any
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
 from opentelemetry.util.types import Attributes
 
-from otelstream import _projection as projection
-from otelstream import _span_end
-from otelstream._context import RUN_KEY, RunMark
 from otelstream._errors import report
-from otelstream._levels import level_name, severity
 from otelstream.events import LOGS_DROPPED, TASK_LOG, TASK_PROGRESS, DataEvent
+from otelstream.events._levels import level_name, severity
 from otelstream.hubs import Hub
+from otelstream.processors import _projection as projection
+from otelstream.processors import _span_end
+from otelstream.runs._mark import RUN_KEY, RunMark
 from otelstream.settings import Settings
 
 PROGRESS_EVENT = "otelstream.progress"

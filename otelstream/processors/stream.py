@@ -9,17 +9,17 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import SpanKind
 
-from otelstream import _projection as projection
-from otelstream import _span_end
-from otelstream._context import RUN_KEY, RunCancelled, RunMark, current_context
 from otelstream._errors import report, warn_limited
-from otelstream._filters import GlobFilter, SpanFilter, combined
-from otelstream._levels import level_name
-from otelstream._linger import Linger
-from otelstream._span_end import hooks as _end_hooks
 from otelstream.events import PIPELINE_COMPLETED, PIPELINE_STARTED, TASK_STARTED
+from otelstream.events._levels import level_name
 from otelstream.hubs import Hub, _handoffs
+from otelstream.processors import _projection as projection
+from otelstream.processors import _span_end
+from otelstream.processors._filters import GlobFilter, SpanFilter, combined
+from otelstream.processors._linger import Linger
+from otelstream.processors._span_end import hooks as _end_hooks
 from otelstream.processors.logs import LogSink
+from otelstream.runs._mark import RUN_KEY, RunCancelled, RunMark, current_context
 from otelstream.settings import Settings
 
 _CALLS = (SpanKind.CLIENT, SpanKind.PRODUCER)
@@ -36,7 +36,7 @@ class EventStreamProcessor(SpanProcessor):
 
     A streamed span costs its thread a record, not a projection: the event
     published holds the span and is projected where it is first read
-    (`otelstream._projection.SpanEvent`), on the subscriber's loop.
+    (`otelstream.processors._projection.SpanEvent`), on the subscriber's loop.
     """
 
     def __init__(

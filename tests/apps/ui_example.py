@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-from otelstream.ui import ui_router
+from otelstream._server.ui import ui_router
 
 from .ui_stream_watch import StreamWatch
 

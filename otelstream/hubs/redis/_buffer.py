@@ -14,10 +14,10 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any, Final
 
-from otelstream._projection import SpanEvent
 from otelstream.events import PIPELINE_COMPLETED, PIPELINE_STARTED, DataEvent, Event
 from otelstream.hubs._wake import Wakeup
 from otelstream.hubs.redis._loop import IOLoop
+from otelstream.processors._projection import SpanEvent
 
 BATCH: Final = 1_000
 """Events per pipelined round trip."""

@@ -23,8 +23,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from otelstream import _wire
-from otelstream.events import PIPELINE_COMPLETED, DataEvent, Event
+from otelstream.events import PIPELINE_COMPLETED, DataEvent, Event, _wire
 from otelstream.hubs._entries import ServedEvent
 
 _SEQ_FIELD = '"seq":0,'

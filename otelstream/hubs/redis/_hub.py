@@ -9,9 +9,9 @@ from collections.abc import Callable
 from typing import Any, Final, Self, cast
 
 from otelstream._errors import warn_limited
-from otelstream._notices import EVENTS_LOST
 from otelstream.events import Event
-from otelstream.hubs import HubUnavailable, RunPage, RunPosition, UnknownRun
+from otelstream.events._notices import EVENTS_LOST
+from otelstream.hubs._contract import HubUnavailable, RunPage, RunPosition, UnknownRun
 from otelstream.hubs._fanout import Feed, FeedSubscription
 from otelstream.hubs._run_tree import RunTree
 from otelstream.hubs.redis._cancels import CancelListeners

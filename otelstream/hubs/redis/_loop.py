@@ -34,7 +34,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from otelstream._errors import logger, warn_limited
-from otelstream.hubs import HubUnavailable
+from otelstream.hubs._contract import HubUnavailable
 
 T = TypeVar("T")
 

@@ -19,8 +19,8 @@ import time
 from typing import Any, Final
 
 from otelstream._errors import report
-from otelstream._notices import EVENTS_LOST
-from otelstream._wire import ends_run, frame
+from otelstream.events._notices import EVENTS_LOST
+from otelstream.events._wire import ends_run, frame
 from otelstream.hubs._entries import Frame
 from otelstream.hubs._fanout import Feed
 from otelstream.hubs.redis._codec import marker_seq, stream_key

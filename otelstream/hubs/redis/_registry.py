@@ -26,9 +26,8 @@ from typing import Any, Final
 
 from redis.asyncio import Redis
 
-from otelstream import _wire
 from otelstream._errors import warn_limited
-from otelstream.events import PIPELINE_STARTED, Event
+from otelstream.events import PIPELINE_STARTED, Event, _wire
 from otelstream.hubs._runs_list import parse_cursor
 from otelstream.hubs.redis._codec import meta_key, stream_key
 

@@ -36,7 +36,7 @@ class _Asset:
 
 
 def _load(name: str, media_type: str) -> _Asset:
-    body = resources.files("otelstream.ui").joinpath(name).read_bytes()
+    body = resources.files("otelstream._server.ui").joinpath(name).read_bytes()
     return _Asset(body, media_type, hashlib.sha256(body).hexdigest()[:12])
 
 
@@ -62,7 +62,7 @@ _ASSETS = {
     **{name: _load(name, "text/javascript; charset=utf-8") for name in _SCRIPTS},
     "app.css": _load("app.css", "text/css; charset=utf-8"),
 }
-_PAGE = resources.files("otelstream.ui").joinpath("index.html").read_text("utf-8")
+_PAGE = resources.files("otelstream._server.ui").joinpath("index.html").read_text("utf-8")
 
 
 def render_page(base: str) -> str:

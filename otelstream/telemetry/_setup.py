@@ -47,13 +47,13 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 from opentelemetry.sdk.trace.sampling import Sampler
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from otelstream._context import STREAMED_MARK
-from otelstream._log_telemetry import LogTelemetry, setup_logs
 from otelstream.hubs import Hub
 from otelstream.hubs.memory import MemoryHub
 from otelstream.processors import EventLogProcessor, EventStreamProcessor
+from otelstream.runs._mark import STREAMED_MARK
 from otelstream.sampling import sampler_from_env
 from otelstream.settings import Settings
+from otelstream.telemetry._logs import LogTelemetry, setup_logs
 
 __all__ = [
     "OtelEnvironment",

@@ -31,10 +31,10 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-from otelstream._sse import LAST_WORDS_SECONDS, OpenStreams
+from otelstream._server.sse import LAST_WORDS_SECONDS, OpenStreams
 from otelstream.runs import PipelineRunner
 
-logger = logging.getLogger("otelstream._shutdown")
+logger = logging.getLogger("otelstream._server.shutdown")
 
 _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _POLL_S = 0.05

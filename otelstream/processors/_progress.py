@@ -19,10 +19,10 @@ from opentelemetry import _logs, trace
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.context import Context
 
-from otelstream import _span_end
-from otelstream._context import current_context
 from otelstream._errors import report
+from otelstream.processors import _span_end
 from otelstream.processors.logs import DONE, MESSAGE, PROGRESS_EVENT, TOTAL
+from otelstream.runs._mark import current_context
 
 INTERVAL_SECONDS = 0.1
 """One progress record per span at most this often (so ~10 events a second per task)."""

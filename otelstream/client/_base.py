@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 from httpx_sse import ServerSentEvent
 
-from otelstream._notices import NOTICE_TYPES, STREAM_OVERFLOW
-from otelstream._wire import is_final, parse
+from otelstream.events._notices import NOTICE_TYPES, STREAM_OVERFLOW
+from otelstream.events._wire import is_final, parse
 
 OVERFLOW = STREAM_OVERFLOW
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, read=60.0)

@@ -16,7 +16,7 @@ from typing import Any, Self
 import httpx
 from httpx_sse import EventSource, aconnect_sse, connect_sse
 
-from otelstream._client_common import (
+from otelstream.client._base import (
     _TRANSIENT,
     DEFAULT_TIMEOUT,
     ClientError,
@@ -31,7 +31,7 @@ from otelstream._client_common import (
     _started,
     _wait_503,
 )
-from otelstream._client_common import base_url as _with_scheme
+from otelstream.client._base import base_url as _with_scheme
 
 
 class Client:

@@ -1,6 +1,6 @@
 """What the runs API's requests carry and its answers hold: bodies, answers, resume points.
 
-Kept apart from the endpoints (`otelstream._api`) so the endpoints module holds behaviour
+Kept apart from the endpoints (`otelstream._server.api`) so the endpoints module holds behaviour
 only; `otelstream.fastapi` re-exports the models users may type their code against.
 """
 

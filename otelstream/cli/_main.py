@@ -29,18 +29,18 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from otelstream._client_common import base_url
-from otelstream._inert import inert
-from otelstream._run_format import (
+from otelstream.cli._format import (
     STATUS_STYLE,
     STATUS_TEXT,
     format_elapsed,
     format_ms,
     parse_time,
 )
-from otelstream._run_lines import RunLines
-from otelstream._run_view import RunView
+from otelstream.cli._lines import RunLines
+from otelstream.cli._view import RunView
 from otelstream.client import Client, ClientError
+from otelstream.client._base import base_url
+from otelstream.events._inert import inert
 
 EXAMPLE_APP = "examples.fastapi-telemetry.main:app"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_CANCELLED = 0, 1, 2, 3, 4

@@ -1,5 +1,5 @@
 """The event type that a run's stream carries (schema version 1); its JSON and frame are written
-by the wire codec (`otelstream._wire`)."""
+by the wire codec (`otelstream.events._wire`)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ RUN_ENDED: Final = "run_ended"
 """On the runs stream: a run ended, with its `status`, `duration_ms` and `error_type`."""
 
 # The control notices, defined with the client's copy of them in one place.
-from otelstream._notices import (  # noqa: E402
+from otelstream.events._notices import (  # noqa: E402
     EVENTS_LOST,
     SEND_TIMEOUT,
     SERVER_SHUTDOWN,
@@ -30,7 +30,7 @@ from otelstream._notices import (  # noqa: E402
 )
 
 # Every byte of the wire format is written by the codec.
-from otelstream._wire import (  # noqa: E402
+from otelstream.events._wire import (  # noqa: E402
     encode_sse,
     event_dict,
     format_time,
@@ -50,7 +50,7 @@ class Event:
     It holds raw ids and nanoseconds; the hub gives it its `seq`, and the JSON
     and SSE forms are made once, off the span hot path (on the first
     subscriber's event loop, shared by all others). The span processor
-    publishes `otelstream._projection.SpanEvent`, a subclass whose fields are
+    publishes `otelstream.processors._projection.SpanEvent`, a subclass whose fields are
     themselves projected from the span only when first read.
     """
 

@@ -16,11 +16,11 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceResponse,
 )
 
-from otelstream._context import RunMark
-from otelstream._ingest._spans import attributes, streams_itself, value
-from otelstream._ingest._traces import TraceIngest
-from otelstream._levels import level_name
+from otelstream._ingest.spans import attributes, streams_itself, value
+from otelstream._ingest.traces import TraceIngest
+from otelstream.events._levels import level_name
 from otelstream.processors.logs import LogSink
+from otelstream.runs._mark import RunMark
 from otelstream.settings import Settings
 
 _MAX_RUNS = 10_000

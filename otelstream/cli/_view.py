@@ -20,8 +20,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from otelstream._inert import inert
-from otelstream._run_format import (
+from otelstream.cli._format import (
     STATUS_STYLE,
     STATUS_TEXT,
     clipped,
@@ -29,7 +28,8 @@ from otelstream._run_format import (
     format_ms,
     parse_time,
 )
-from otelstream._wire import OUTCOME_LOGGER
+from otelstream.events._inert import inert
+from otelstream.events._wire import OUTCOME_LOGGER
 
 _LEVEL_STYLE = {"DEBUG": "dim", "TRACE": "dim", "INFO": "", "WARN": "yellow", "WARNING": "yellow"}
 _LEVEL_STYLE.update({"ERROR": "red", "FATAL": "bold red", "CRITICAL": "bold red"})

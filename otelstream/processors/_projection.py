@@ -9,7 +9,6 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 from opentelemetry.util.types import Attributes
 
-from otelstream._context import RunCancelled
 from otelstream._errors import report
 from otelstream.events import (
     PIPELINE_COMPLETED,
@@ -19,6 +18,7 @@ from otelstream.events import (
     TASK_ERROR,
     Event,
 )
+from otelstream.runs._mark import RunCancelled
 
 _PREFIXES = ("task:", "pipeline:")
 _NOT_TASKS = frozenset({"log", "pending_span"})  # logfire's log records and start markers

@@ -14,7 +14,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
-from otelstream._notices import MESSAGES, NOTICE_TYPES
+from otelstream.events._notices import MESSAGES, NOTICE_TYPES
 
 FINAL_TYPE: Final = "pipeline_completed"
 

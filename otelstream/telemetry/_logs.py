@@ -17,14 +17,14 @@ from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter
 from opentelemetry.sdk.resources import Resource
 
-from otelstream._levels import severity
-from otelstream._log_handlers import (
+from otelstream.events._levels import severity
+from otelstream.processors import EventLogProcessor
+from otelstream.processors._log_handlers import (
     OTELSTREAM_LOGGER,
     ConsoleFallback,
     SafeLoggingHandler,
     install_console_fallback,
 )
-from otelstream.processors import EventLogProcessor
 from otelstream.settings import Settings
 
 
@@ -60,7 +60,7 @@ def setup_logs(
 
     The handler reports a record that fails to format (`handleError`) instead of raising into
     the caller, and otelstream's own lines get a console of their own while the app configures
-    none (see `otelstream._log_handlers`).
+    none (see `otelstream.processors._log_handlers`).
     The root logger is lowered to `OTELSTREAM_LOG_LEVEL` if it is still at Python's default
     (WARNING), or `logger.info` inside a task would never reach any handler.
     """

@@ -2,7 +2,7 @@
 
 A span joins a run when its trace id is a run the hub knows and that has not
 ended: on either hub, started on any worker. It is streamed as the local
-processor streams spans (`otelstream._projection`: the same names, allowlist,
+processor streams spans (`otelstream.processors._projection`: the same names, allowlist,
 cuts, redaction and span filters), as `task_started` with its real start time and
 `task_completed` or `task_error`, plus the `service` that sent it. Spans of other
 traces, or of runs that have ended, are not stored: they are counted in the
@@ -22,12 +22,12 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as OtlpSpan
 from opentelemetry.sdk.trace import ReadableSpan
 
-from otelstream import _projection as projection
-from otelstream._filters import GlobFilter
-from otelstream._ingest._seen import SeenSpans
-from otelstream._ingest._spans import readable, scope_of, service_name, streams_itself
+from otelstream._ingest.seen import SeenSpans
+from otelstream._ingest.spans import readable, scope_of, service_name, streams_itself
 from otelstream.events import TASK_STARTED
 from otelstream.hubs import Hub
+from otelstream.processors import _projection as projection
+from otelstream.processors._filters import GlobFilter
 from otelstream.settings import Settings
 
 

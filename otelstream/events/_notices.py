@@ -5,7 +5,7 @@ of the last real event and a reconnect resumes right after it. Every notice is a
 JSON object with `type`, `run_id`, `last_seq` (the last event this stream sent,
 resume after it), `reason` and a `message` for people. This module imports
 nothing of the server side, so the client can share its definitions; the wire codec
-(`otelstream._wire`) writes them.
+(`otelstream.events._wire`) writes them.
 """
 
 from __future__ import annotations

@@ -18,11 +18,11 @@ from opentelemetry import trace
 from opentelemetry.context import Context, attach, detach, get_current
 from opentelemetry.trace import Span, Status, StatusCode
 
-from otelstream._context import RUN_KEY, RunCancelled, RunMark, marked_context
-from otelstream._daemon_pool import DaemonPool
-from otelstream._inert import inert
-from otelstream._wire import OUTCOME_LOGGER
+from otelstream.events._inert import inert
+from otelstream.events._wire import OUTCOME_LOGGER
 from otelstream.hubs import _handoffs
+from otelstream.runs._mark import RUN_KEY, RunCancelled, RunMark, marked_context
+from otelstream.runs._pool import DaemonPool
 from otelstream.settings import Settings
 
 logger = logging.getLogger("otelstream.runs")

@@ -1,6 +1,6 @@
 """An OTLP span as the projection reads spans: an SDK `ReadableSpan`, built with what it reads.
 
-`otelstream._projection` turns a local span into events; a decoded OTLP span goes
+`otelstream.processors._projection` turns a local span into events; a decoded OTLP span goes
 through the very same code once it is a `ReadableSpan` with the same ids, name,
 times, kind, status, instrumentation scope, allowlisted attributes and
 `exception` events. What the projection never reads (links, other events, other
@@ -21,7 +21,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
-from otelstream._context import STREAMED_MARK
+from otelstream.runs._mark import STREAMED_MARK
 
 _KINDS = {
     OtlpSpan.SPAN_KIND_INTERNAL: SpanKind.INTERNAL,

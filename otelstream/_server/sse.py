@@ -10,10 +10,10 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from otelstream._errors import warn_limited
-from otelstream._notices import SEND_TIMEOUT, SERVER_SHUTDOWN, STREAM_OVERFLOW
-from otelstream._send_watch import SendWatch
-from otelstream._wire import notice_frame
+from otelstream._server.send_watch import SendWatch
 from otelstream.events import KEEPALIVE
+from otelstream.events._notices import SEND_TIMEOUT, SERVER_SHUTDOWN, STREAM_OVERFLOW
+from otelstream.events._wire import notice_frame
 from otelstream.hubs import Subscription, UnknownRun
 
 SSE_HEADERS: Mapping[str, str] = {

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from otelstream._inert import inert
-from otelstream._run_format import STATUS_TEXT, clipped, format_ms, parse_time
-from otelstream._run_view import RunView
+from otelstream.cli._format import STATUS_TEXT, clipped, format_ms, parse_time
+from otelstream.cli._view import RunView
+from otelstream.events._inert import inert
 
 PROGRESS_EVERY = 1.0
 """Seconds between two progress lines of one task (its last value always shows)."""

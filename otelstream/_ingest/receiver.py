@@ -16,7 +16,7 @@ from google.protobuf.message import Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from otelstream._ingest._body import (
+from otelstream._ingest.body import (
     IngestError,
     media_type,
     parse,
@@ -24,8 +24,8 @@ from otelstream._ingest._body import (
     serialize,
     status_body,
 )
-from otelstream._ingest._logs import LogIngest
-from otelstream._ingest._traces import TraceIngest
+from otelstream._ingest.logs import LogIngest
+from otelstream._ingest.traces import TraceIngest
 from otelstream.hubs import Hub, HubUnavailable
 from otelstream.settings import Settings
 

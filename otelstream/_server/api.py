@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from fastapi import Header, HTTPException, Query, Request, Response
 from opentelemetry import trace
 
-from otelstream._access import RunTokens
-from otelstream._api_models import (
+from otelstream._server.access import RunTokens
+from otelstream._server.models import (
     RUN_ID,
     PipelineInfo,
     PipelineList,
@@ -27,9 +27,9 @@ from otelstream._api_models import (
     RunSummary,
     shown_id,
 )
-from otelstream._parameters import call_arguments
-from otelstream._route import Route
-from otelstream._sse import EventStreamResponse, OpenStreams
+from otelstream._server.parameters import call_arguments
+from otelstream._server.routing import Route
+from otelstream._server.sse import EventStreamResponse, OpenStreams
 from otelstream.events import format_time
 from otelstream.hubs import Hub, RunPosition, Subscription, UnknownRun
 from otelstream.runs import Pipeline, PipelineRunner, RunHandle, RunsFull

@@ -1,0 +1,58 @@
+"""The events a run's stream carries (schema version 1), their wire form and the control notices.
+
+The bottom of the house: nothing here imports any other part of otelstream. `_model.py` is
+the event type and the schema, `_wire.py` the codec (the only writer and parser of the wire
+format), `_notices.py` the notices that end a stream early.
+"""
+
+from otelstream.events._model import (
+    ENDED_TYPES,
+    EVENTS_LOST,
+    JSON_SCHEMA,
+    KEEPALIVE,
+    LOGS_DROPPED,
+    PIPELINE_COMPLETED,
+    PIPELINE_STARTED,
+    RUN_ENDED,
+    RUN_STARTED,
+    SEND_TIMEOUT,
+    SERVER_SHUTDOWN,
+    SSE_MESSAGE_SCHEMA,
+    STARTED_TYPES,
+    STREAM_OVERFLOW,
+    TASK_COMPLETED,
+    TASK_ERROR,
+    TASK_LOG,
+    TASK_PROGRESS,
+    TASK_STARTED,
+    DataEvent,
+    Event,
+    encode_sse,
+    format_time,
+)
+
+__all__ = [
+    "ENDED_TYPES",
+    "EVENTS_LOST",
+    "JSON_SCHEMA",
+    "KEEPALIVE",
+    "LOGS_DROPPED",
+    "PIPELINE_COMPLETED",
+    "PIPELINE_STARTED",
+    "RUN_ENDED",
+    "RUN_STARTED",
+    "SEND_TIMEOUT",
+    "SERVER_SHUTDOWN",
+    "SSE_MESSAGE_SCHEMA",
+    "STARTED_TYPES",
+    "STREAM_OVERFLOW",
+    "TASK_COMPLETED",
+    "TASK_ERROR",
+    "TASK_LOG",
+    "TASK_PROGRESS",
+    "TASK_STARTED",
+    "DataEvent",
+    "Event",
+    "encode_sse",
+    "format_time",
+]
