@@ -1,6 +1,6 @@
 """An app that set up its own global SDK tracer provider before calling setup_telemetry.
 
-Run by tests/test_telemetry.py in a process of its own (the global provider can
+Run by tests/telemetry/test_telemetry.py in a process of its own (the global provider can
 be set once per process). Prints what setup_telemetry did, as JSON.
 """
 

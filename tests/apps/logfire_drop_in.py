@@ -1,6 +1,6 @@
 """logfire as the owner of the tracer provider, otelstream as one more processor (the drop-in).
 
-Run by tests/test_logfire.py in a process of its own, because `logfire.configure`
+Run by tests/processors/test_logfire.py in a process of its own, because `logfire.configure`
 sets the global tracer provider. Prints one JSON line per scenario: its events.
 """
 

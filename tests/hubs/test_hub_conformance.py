@@ -1,0 +1,820 @@
+"""One suite for every hub: what MemoryHub does, RedisHub does too, on a real redis-server
+and on a real three-master Redis Cluster.
+
+Where the two differ on purpose, the difference is in the hub's own test file:
+MemoryHub refuses events before `pipeline_started`, RedisHub accepts a worker's
+event that overtakes its run's start (it came from another process). Both bound
+runs by count (RedisHub across every process sharing the Redis) and by age.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from otelstream import MemoryHub, Settings, UnknownRun
+from otelstream.events import DataEvent, Event
+from otelstream.hubs import Hub, RunPage, SubscriberLagged
+from otelstream.hubs._entries import ServedEvent
+from otelstream.testing import RedisClusterServers
+from tests.conftest import RUN, finish, start, task
+from tests.redis_server import RedisServer, redis_server, require_redis
+
+MakeHub = Callable[..., Hub]
+
+
+@pytest.fixture(scope="module")
+def redis() -> Iterator[RedisServer]:
+    yield from redis_server()
+
+
+@pytest.fixture(scope="module")
+def redis_cluster() -> Iterator[RedisClusterServers]:
+    servers = RedisClusterServers(executable=require_redis())
+    servers.start()
+    try:
+        yield servers
+    finally:
+        servers.stop()
+
+
+@pytest.fixture(params=["memory", "redis", "redis-cluster"])
+def make_hub(request: pytest.FixtureRequest) -> Iterator[MakeHub]:
+    """Builds the hub under test with the given settings; Redis is emptied first."""
+    if request.param == "memory":
+        yield lambda **settings: MemoryHub(Settings(**settings))
+        return
+    from otelstream.hubs.redis import RedisHub
+
+    if request.param == "redis":
+        server: RedisServer = request.getfixturevalue("redis")
+        server.command("FLUSHALL")
+        url = server.url
+    else:  # three masters: runs spread over the nodes
+        cluster: RedisClusterServers = request.getfixturevalue("redis_cluster")
+        for node in cluster.nodes:
+            node.command("FLUSHALL")
+        url = cluster.url
+    hubs: list[RedisHub] = []
+
+    def make(**settings: Any) -> Hub:
+        hub = RedisHub(url, Settings(**settings))
+        hubs.append(hub)
+        return hub
+
+    yield make
+    for hub in hubs:
+        hub.close()
+
+
+async def read_all(hub: Hub, run_id: str = RUN, after: int = 0) -> list[int]:
+    seqs: list[int] = []
+    async with hub.subscribe(run_id, after) as subscription:
+        while (batch := await subscription.next_batch(timeout=5)) is not None:
+            assert batch, "timed out"
+            seqs.extend(event.seq for event in batch)
+    return seqs
+
+
+def get_run(hub: Hub, run_id: str = RUN) -> dict[str, Any] | None:
+    return asyncio.run(hub.get_run(run_id))
+
+
+def test_a_run_started_here_is_subscribable_at_once(make_hub: MakeHub) -> None:
+    hub = make_hub()
+    start(hub)  # what the router does: start the run, then subscribe straight away
+
+    async def scenario() -> list[int]:
+        async with hub.subscribe(RUN) as subscription:
+            first = await subscription.next_batch(timeout=5)
+            return [event.seq for event in first or []]
+
+    assert asyncio.run(scenario()) == [1]
+
+
+def test_sequence_has_no_gaps_or_repeats_across_threads(make_hub: MakeHub) -> None:
+    hub = make_hub(replay_events=50_000)
+    start(hub)
+    barrier = threading.Barrier(8)
+
+    def publish(base: int) -> None:
+        barrier.wait()
+        for i in range(500):
+            task(hub, base + i)
+
+    threads = [threading.Thread(target=publish, args=((n + 1) * 10_000,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    finish(hub)
+    assert asyncio.run(read_all(hub)) == list(range(1, 4_003))
+    run = get_run(hub)
+    assert run is not None and run["last_seq"] == 4_002
+    assert len(run["tree"]["children"]) == 4_000
+
+
+def test_replay_after_k_resumes_right_after_it(make_hub: MakeHub) -> None:
+    hub = make_hub()
+    start(hub)
+    task(hub, 2)
+    task(hub, 3)
+    finish(hub)
+    assert asyncio.run(read_all(hub, after=2)) == [3, 4]
+    assert asyncio.run(read_all(hub, after=4)) == []
+
+
+def test_a_late_subscriber_gets_the_whole_run(make_hub: MakeHub) -> None:
+    hub = make_hub()
+    start(hub)
+    for span_id in range(2, 7):
+        task(hub, span_id)
+    finish(hub)
+    assert asyncio.run(read_all(hub)) == list(range(1, 8))
+    assert asyncio.run(read_all(hub)) == list(range(1, 8)), "and again"
+
+
+def test_replay_is_bounded_and_keeps_the_newest(make_hub: MakeHub) -> None:
+    hub = make_hub(replay_events=5)
+    start(hub)
+    for span_id in range(2, 10):
+        task(hub, span_id)
+    finish(hub)
+    assert asyncio.run(read_all(hub)) == [6, 7, 8, 9, 10]
+    assert asyncio.run(read_all(hub, after=8)) == [9, 10]
+    run = get_run(hub)
+    assert run is not None
+    assert (run["name"], run["status"], run["last_seq"]) == ("p", "success", 10)
+
+
+def test_a_waiting_subscriber_is_woken_by_a_publisher_thread(make_hub: MakeHub) -> None:
+    hub = make_hub()
+    start(hub)
+
+    async def scenario() -> list[int]:
+        async with hub.subscribe(RUN) as subscription:
+            assert [e.seq for e in await subscription.next_batch(timeout=5) or []] == [1]
+            timer = threading.Timer(0.05, task, args=(hub, 2))
+            timer.start()
+            batch = await subscription.next_batch(timeout=30)  # woken, not timed out
+            timer.join()
+            return [e.seq for e in batch or []]
+
+    assert asyncio.run(scenario()) == [2]
+
+
+def test_an_idle_subscriber_gets_an_empty_batch_when_its_timeout_ends(make_hub: MakeHub) -> None:
+    hub = make_hub()
+    start(hub)
+
+    async def scenario() -> list[Event] | None:
+        async with hub.subscribe(RUN) as subscription:
+            assert [e.seq for e in await subscription.next_batch(timeout=5) or []] == [1]
+            return await subscription.next_batch(timeout=0.01)
+
+    assert asyncio.run(scenario()) == []
+
+
+def test_the_stream_ends_with_the_run_and_later_events_are_dropped(make_hub: MakeHub) -> None:
+    hub = make_hub()
+    start(hub)
+    task(hub, 2)
+
+    async def scenario() -> tuple[list[int], list[Event] | None]:
+        seqs: list[int] = []
+        async with hub.subscribe(RUN) as subscription:
+            while len(seqs) < 2:
+                batch = await subscription.next_batch(timeout=5)
+                assert batch, "timed out"
+                seqs.extend(e.seq for e in batch)
+            finish(hub)
+            task(hub, 3)  # after the end: dropped
+            while (batch := await subscription.next_batch(timeout=5)) is not None:
+                assert batch, "timed out"
+                seqs.extend(e.seq for e in batch)
+            return seqs, await subscription.next_batch(timeout=0.01)
+
+    seqs, after_end = asyncio.run(scenario())
+    assert seqs == [1, 2, 3]
+    assert after_end is None
+    run = get_run(hub)
+    assert run is not None and run["last_seq"] == 3 and run["status"] == "success"
+    assert hub.dropped_events == 1  # type: ignore[attr-defined]
+
+
+def test_an_unknown_run_is_refused(make_hub: MakeHub) -> None:
+    hub = make_hub()
+
+    async def scenario() -> None:
+        with pytest.raises(UnknownRun):
+            async with hub.subscribe("f" * 32):
+                pass
+
+    asyncio.run(scenario())
+    assert get_run(hub, "f" * 32) is None
+
+
+def test_subscribers_on_two_event_loops_each_get_every_event(make_hub: MakeHub) -> None:
+    hub = make_hub()
+    start(hub)
+    results: dict[str, list[int]] = {}
+    ready = threading.Barrier(3)
+
+    def reader(name: str) -> None:
+        async def run() -> list[int]:
+            seqs: list[int] = []
+            async with hub.subscribe(RUN) as subscription:
+                ready.wait()
+                while (batch := await subscription.next_batch(timeout=5)) is not None:
+                    assert batch, "timed out"
+                    seqs.extend(event.seq for event in batch)
+            return seqs
+
+        results[name] = asyncio.run(run())
+
+    threads = [threading.Thread(target=reader, args=(name,)) for name in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    ready.wait()
+    for span_id in range(2, 102):
+        task(hub, span_id)
+    finish(hub)
+    for thread in threads:
+        thread.join(10)
+    assert results == {"a": list(range(1, 103)), "b": list(range(1, 103))}
+    assert hub.subscriber_count() == 0  # type: ignore[attr-defined]
+
+
+def test_many_subscribers_come_and_go_in_any_order_and_the_rest_get_every_event(
+    make_hub: MakeHub,
+) -> None:
+    """Attach and detach change a run's readers in place: whoever leaves, early or late, in
+    any order, the others are still woken for every event, and the count stays true."""
+    hub = make_hub()
+    start(hub)
+
+    async def scenario() -> None:
+        stacks = [contextlib.AsyncExitStack() for _ in range(300)]
+        subscriptions = [await stack.enter_async_context(hub.subscribe(RUN)) for stack in stacks]
+        assert hub.subscriber_count(RUN) == 300  # type: ignore[attr-defined]
+        for index in [*range(0, 300, 3), *range(299, 0, -3)]:  # every 3rd, from both ends
+            await stacks[index].aclose()
+        stayed = [s for i, s in enumerate(subscriptions) if i % 3 == 1]
+        assert hub.subscriber_count(RUN) == len(stayed)  # type: ignore[attr-defined]
+        for span_id in range(2, 12):
+            task(hub, span_id)
+        finish(hub)
+        for subscription in stayed:
+            seqs: list[int] = []
+            while (batch := await subscription.next_batch(timeout=5)) is not None:
+                assert batch, "timed out"
+                seqs.extend(event.seq for event in batch)
+            assert seqs == list(range(1, 13))
+        for index, stack in enumerate(stacks):
+            if index % 3 == 1:
+                await stack.aclose()
+        assert hub.subscriber_count(RUN) == 0  # type: ignore[attr-defined]
+
+    asyncio.run(scenario())
+
+
+def test_a_subscriber_that_falls_behind_is_not_cut_while_its_events_are_kept(
+    make_hub: MakeHub,
+) -> None:
+    """Being behind costs nothing: the lag setting of old cuts nobody, on resume or not."""
+    hub = make_hub(subscriber_max_lag=3)
+    start(hub)
+
+    async def scenario() -> tuple[list[int], list[int]]:
+        async with hub.subscribe(RUN) as slow, hub.subscribe(RUN, after=1) as resumed:
+            await slow.next_batch(timeout=5)
+            assert await resumed.next_batch(timeout=0.01) == []  # at the head, nothing new
+            for span_id in range(2, 12):  # ten events while neither reads
+                task(hub, span_id)
+            await asyncio.sleep(0.2)  # let a Redis hub's reader bring them in
+            got_slow: list[int] = []
+            got_resumed: list[int] = []
+            while len(got_slow) < 10:
+                got_slow += [e.seq for e in await slow.next_batch(timeout=5) or []]
+            while len(got_resumed) < 10:
+                got_resumed += [e.seq for e in await resumed.next_batch(timeout=5) or []]
+            return got_slow, got_resumed
+
+    assert asyncio.run(scenario()) == (list(range(2, 12)), list(range(2, 12)))
+
+
+def test_a_subscriber_whose_position_was_evicted_is_cut_and_can_resume(make_hub: MakeHub) -> None:
+    hub = make_hub(replay_events=4)
+    start(hub)
+
+    async def scenario() -> tuple[int, bytes]:
+        async with hub.subscribe(RUN) as cut, hub.subscribe(RUN) as framed:
+            await cut.next_batch(timeout=5)
+            assert await framed.next_frames(timeout=5)  # type: ignore[attr-defined]
+            for span_id in range(2, 10):  # eight events: four of them are evicted unread
+                task(hub, span_id)
+            await asyncio.sleep(0.2)
+            with pytest.raises(SubscriberLagged) as lagged:
+                while True:
+                    await cut.next_batch(timeout=5)
+            notice: bytes = await framed.next_frames(timeout=5)  # type: ignore[attr-defined]
+            return lagged.value.last_seq, notice
+
+    last_seq, notice = asyncio.run(scenario())
+    assert last_seq == 1
+    assert notice.startswith(b"data: ") and b"id:" not in notice
+    data = json.loads(notice[6:])
+    assert (data["type"], data["reason"], data["last_seq"]) == ("stream_overflow", "evicted", 1)
+    finish(hub)
+    assert asyncio.run(read_all(hub, after=1)) == [7, 8, 9, 10]  # what is kept
+
+
+def test_frames_are_the_events_wire_form_joined(make_hub: MakeHub) -> None:
+    hub = make_hub()
+    start(hub)
+    task(hub, 2)
+    finish(hub)
+
+    async def scenario() -> tuple[bytes, list[Event]]:
+        async with hub.subscribe(RUN) as framed, hub.subscribe(RUN) as decoded:
+            chunks = b""
+            while (chunk := await framed.next_frames(timeout=5)) is not None:  # type: ignore[attr-defined]
+                chunks += chunk
+            events: list[Event] = []
+            while (batch := await decoded.next_batch(timeout=5)) is not None:
+                events += batch
+            return chunks, events
+
+    chunks, events = asyncio.run(scenario())
+    assert chunks == b"".join(event.sse for event in events)
+    assert [e.seq for e in events] == [1, 2, 3]
+    assert chunks.count(b"\n\n") == 3 and chunks.startswith(b"id: 1\ndata: {")
+
+
+def test_readers_at_one_cursor_share_a_chunk_and_each_gets_exactly_its_stream(
+    make_hub: MakeHub,
+) -> None:
+    """A burst wakes every reader of a run in one loop turn; the first at a cursor joins the
+    frames and the others at that cursor take the same chunk. A reader elsewhere, one with a
+    smaller chunk bound and one reading events each get exactly their own stream."""
+    hub = make_hub()
+    start(hub)
+
+    async def scenario() -> tuple[list[bytes], bytes, list[bytes], list[int]]:
+        async with contextlib.AsyncExitStack() as stack:
+            same = [await stack.enter_async_context(hub.subscribe(RUN)) for _ in range(3)]
+            await asyncio.sleep(0.2)  # past the start: every reader is at one cursor
+            for subscription in same:
+                assert await subscription.next_frames(timeout=5)  # type: ignore[attr-defined]
+            later = await stack.enter_async_context(hub.subscribe(RUN, 1))
+            small = await stack.enter_async_context(hub.subscribe(RUN, 1))
+            decoded = await stack.enter_async_context(hub.subscribe(RUN, 1))
+            for span_id in range(2, 82):  # 80 events while nobody reads: one chunk each
+                task(hub, span_id)
+            finish(hub)
+            await asyncio.sleep(0.3)  # (through Redis: read back into the feed)
+            streams = [b"" for _ in same]
+            for i, subscription in enumerate(same):
+                while (chunk := await subscription.next_frames(timeout=5)) is not None:  # type: ignore[attr-defined]
+                    streams[i] += chunk
+            rest = b""
+            while (chunk := await later.next_frames(timeout=5)) is not None:  # type: ignore[attr-defined]
+                rest += chunk
+            pieces = []
+            while (chunk := await small.next_frames(timeout=5, max_bytes=2_000)) is not None:  # type: ignore[attr-defined]
+                pieces.append(chunk)
+            seqs: list[int] = []
+            while (batch := await decoded.next_batch(timeout=5)) is not None:
+                seqs += [event.seq for event in batch]
+            return streams, rest, pieces, seqs
+
+    streams, rest, pieces, seqs = asyncio.run(scenario())
+    assert streams[0] == streams[1] == streams[2] == rest
+    assert [int(line[4:]) for line in rest.split(b"\n") if line.startswith(b"id: ")] == list(
+        range(2, 83)
+    )
+    assert b"".join(pieces) == rest and len(pieces) > 1
+    assert all(len(piece) <= 2_000 for piece in pieces)
+    assert seqs == list(range(2, 83))
+
+
+def test_finished_runs_expire_and_running_ones_are_kept(make_hub: MakeHub) -> None:
+    hub = make_hub(run_retention_seconds=0.05)
+    start(hub, "a" * 32)
+    finish(hub, "a" * 32)
+    start(hub, "b" * 32)
+    deadline = time.monotonic() + 5
+    while get_run(hub, "a" * 32) is not None:
+        assert time.monotonic() < deadline, "the finished run never expired"
+        time.sleep(0.02)
+    assert get_run(hub, "b" * 32) is not None
+
+
+def test_a_task_still_open_when_its_run_ends_shows_as_failed(make_hub: MakeHub) -> None:
+    """Its process died (a propagated task's worker killed) or the run did not wait for it:
+    later events are dropped, so it would otherwise say `running` forever."""
+    hub = make_hub()
+    start(hub)
+    hub.publish(RUN, Event("task_started", "handed_off", RUN, 2, 1, 10))
+    hub.publish(RUN, Event("task_started", "done", RUN, 3, 1, 10))
+    hub.publish(RUN, Event("task_completed", "done", RUN, 3, 1, 20, duration_ns=10))
+    running = get_run(hub)
+    assert running is not None and running["tree"]["children"][0]["status"] == "running"
+    finish(hub)
+    run = get_run(hub)
+    assert run is not None and run["status"] == "success"
+    lost, done = run["tree"]["children"]
+    assert (lost["name"], lost["status"], lost["error_type"]) == (
+        "handed_off",
+        "error",
+        "Unfinished",
+    )
+    assert "died" in lost["error"] and lost["ended_at"] is None
+    assert (done["status"], done["error_type"]) == ("success", None)
+
+
+def test_a_runs_end_waits_for_its_hand_offs_up_to_the_bound(make_hub: MakeHub) -> None:
+    """`propagation.inject` begins a hand-off, `attached` finishes it (here: another thread);
+    the runner's wait returns once none is out, or says how many still are."""
+    hub = make_hub()
+    start(hub)
+    assert hub.wait_handoffs(RUN, 5) == 0, "none begun: nothing to wait for"
+    hub.handoff(RUN, "h1", False)
+    finisher = threading.Timer(0.2, hub.handoff, (RUN, "h1", True))
+    finisher.start()
+    began = time.monotonic()
+    assert hub.wait_handoffs(RUN, 10) == 0
+    assert time.monotonic() - began < 5
+    finisher.join()
+    hub.handoff(RUN, "h2", False)
+    hub.handoff(RUN, "h3", False)
+    hub.handoff(RUN, "h3", True)
+    assert hub.wait_handoffs(RUN, 0.3) == 1, "h2 never finished"
+
+
+def test_get_run_folds_events_into_a_tree(make_hub: MakeHub) -> None:
+    hub = make_hub()
+    start(hub)
+    hub.publish(RUN, Event("task_started", "outer", RUN, 2, 1, 10))
+    hub.publish(RUN, Event("task_started", "inner", RUN, 3, 2, 20))
+    hub.publish(
+        RUN,
+        Event("task_error", "inner", RUN, 3, 2, 30, duration_ns=10, error="x", error_type="E"),
+    )
+    run = get_run(hub)
+    assert run is not None
+    assert (run["name"], run["status"], run["last_seq"]) == ("p", "running", 4)
+    outer = run["tree"]["children"][0]
+    assert (outer["name"], outer["status"]) == ("outer", "running")
+    inner = outer["children"][0]
+    assert (inner["name"], inner["status"], inner["error"], inner["error_type"]) == (
+        "inner",
+        "error",
+        "x",
+        "E",
+    )
+    assert inner["duration_ms"] == 10 / 1e6
+    finish(hub, status="error")
+    done = get_run(hub)
+    assert done is not None and done["status"] == "error" and done["ended_at"] is not None
+
+
+def test_a_services_span_keeps_its_service_in_the_runs_tree(make_hub: MakeHub) -> None:
+    """A span another service sent over OTLP: `GET /runs/{id}`'s tree (and so the client's)
+    names the service on its node, running and once the run is over; local spans name none."""
+    hub = make_hub()
+    start(hub)
+    task(hub, 2)
+    served = ServedEvent("task_started", "GET /price", RUN, 3, 2, time.time_ns(), service="pricing")
+    hub.publish(RUN, served)
+
+    def nodes() -> tuple[dict[str, Any], dict[str, Any]]:
+        if hasattr(hub, "flush"):
+            asyncio.run(hub.flush())
+        found = asyncio.run(hub.get_run(RUN))
+        assert found is not None
+        (local,) = found["tree"]["children"]
+        (remote,) = local["children"]
+        return local, remote
+
+    local, remote = nodes()
+    assert remote["service"] == "pricing" and "service" not in local
+    finish(hub)
+    time.sleep(0.3)  # the memory hub seals a run on its own thread
+    local, remote = nodes()
+    assert remote["service"] == "pricing" and "service" not in local
+
+
+def test_events_keep_every_field_through_the_hub(make_hub: MakeHub) -> None:
+    hub = make_hub()
+    start(hub)
+    sent = Event(
+        "task_completed",
+        'naïve "quoted" name',
+        RUN,
+        0xABCDEF,
+        1,
+        1_700_000_000_123_456_789,
+        duration_ns=1_234_567,
+        error=None,
+        attributes={"rows": 3, "tags": ["a", "b"]},
+    )
+    hub.publish(RUN, sent)
+    finish(hub)
+
+    async def scenario() -> list[Event]:
+        events: list[Event] = []
+        async with hub.subscribe(RUN) as subscription:
+            while (batch := await subscription.next_batch(timeout=5)) is not None:
+                assert batch, "timed out"
+                events.extend(batch)
+        return events
+
+    received = asyncio.run(scenario())[1]
+    assert received.to_dict() == {**sent.to_dict(), "seq": 2}
+    assert received.sse == sent.sse.replace(b"id: 0\n", b"id: 2\n").replace(b'"seq":0', b'"seq":2')
+
+
+def test_task_log_and_progress_events_keep_their_fields_through_the_hub(
+    make_hub: MakeHub,
+) -> None:
+    hub = make_hub()
+    start(hub)
+    data = {"level": "WARN", "message": 'naïve "quoted"', "logger": "etl"}
+    sent = [
+        DataEvent("task_log", "etl", RUN, 0xABC, 1_700_000_000_000_000_001, data),
+        DataEvent("task_progress", "p", RUN, 0xABC, 1_700_000_000_000_000_002, {"done": 3}),
+    ]
+    for event in sent:
+        hub.publish(RUN, event)
+    finish(hub)
+
+    async def scenario() -> list[Event]:
+        events: list[Event] = []
+        async with hub.subscribe(RUN) as subscription:
+            while (batch := await subscription.next_batch(timeout=5)) is not None:
+                assert batch, "timed out"
+                events.extend(batch)
+        return events
+
+    received = asyncio.run(scenario())[1:3]
+    assert [e.to_dict() for e in received] == [
+        {**sent[0].to_dict(), "seq": 2},
+        {**sent[1].to_dict(), "seq": 3},
+    ]
+
+
+# -- the runs list and the runs stream --------------------------------------------------------
+
+RUNS = [f"{i:032x}" for i in range(1, 6)]
+
+
+def _start_named(hub: Hub, run_id: str, name: str) -> None:
+    hub.publish(run_id, Event("pipeline_started", name, run_id, 1, None, time.time_ns()))
+
+
+def _list(hub: Hub, **query: Any) -> RunPage:
+    try:
+        return asyncio.run(hub.list_runs(**query))
+    except NotImplementedError:
+        pytest.xfail(f"{type(hub).__name__} has no runs list yet")
+
+
+def test_the_runs_list_is_newest_first_filtered_and_paged(make_hub: MakeHub) -> None:
+    hub = make_hub()
+    for index, run_id in enumerate(RUNS):
+        _start_named(hub, run_id, "ingest" if index % 2 else "etl")
+    finish(hub, RUNS[0])
+    error = Event(
+        "pipeline_completed", "ingest", RUNS[1], 1, None, time.time_ns(), duration_ns=2_000_000
+    )
+    error.status, error.error, error.error_type = "error", "boom", "ValueError"
+    hub.publish(RUNS[1], error)
+    if hasattr(hub, "flush"):
+        asyncio.run(hub.flush())
+
+    page = _list(hub)
+    assert [run["run_id"] for run in page.runs] == RUNS[::-1] and page.next_cursor is None
+    failed = page.runs[-2]
+    assert failed == {
+        "run_id": RUNS[1],
+        "name": "ingest",
+        "status": "error",
+        "started_at": failed["started_at"],
+        "duration_ms": 2.0,
+        "error_type": "ValueError",
+    }
+    assert page.runs[0]["status"] == "running" and page.runs[0]["duration_ms"] is None
+    assert [r["run_id"] for r in _list(hub, pipeline="ingest").runs] == [RUNS[3], RUNS[1]]
+    assert [r["run_id"] for r in _list(hub, status="running").runs] == RUNS[:1:-1]
+    assert [r["run_id"] for r in _list(hub, status="success").runs] == [RUNS[0]]
+
+    first = _list(hub, limit=2)
+    assert [r["run_id"] for r in first.runs] == [RUNS[4], RUNS[3]]
+    second = _list(hub, limit=2, cursor=first.next_cursor)
+    assert [r["run_id"] for r in second.runs] == [RUNS[2], RUNS[1]]
+    third = _list(hub, limit=2, cursor=second.next_cursor)
+    assert [r["run_id"] for r in third.runs] == [RUNS[0]] and third.next_cursor is None
+    with pytest.raises(ValueError):
+        _list(hub, cursor="not a cursor")
+
+
+def test_a_runs_error_log_count_reaches_its_end_event_and_its_summary(make_hub: MakeHub) -> None:
+    hub = make_hub()
+    _start_named(hub, RUNS[0], "etl")
+    _start_named(hub, RUNS[1], "etl")
+    finish(hub, RUNS[0])
+    end = Event("pipeline_completed", "etl", RUNS[1], 1, None, time.time_ns(), errors_logged=3)
+    end.status, end.duration_ns = "success", 1_000_000
+    hub.publish(RUNS[1], end)
+    if hasattr(hub, "flush"):
+        asyncio.run(hub.flush())
+
+    runs = {run["run_id"]: run for run in _list(hub).runs}
+    assert runs[RUNS[1]]["errors_logged"] == 3 and runs[RUNS[1]]["status"] == "success"
+    assert "errors_logged" not in runs[RUNS[0]]  # only when there were some
+    frames = asyncio.run(_frames(hub, RUNS[1]))
+    assert frames[-1]["type"] == "pipeline_completed" and frames[-1]["errors_logged"] == 3
+
+    async def ended() -> dict[str, Any]:
+        async with hub.subscribe_runs(0) as subscription:
+            found: list[dict[str, Any]] = []
+            while len(found) < 4:
+                batch = await subscription.next_batch(timeout=5)
+                assert batch, "timed out"
+                found.extend(event.to_dict() for event in batch)
+        return next(e for e in found if e["type"] == "run_ended" and e["run_id"] == RUNS[1])
+
+    assert asyncio.run(ended())["errors_logged"] == 3
+
+
+async def _frames(hub: Hub, run_id: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    async with hub.subscribe(run_id, 0) as subscription:
+        while not found or found[-1]["type"] != "pipeline_completed":
+            batch = await subscription.next_batch(timeout=5)
+            assert batch, "timed out"
+            found.extend(json.loads(event.to_json()) for event in batch)
+    return found
+
+
+def test_the_runs_stream_tells_starts_and_ends_and_resumes(make_hub: MakeHub) -> None:
+    hub = make_hub()
+    _start_named(hub, RUNS[0], "etl")
+    finish(hub, RUNS[0])
+
+    async def read(after: int, count: int, live: Callable[[], None] | None = None) -> list[Any]:
+        try:
+            subscription = hub.subscribe_runs(after)
+        except NotImplementedError:
+            pytest.xfail(f"{type(hub).__name__} has no runs stream yet")
+        found: list[dict[str, Any]] = []
+        async with subscription:
+            if live is not None:
+                threading.Thread(target=live).start()
+            while len(found) < count:
+                batch = await subscription.next_batch(timeout=5)
+                assert batch, "timed out"
+                found.extend(event.to_dict() for event in batch)
+        return found
+
+    events = asyncio.run(read(0, 2))
+    epoch = events[0]["seq"] - 1  # the stream's seqs start at an epoch: its start's µs
+    assert epoch > time.time_ns() // 1000 - 600_000_000
+    assert [(e["type"], e["seq"], e["run_id"]) for e in events] == [
+        ("run_started", epoch + 1, RUNS[0]),
+        ("run_ended", epoch + 2, RUNS[0]),
+    ]
+    assert events[0]["status"] == "running"  # as it was then, though replayed after its end
+    assert events[1]["status"] == "success" and events[1]["name"] == "etl"
+    assert set(events[1]) >= {"started_at", "duration_ms", "error_type"}
+
+    # resumed after the second: only what came since, here live from another thread
+    resumed = asyncio.run(read(epoch + 2, 1, live=lambda: _start_named(hub, RUNS[1], "ingest")))
+    assert [(e["type"], e["seq"], e["run_id"]) for e in resumed] == [
+        ("run_started", epoch + 3, RUNS[1])
+    ]
+
+
+POISON = 999_999_999_999_999_999
+"""A `Last-Event-ID` far beyond any run's last seq: a lying or buggy client."""
+
+
+def test_a_position_beyond_the_head_is_the_head_and_moves_no_other_reader(
+    make_hub: MakeHub,
+) -> None:
+    """One poisoned subscriber, entered first, beside ten honest ones: it is treated as at the
+    run's head (it gets what comes next), and the honest ones get every event."""
+    hub = make_hub()
+    start(hub)
+    task(hub, 2)
+    asyncio.run(hub.flush())
+
+    async def drain(subscription: Any) -> list[int]:
+        seqs: list[int] = []
+        while (batch := await subscription.next_batch(timeout=5)) is not None:
+            assert batch, "timed out"
+            seqs.extend(event.seq for event in batch)
+        return seqs
+
+    async def scenario() -> tuple[list[int], list[list[int]]]:
+        async with hub.subscribe(RUN, POISON) as poisoned:
+            assert poisoned.last_seq == 2
+            honest = [hub.subscribe(RUN) for _ in range(10)]
+            for subscription in honest:
+                await subscription.__aenter__()
+            try:
+                publisher = threading.Thread(
+                    target=lambda: [task(hub, span_id) for span_id in range(3, 8)] + [finish(hub)]
+                )
+                publisher.start()
+                results = await asyncio.gather(drain(poisoned), *map(drain, honest))
+                publisher.join(5)
+            finally:
+                for subscription in honest:
+                    await subscription.__aexit__(None, None, None)
+        return results[0], results[1:]
+
+    poisoned, honest = asyncio.run(scenario())
+    assert poisoned == list(range(3, 9))
+    assert honest == [list(range(1, 9))] * 10
+    assert asyncio.run(read_all(hub, after=POISON)) == []  # over: nothing more to send
+
+
+def test_a_runs_stream_position_beyond_the_head_is_the_head(make_hub: MakeHub) -> None:
+    hub = make_hub()
+    _start_named(hub, RUNS[0], "etl")
+    asyncio.run(hub.flush())
+
+    async def scenario() -> tuple[list[str], list[str]]:
+        try:
+            poisoned, honest = hub.subscribe_runs(POISON), hub.subscribe_runs()
+        except NotImplementedError:
+            pytest.xfail(f"{type(hub).__name__} has no runs stream yet")
+        seen: tuple[list[str], list[str]] = ([], [])
+        async with poisoned, honest:
+            threading.Thread(target=lambda: _start_named(hub, RUNS[1], "ingest")).start()
+            for subscription, found in zip((poisoned, honest), seen, strict=True):
+                while RUNS[1] not in found:
+                    batch = await subscription.next_batch(timeout=5)
+                    assert batch, "timed out"
+                    found.extend(event.to_dict()["run_id"] for event in batch)
+        return seen
+
+    poisoned, honest = asyncio.run(scenario())
+    assert poisoned == [RUNS[1]]
+    assert honest == [RUNS[0], RUNS[1]]
+
+
+def test_a_runs_stream_read_before_any_run_gets_the_first(make_hub: MakeHub) -> None:
+    hub = make_hub()
+
+    async def scenario() -> list[dict[str, Any]]:
+        try:
+            subscription = hub.subscribe_runs()
+        except NotImplementedError:
+            pytest.xfail(f"{type(hub).__name__} has no runs stream yet")
+        async with subscription:
+            assert await subscription.next_batch(timeout=0.05) == []
+            threading.Thread(target=lambda: _start_named(hub, RUNS[0], "etl")).start()
+            batch = await subscription.next_batch(timeout=5)
+            assert batch, "timed out"
+            return [event.to_dict() for event in batch]
+
+    events = asyncio.run(scenario())
+    assert [(e["type"], e["run_id"]) for e in events] == [("run_started", RUNS[0])]
+
+
+def test_a_span_is_first_seen_once_across_hubs_sharing_the_store(make_hub: MakeHub) -> None:
+    """The OTLP receiver asks which spans of a batch are new: a batch sent again (to this
+    worker or another sharing the hub) is new nowhere; a run the hub does not know remembers
+    nothing; the bound lets the oldest go."""
+    hub = make_hub(max_open_spans=3)
+    other = hub if isinstance(hub, MemoryHub) else make_hub(max_open_spans=3)  # one store
+    start(hub)
+    asyncio.run(hub.flush())
+
+    async def scenario() -> list[set[str]]:
+        return [
+            await hub.first_seen(RUN, ["a", "b"]),
+            await other.first_seen(RUN, ["a", "b", "c"]),
+            await hub.first_seen(RUN, ["a", "b", "c"]),
+            await hub.first_seen("f" * 32, ["a"]),
+            await hub.first_seen("f" * 32, ["a"]),
+            await hub.first_seen(RUN, []),
+        ]
+
+    first, second, again, unknown, unknown_again, empty = asyncio.run(scenario())
+    assert first == {"a", "b"}
+    assert second == {"c"}
+    assert again == set() and empty == set()
+    assert unknown == unknown_again == {"a"}
+    asyncio.run(hub.first_seen(RUN, ["d", "e", "f", "g"]))  # past the bound: still answers
+    assert asyncio.run(hub.first_seen(RUN, ["g"])) == set()
