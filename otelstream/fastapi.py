@@ -36,6 +36,7 @@ from otelstream.settings import Settings
 
 if TYPE_CHECKING:
     from otelstream._ingest import OtlpReceiver
+    from otelstream._ingest.grpc_server import GrpcReceiver
 
 
 def create_router(
@@ -49,6 +50,7 @@ def create_router(
     watch_dependencies: Sequence[params.Depends] = (),
     graceful_shutdown: bool = True,
     otlp_ingest: bool | None = None,
+    otlp_grpc_endpoint: str | None = None,
 ) -> APIRouter:
     """The HTTP API of otelstream; pipelines run in a bounded pool closed by the app's lifespan.
 
@@ -61,25 +63,41 @@ def create_router(
     server's (see `otelstream._server.shutdown`); pass False when the app handles signals itself.
     `otlp_ingest` (default: `OTELSTREAM_OTLP_INGEST`) serves the OTLP/HTTP receiver at
     `{prefix}/v1/traces`: spans of other services join the runs of their trace.
+    `otlp_grpc_endpoint` (default: `OTELSTREAM_OTLP_GRPC_ENDPOINT`), `host:port` as
+    `0.0.0.0:4317`, serves OTLP over gRPC there too, on the app's loop, for the lifespan.
     """
     settings = settings or hub.settings
     runner = PipelineRunner(pipelines or {}, settings=settings, tracer_provider=tracer_provider)
-    receiver = _receiver(hub, settings) if _on(otlp_ingest, settings.otlp_ingest) else None
-    api = RunsAPI(hub, runner, settings, prefix, receiver)
+    http_ingest = _on(otlp_ingest, settings.otlp_ingest)
+    grpc_endpoint = otlp_grpc_endpoint or settings.otlp_grpc_endpoint
+    # one core for both front ends: a span sent over both is streamed once
+    receiver = _receiver(hub, settings) if http_ingest or grpc_endpoint else None
+    grpc_receiver = (
+        _grpc_receiver(receiver, grpc_endpoint, settings)
+        if receiver is not None and grpc_endpoint
+        else None
+    )
+    api = RunsAPI(hub, runner, settings, prefix, receiver if http_ingest else None)
     graceful = GracefulShutdown(runner, api.streams, settings.shutdown_grace_seconds)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if grpc_receiver is not None:  # first: a port that cannot be bound stops the start
+            await grpc_receiver.start()
         runner.open()
-        if receiver is not None:
+        if receiver is not None and http_ingest:
             receiver.warn_if_open(f"{prefix}/v1/traces")
         if graceful_shutdown:
             graceful.install()
         stop_listening = hub.on_cancel(runner.cancel)  # a DELETE on another worker reaches it
-        yield
-        stop_listening()
-        graceful.end(runner.fail_running)
-        runner.shutdown()
+        try:
+            yield
+        finally:
+            stop_listening()
+            graceful.end(runner.fail_running)
+            runner.shutdown()
+            if grpc_receiver is not None:  # last: spans of the runs' last calls still land
+                await grpc_receiver.stop()
 
     router = APIRouter(
         prefix=prefix,
@@ -126,6 +144,14 @@ def _receiver(hub: Hub, settings: Settings) -> OtlpReceiver:
     except ImportError as exc:
         raise ImportError("the OTLP receiver needs the `ingest` extra of otelstream") from exc
     return OtlpReceiver(hub, settings)
+
+
+def _grpc_receiver(receiver: OtlpReceiver, endpoint: str, settings: Settings) -> GrpcReceiver:
+    try:
+        from otelstream._ingest.grpc_server import GrpcReceiver
+    except ImportError as exc:
+        raise ImportError("the OTLP/gRPC receiver needs the `ingest` extra of otelstream") from exc
+    return GrpcReceiver(receiver, endpoint, settings)
 
 
 def _with_body(method: Callable[..., Awaitable[Any]], body: Any) -> Callable[..., Awaitable[Any]]:

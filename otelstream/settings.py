@@ -107,9 +107,35 @@ class Settings(BaseSettings):
     receiver is open to whoever reaches it (said once at start-up)."""
     otlp_max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
     """An OTLP request body larger than this (before or after gzip) is refused with 413."""
+    otlp_grpc_endpoint: str | None = None
+    """`host:port` (the collector's spelling, e.g. `0.0.0.0:4317`) where the app also serves
+    OTLP over gRPC (traces and logs, the same routing, token and bounds as OTLP/HTTP), started
+    and stopped with the router's lifespan; unset or empty: no gRPC receiver. Under several
+    workers (gunicorn) each binds the port (`SO_REUSEPORT`), and the kernel spreads senders."""
+    otlp_grpc_max_message_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    """An OTLP/gRPC message larger than this (sent or unzipped) is refused with
+    RESOURCE_EXHAUSTED; 4 MiB, gRPC's own default and the collector's."""
+    otlp_grpc_grace_seconds: float = Field(2.0, ge=0)
+    """At shutdown, how long calls under way on the gRPC receiver may take to finish."""
     otlp_linger_seconds: float = Field(6.0, ge=0)
     """How long a run's end waits for the spans of services it called (one of its CLIENT or
     PRODUCER spans has no child yet): an SDK's batch processor sends every 5 s by default."""
+
+    @field_validator("otlp_grpc_endpoint")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or int(port) > 65535 or "//" in value:
+            raise ValueError(f"must be host:port, as 0.0.0.0:4317, not {value!r:.60}")
+        return value
+
+    @property
+    def otlp_receiving(self) -> bool:
+        """Either OTLP receiver is on: runs wait for the spans of the services they call."""
+        return self.otlp_ingest or self.otlp_grpc_endpoint is not None
 
     @field_validator("log_level")
     @classmethod

@@ -1,4 +1,5 @@
-"""The OTLP/HTTP receiver's requests: the token, the body, the answer, the errors.
+"""The OTLP receivers' shared core (the token, a decoded request into the pipeline) and its
+HTTP front end: the body, the answer, the errors.
 
 Errors are answered as the OTLP specification asks, so that standard exporters
 retry or drop correctly: 400 (with a message) for a body that does not decode,
@@ -42,20 +43,31 @@ class OtlpReceiver:
         self.traces = TraceIngest(hub, settings)
         self.logs = LogIngest(self.traces, settings)
 
-    def warn_if_open(self, path: str) -> None:
+    def warn_if_open(self, where: str) -> None:
         """At start-up: an OTLP endpoint without a token takes spans from whoever reaches it."""
         if self.authorization is None:
             logger.warning(
                 "otelstream: the OTLP receiver at %s is open (no OTELSTREAM_OTLP_TOKEN): any "
                 "client that reaches it can add spans to runs",
-                path,
+                where,
             )
 
-    def allowed(self, request: Request) -> bool:
+    def authorize(self, sent: str | None) -> None:
+        """Raises 401 unless `sent` (the `authorization` header or gRPC metadata) is the token."""
         if self.authorization is None:
-            return True
-        sent = request.headers.get("authorization", "").encode()
-        return hmac.compare_digest(sent, self.authorization)
+            return
+        if not hmac.compare_digest((sent or "").encode(), self.authorization):
+            raise IngestError(401, "a bearer token is required (OTELSTREAM_OTLP_TOKEN)")
+
+    async def accept(self, parsed: ExportTraceServiceRequest | ExportLogsServiceRequest) -> Message:
+        """The one core of both front ends (HTTP here, gRPC in `grpc_server`): a decoded request
+        into the pipeline, its answer out; a hub that cannot be reached is a 503 to retry."""
+        try:
+            if isinstance(parsed, ExportTraceServiceRequest):
+                return await self.traces.export(parsed)
+            return await self.logs.export(parsed)
+        except HubUnavailable as exc:
+            raise IngestError(503, f"{exc}: retry later", exc.retry_after) from None
 
     async def export_traces(self, request: Request) -> Response:
         return await self._export(request, ExportTraceServiceRequest)
@@ -68,8 +80,7 @@ class OtlpReceiver:
     ) -> Response:
         kind = "application/json"
         try:
-            if not self.allowed(request):
-                raise IngestError(401, "a bearer token is required (OTELSTREAM_OTLP_TOKEN)")
+            self.authorize(request.headers.get("authorization"))
             kind = media_type(request.headers.get("content-type", ""))
             body = await read_body(
                 request.stream(),
@@ -77,16 +88,9 @@ class OtlpReceiver:
                 request.headers.get("content-encoding"),
                 self.limit,
             )
-            parsed = parse(body, kind, message)
-            answer: Message
-            if isinstance(parsed, ExportTraceServiceRequest):
-                answer = await self.traces.export(parsed)
-            else:
-                answer = await self.logs.export(parsed)
+            answer = await self.accept(parse(body, kind, message))
         except IngestError as error:
             return _refuse(error, kind)
-        except HubUnavailable as exc:
-            return _refuse(IngestError(503, f"{exc}: retry later", exc.retry_after), kind)
         return Response(serialize(answer, kind), media_type=kind)
 
 

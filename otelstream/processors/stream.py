@@ -57,10 +57,10 @@ class EventStreamProcessor(SpanProcessor):
         )
         self._hidden: dict[int, RunMark] = {}  # span id -> run, of the open filtered-out spans
         self._logs = LogSink(hub, settings)  # logfire's log spans
-        # with the OTLP receiver on: a run's end waits for the services it called (_linger.py)
+        # with an OTLP receiver on: a run's end waits for the services it called (_linger.py)
         self._linger = (
             Linger(hub, settings.otlp_linger_seconds)
-            if settings.otlp_ingest and settings.otlp_linger_seconds > 0
+            if settings.otlp_receiving and settings.otlp_linger_seconds > 0
             else None
         )
         self._calls: dict[str, set[int]] = {}  # run id -> its CLIENT and PRODUCER spans
