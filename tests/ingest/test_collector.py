@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from otelstream import Settings
 from tests.conftest import ROOT
 
 COLLECTOR = ROOT / "collector"
@@ -74,9 +75,9 @@ def test_every_pipeline_uses_only_defined_components(config: dict[str, Any]) -> 
     assert traces == {
         "receivers": ["otlp"],
         "processors": ["batch"],
-        "exporters": ["otlp/jaeger", "otlphttp/otelstream", "debug"],
+        "exporters": ["otlp/jaeger", "otlp/otelstream", "debug"],
     }
-    assert pipelines["logs"]["exporters"] == ["otlphttp/otelstream", "debug"]
+    assert pipelines["logs"]["exporters"] == ["otlp/otelstream", "debug"]
     used = {name for p in pipelines.values() for kind in p.values() for name in kind}
     defined = {name for kind in ("receivers", "processors", "exporters") for name in config[kind]}
     assert defined == used  # nothing defined and left out
@@ -111,10 +112,13 @@ def test_the_ports_of_the_collector_and_the_compose_file_match(
     assert app["OTELSTREAM_TRACE_URL"] == "http://localhost:16686/trace/{trace_id}"
     assert published(services["app"]) == {8000: 8000}
 
-    # the collector sends every service's spans on to the app's OTLP receiver, which is on
-    otelstream = config["exporters"]["otlphttp/otelstream"]
-    assert urlsplit(otelstream["endpoint"]).netloc == "app:8000"
-    assert app["OTELSTREAM_OTLP_INGEST"] == "true"
+    # the collector sends every service's spans on to the app's OTLP/gRPC receiver, which the
+    # app serves on the port the exporter names (plain text inside the network)
+    otelstream = config["exporters"]["otlp/otelstream"]
+    assert (otelstream["endpoint"], otelstream["tls"]) == ("app:4317", {"insecure": True})
+    listening = Settings(otlp_grpc_endpoint=app["OTELSTREAM_OTLP_GRPC_ENDPOINT"])
+    assert listening.otlp_receiving and listening.otlp_grpc_endpoint == "0.0.0.0:4317"
+    assert app["OTELSTREAM_OTLP_INGEST"] == "true"  # and OTLP/HTTP, for senders without gRPC
 
     # the Node service exports to the collector's HTTP receiver; the app calls it
     pricing = services["pricing"]
