@@ -9,7 +9,9 @@ import gzip
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -235,3 +237,30 @@ def test_an_endpoint_that_cannot_be_bound_stops_the_start() -> None:
 
     with pytest.raises(RuntimeError, match=r"cannot listen on 192\.0\.2\.1:4317"):
         asyncio.run(start())
+
+
+def test_a_call_under_way_at_shutdown_is_cut_after_the_grace() -> None:
+    """The app's stop is bounded: a call stuck on the hub is cancelled after
+    `otlp_grpc_grace_seconds`, not awaited."""
+    outcome: list[grpc.StatusCode] = []
+    stuck = threading.Event()
+
+    async def never(run_id: str) -> None:
+        stuck.set()
+        await asyncio.Event().wait()
+
+    with contextmanager(serve_grpc)(otlp_grpc_grace_seconds=0.2) as served:
+        served.app.hub.position = never  # type: ignore[method-assign]
+
+        def call() -> None:
+            try:
+                served.call(export(span("4" * 32, 5, 1, "x")), metadata=())
+            except grpc.RpcError as error:
+                outcome.append(error.code())
+
+        caller = threading.Thread(target=call)
+        caller.start()
+        assert stuck.wait(10)
+    caller.join(10)
+    assert not caller.is_alive()
+    assert outcome == [grpc.StatusCode.CANCELLED]  # retryable, as the specification says
