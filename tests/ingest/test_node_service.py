@@ -32,7 +32,10 @@ def node() -> str:
         if os.environ.get("CI"):
             pytest.fail("the Node service tests need node and npm", pytrace=False)
         pytest.skip("node and npm are not installed")
-    if not (SERVICE / "node_modules" / "@opentelemetry" / "sdk-trace-node").is_dir():
+    installed = SERVICE / "node_modules" / "@opentelemetry"
+    if not all(
+        (installed / name).is_dir() for name in ("sdk-trace-node", "exporter-trace-otlp-grpc")
+    ):
         subprocess.run(
             [npm, "install", "--no-package-lock", "--no-audit", "--no-fund"],
             cwd=SERVICE,
@@ -44,8 +47,13 @@ def node() -> str:
 
 
 @contextmanager
-def node_service(node: str, port: int, traces_url: str) -> Iterator[str]:
-    env = {**os.environ, "PORT": str(port), "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": traces_url}
+def node_service(node: str, port: int, traces_url: str, **more: str) -> Iterator[str]:
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": traces_url,
+        **more,
+    }
     process = subprocess.Popen(
         [node, "--require", "./tracing.js", "server.js"],
         cwd=SERVICE,
@@ -119,3 +127,26 @@ def test_a_pipeline_that_calls_the_node_service_streams_its_spans(
     (answered,) = called["children"]
     assert answered["span_id"] == server["span_id"]
     assert [kid["name"] for kid in answered["children"]] == ["price items"]
+
+
+def test_the_node_services_grpc_exporter_streams_its_spans(node: str) -> None:
+    """The JS SDK's OTLP/gRPC exporter, to the app's gRPC receiver alone (no OTLP/HTTP)."""
+    port, grpc_port = free_port(), free_port()
+    env = {
+        "OTELSTREAM_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{grpc_port}",
+        "PRICING_URL": f"http://127.0.0.1:{port}",
+    }
+    with app_process(APP, **env) as app:
+        grpc_url = f"http://127.0.0.1:{grpc_port}"
+        with node_service(node, port, grpc_url, OTEL_EXPORTER_OTLP_PROTOCOL="grpc"):
+            with httpx.Client(base_url=app, timeout=30) as client:
+                assert client.post("/v1/traces").status_code == 404  # only gRPC is on
+                body = {"pipeline_name": "priced", "parameters": {"items": 2}}
+                events = read_events(client, "POST", "/run-workflow", json=body)
+    assert events[-1]["type"] == "pipeline_completed" and events[-1]["status"] == "success"
+    call = next(e for e in events if e["name"] == "GET /price" and "service" not in e)
+    served = [e for e in events if e.get("service") == "pricing"]
+    server = next(e for e in served if e["parent_span_id"] == call["span_id"])
+    inner = [e for e in served if e["name"] == "price items"]
+    assert [e["type"] for e in inner] == ["task_started", "task_completed"]
+    assert inner[0]["parent_span_id"] == server["span_id"]
