@@ -112,7 +112,7 @@ def test_a_redis_that_is_down_is_unavailable_with_the_delay_to_retry_after(
 
 
 @contextmanager
-def gunicorn(redis: RedisServer, grpc_port: int) -> Iterator[tuple[str, list[str]]]:
+def gunicorn(redis: RedisServer, grpc_port: int, *options: str) -> Iterator[tuple[str, list[str]]]:
     """The example app under gunicorn, two uvicorn workers; yields its URL and its output."""
     port = free_port()
     env = {
@@ -125,6 +125,7 @@ def gunicorn(redis: RedisServer, grpc_port: int) -> Iterator[tuple[str, list[str
             *(sys.executable, "-m", "gunicorn", APP, "--workers", "2"),
             *("--worker-class", "uvicorn.workers.UvicornWorker"),
             *("--bind", f"127.0.0.1:{port}", "--graceful-timeout", "10"),
+            *options,
         ],
         cwd=ROOT,
         env=env,
@@ -146,11 +147,16 @@ def gunicorn(redis: RedisServer, grpc_port: int) -> Iterator[tuple[str, list[str
         lines.extend(process.communicate(timeout=30)[0].splitlines(keepends=True))
 
 
-def test_every_gunicorn_worker_serves_the_grpc_port(redis: RedisServer) -> None:
+@pytest.mark.parametrize("options", [(), ("--preload",)], ids=["forked", "preloaded"])
+def test_every_gunicorn_worker_serves_the_grpc_port(
+    redis: RedisServer, options: tuple[str, ...]
+) -> None:
+    """Each worker's lifespan binds the port (SO_REUSEPORT), also when the app was imported
+    before the fork (`--preload`): the server is made in the worker, after it."""
     if redis.process is None:
         redis.start()
     grpc_port = free_port()
-    with gunicorn(redis, grpc_port) as (url, lines):
+    with gunicorn(redis, grpc_port, *options) as (url, lines):
         with httpx.Client(base_url=url, timeout=20) as client:
             run_id, root, stream = started(client)
             target = Worker(client, grpc_port)
