@@ -128,11 +128,12 @@ def _metadata(context: grpc.aio.ServicerContext[bytes, bytes], key: str) -> str 
 
 
 async def _abort(context: grpc.aio.ServicerContext[bytes, bytes], error: IngestError) -> None:
-    """Ends the call with the error's code; a 503 with the delay to retry after, both as the
-    specification says (a `RetryInfo` in the status details) and as the Python SDK reads it."""
+    """Ends the call with the error's code; one to retry (503, or any with a delay) with the
+    delay to retry after, both as the specification says (a `RetryInfo` in the status
+    details) and as the Python SDK reads it."""
     code = _CODES.get(error.status, grpc.StatusCode.UNKNOWN)
     trailing: tuple[tuple[str, bytes], ...] = ()
-    if error.status == 503:
+    if error.status == 503 or error.retry_after is not None:
         info = error_details_pb2.RetryInfo(retry_delay=Duration(seconds=error.retry_after or 1))
         detail = AnyMessage()
         detail.Pack(info)
