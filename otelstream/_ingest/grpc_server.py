@@ -26,6 +26,7 @@ from google.protobuf.any_pb2 import Any as AnyMessage
 from google.protobuf.duration_pb2 import Duration
 from google.rpc import error_details_pb2, status_pb2
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from otelstream._ingest.body import PROTOBUF, IngestError, parse
@@ -80,6 +81,7 @@ class GrpcReceiver:
                     "LogsService",
                     self._handler(logs_service_pb2.ExportLogsServiceRequest),
                 ),
+                _service(metrics_service_pb2, "MetricsService", _no_metrics),
             )
         )
         try:
@@ -111,6 +113,16 @@ class GrpcReceiver:
             return answer.SerializeToString()
 
         return export
+
+
+async def _no_metrics(body: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
+    """The distro exports metrics to the same endpoint: say what to do, not "method not found"
+    (and not a silent success: Python's SDK never reads `partial_success`)."""
+    await context.abort(
+        grpc.StatusCode.UNIMPLEMENTED,
+        "otelstream takes traces and logs, not metrics: set OTEL_METRICS_EXPORTER=none, or send "
+        "metrics to a collector (OTEL_EXPORTER_OTLP_METRICS_ENDPOINT)",
+    )
 
 
 def _service(module: object, name: str, export: _Handler) -> grpc.GenericRpcHandler:

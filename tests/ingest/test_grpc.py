@@ -264,3 +264,13 @@ def test_a_call_under_way_at_shutdown_is_cut_after_the_grace() -> None:
     caller.join(10)
     assert not caller.is_alive()
     assert outcome == [grpc.StatusCode.CANCELLED]  # retryable, as the specification says
+
+
+def test_metrics_are_refused_with_what_to_do(served: Served) -> None:
+    send = served.channel.unary_unary(
+        "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"
+    )
+    with pytest.raises(grpc.RpcError) as refused:
+        send(b"", metadata=BEARER, timeout=10)
+    assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert "OTEL_METRICS_EXPORTER=none" in (refused.value.details() or "")
