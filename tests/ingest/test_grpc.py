@@ -79,7 +79,13 @@ def serve_grpc(**settings: Any) -> Iterator[Served]:
             otlp_grpc_endpoint=f"127.0.0.1:{port}",
         )
     )
-    with UvicornServer(app) as server, grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+    http_port = free_port()
+    while http_port == port:  # two picks may meet; the gRPC port is bound first, by the lifespan
+        http_port = free_port()
+    with (
+        UvicornServer(app, port=http_port) as server,
+        grpc.insecure_channel(f"127.0.0.1:{port}") as channel,
+    ):
         client = App(telemetry, server, gate)
         yield Served(client, channel, port)
         gate.opened.set()

@@ -115,6 +115,8 @@ def test_a_redis_that_is_down_is_unavailable_with_the_delay_to_retry_after(
 def gunicorn(redis: RedisServer, grpc_port: int, *options: str) -> Iterator[tuple[str, list[str]]]:
     """The example app under gunicorn, two uvicorn workers; yields its URL and its output."""
     port = free_port()
+    while port == grpc_port:
+        port = free_port()
     env = {
         **os.environ,
         "OTELSTREAM_HUB": redis.url,
