@@ -18,6 +18,7 @@ from otelstream.events import (
     TASK_ERROR,
     Event,
 )
+from otelstream.events._model import EVENT_BYTES, text_size
 from otelstream.runs._mark import RunCancelled
 
 _PREFIXES = ("task:", "pipeline:")
@@ -163,6 +164,20 @@ class SpanEvent(Event):
             self._fill()
         return super().sse
 
+    def weight(self) -> int:
+        """As `Event.weight`, without projecting: its fields are unset slots until then, so
+        the span's own strings are weighed. An end holds them; a start's are the same ones
+        (the live span shares them, and its task holds them anyway while it runs): counted
+        once, at the end. It reads the SDK's own containers, not the public accessors, which
+        copy (a few µs a span)."""
+        size = EVENT_BYTES
+        span = self._span
+        if span is not None and self._opened is not None:
+            size += text_size(_sdk_dict(getattr(span, "_attributes", None)))
+            for span_event in getattr(span, "_events", None) or ():
+                size += text_size(_sdk_dict(span_event.attributes))
+        return size
+
     def _fill(self) -> None:
         """Two threads may read one event at once (the subscriber's loop, the hub's fold on
         the span thread): both project the same values from their own reference to the
@@ -223,6 +238,13 @@ class SpanEvent(Event):
                 setattr(self, field, None)
         if not _has(self, "name"):
             self.name = "?"
+
+
+def _sdk_dict(values: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """The SDK's `BoundedAttributes` as its inner dict, read without its lock; any other
+    mapping as it is."""
+    inner = getattr(values, "_dict", None)
+    return inner if isinstance(inner, dict) else values
 
 
 def _has(event: Event, field: str) -> bool:

@@ -77,3 +77,17 @@ def test_encode_sse_refuses_multiline_data() -> None:
 def test_format_time_is_rfc3339_utc() -> None:
     assert format_time(0) == "1970-01-01T00:00:00Z"
     assert format_time(1_000_001_000) == "1970-01-01T00:00:01.000001Z"
+
+
+def test_an_event_weighs_its_base_and_its_strings() -> None:
+    from otelstream.events import DataEvent
+    from otelstream.events._model import EVENT_BYTES
+
+    big = "x" * 8_000
+    assert Event("task_started", "t", RUN, 2, 1, 0).weight() == EVENT_BYTES
+    plain = Event("task_started", "t", RUN, 2, 1, 0, attributes={"big": big, "n": 3})
+    assert plain.weight() == EVENT_BYTES + len(big)
+    listed = Event("task_started", "t", RUN, 2, 1, 0, attributes={"tags": ("ab", 1, "c")})
+    assert listed.weight() == EVENT_BYTES + 3
+    log = DataEvent("task_log", "t", RUN, 2, 0, {"message": big, "level": "INFO"})
+    assert log.weight() == EVENT_BYTES + len(big) + len("INFO")

@@ -13,11 +13,9 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
 
-from otelstream import EventStreamProcessor, Settings
-from otelstream.events import DataEvent, Event
-from otelstream.runs import streamed_run
+from otelstream import Settings
+from otelstream.events import Event
 from tests.redis_server import RedisServer, redis_server
 
 if TYPE_CHECKING:
@@ -29,41 +27,6 @@ BIG = "x" * 8_000
 @pytest.fixture(scope="module")
 def redis() -> Iterator[RedisServer]:
     yield from redis_server()
-
-
-def test_an_event_weighs_its_base_and_its_strings_and_is_not_projected_to_be_weighed(
-    redis: RedisServer,
-) -> None:
-    from otelstream.hubs.redis._buffer import EVENT_BYTES, weight
-
-    run_id = "a" * 32
-    assert weight(Event("task_started", "t", run_id, 2, 1, 0)) == EVENT_BYTES
-    plain = Event("task_started", "t", run_id, 2, 1, 0, attributes={"big": BIG, "n": 3})
-    assert weight(plain) == EVENT_BYTES + len(BIG)
-    log = DataEvent("task_log", "t", run_id, 2, 0, {"message": BIG, "level": "INFO"})
-    assert weight(log) == EVENT_BYTES + len(BIG) + len("INFO")
-
-    seen: list[Any] = []
-
-    class Collect:
-        settings = Settings()
-
-        def publish(self, run_id: str, event: Event) -> None:
-            seen.append(event)
-
-    provider = TracerProvider()
-    provider.add_span_processor(EventStreamProcessor(Collect()))  # type: ignore[arg-type]
-    tracer = provider.get_tracer("t")
-    with streamed_run("p", tracer_provider=provider):
-        with tracer.start_as_current_span("task:load", attributes={"payload": BIG}) as span:
-            span.add_event("exception", {"exception.stacktrace": BIG})
-    start, end = seen[1], seen[2]
-    # the end holds the span's strings (its attribute and its exception event); the start's
-    # are the same ones, counted once
-    assert weight(start) == EVENT_BYTES
-    assert weight(end) == EVENT_BYTES + 2 * len(BIG)
-    assert end._span is not None, "weighing projected the event (the span thread's work)"
-    provider.shutdown()
 
 
 @pytest.mark.internal_errors

@@ -58,3 +58,42 @@ def test_list_attributes_are_cut_like_strings() -> None:
     assert picked["files"] == ["a" * 19 + "…", "…"]  # each element, then the whole
     assert picked["sizes"][-1] == "…" and sum(len(repr(n)) for n in picked["sizes"][:-1]) <= 20
     assert policy.attributes({"files": ("x", "y")}) == {"files": ["x", "y"]}
+
+
+def test_a_span_event_weighs_its_spans_strings_without_being_projected() -> None:
+    """The Redis hub weighs what it buffers on the span thread (`Event.weight`): a span's
+    event does it from the span, leaving the projection to the reader."""
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from otelstream import EventStreamProcessor, Settings
+    from otelstream.events import Event
+    from otelstream.events._model import EVENT_BYTES
+    from otelstream.processors._projection import SpanEvent
+    from otelstream.runs import streamed_run
+
+    big = "x" * 8_000
+    seen: list[Event] = []
+
+    class Collect:
+        settings = Settings()
+
+        def publish(self, run_id: str, event: Event) -> None:
+            seen.append(event)
+
+    provider = TracerProvider()
+    provider.add_span_processor(EventStreamProcessor(Collect()))  # type: ignore[arg-type]
+    tracer = provider.get_tracer("t")
+    with streamed_run("p", tracer_provider=provider):
+        with tracer.start_as_current_span("task:load", attributes={"payload": big}) as span:
+            span.add_event("exception", {"exception.stacktrace": big})
+    start, end = seen[1], seen[2]
+    assert isinstance(end, SpanEvent)
+    # the end holds the span's strings (its attribute and its exception event); the start's
+    # are the same ones, counted once
+    assert start.weight() == EVENT_BYTES
+    assert end.weight() == EVENT_BYTES + 2 * len(big)
+    assert end._span is not None, "weighing projected the event (the span thread's work)"
+    assert end.error_type is None or end.name == "load"  # projected on first read
+    assert end._span is None
+    assert end.weight() == EVENT_BYTES  # projected: the span is let go
+    provider.shutdown()

@@ -1,8 +1,8 @@
 """The Redis writer's buffer: what `publish` appends to from any thread, bounded in bytes, and
 taken from in batches by the writer on the I/O loop.
 
-An event is weighed by what it keeps alive while it waits (`weight`), without projecting it:
-projection is the reader's work, never the span thread's. Past `redis_buffer_bytes` (or the
+An event is weighed by what it keeps alive while it waits (`Event.weight`), without projecting
+it: projection is the reader's work, never the span thread's. Past `redis_buffer_bytes` (or the
 optional `redis_buffer_events`) `put` refuses the event: the hub counts it lost.
 """
 
@@ -11,20 +11,14 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import deque
-from collections.abc import Mapping
-from typing import Any, Final
+from typing import Final
 
-from otelstream.events import PIPELINE_COMPLETED, PIPELINE_STARTED, DataEvent, Event
+from otelstream.events import PIPELINE_COMPLETED, PIPELINE_STARTED, Event
 from otelstream.hubs._wake import Wakeup
 from otelstream.hubs.redis._loop import IOLoop
-from otelstream.processors._projection import SpanEvent
 
 BATCH: Final = 1_000
 """Events per pipelined round trip."""
-EVENT_BYTES: Final = 1_800
-"""What a buffered event holds besides its strings: the event and its share of its span.
-Measured with tracemalloc over 20,000 streamed spans with two small attributes: 1,770 bytes
-an event (a span's start and end events hold it together)."""
 
 Item = tuple[str, Event]
 
@@ -56,7 +50,7 @@ class Buffer:
         """Append and wake the writer (at most one wake-up pending); False when the event would
         take the buffer past `capacity_bytes` (or `capacity` events)."""
         loop = self.io.ensure()
-        size = weight(event)
+        size = event.weight()
         with self._lock:
             if self.bytes + size > self.capacity_bytes or len(self.items) >= self.capacity:
                 return False
@@ -114,36 +108,3 @@ class _Kick(Wakeup):
     def _wake(self) -> None:
         self.scheduled = False
         self.event.set()
-
-
-def weight(event: Event) -> int:
-    """The bytes a buffered event keeps alive: the measured base, plus the strings a task makes
-    as large as it likes (attribute values, span events such as an exception's stack trace, a
-    log record's message). On the span thread: it reads the SDK's own containers, not the
-    public accessors, which copy (a few µs a span)."""
-    size = EVENT_BYTES
-    if isinstance(event, SpanEvent):  # its fields are unset slots until projected: not read
-        span = event._span
-        # An end holds its span's strings; a start's are the same ones (the live span shares
-        # them, and its task holds them anyway while it runs): counted once, at the end.
-        if span is not None and event._opened is not None:
-            size += _strings(getattr(span, "_attributes", None))
-            for span_event in getattr(span, "_events", None) or ():
-                size += _strings(span_event.attributes)
-        return size
-    if isinstance(event, DataEvent):
-        size += _strings(event.data)
-    return size + _strings(event.attributes)
-
-
-def _strings(values: Mapping[str, Any] | None) -> int:
-    if not values:
-        return 0
-    inner = getattr(values, "_dict", None)  # BoundedAttributes: its dict, without its lock
-    size = 0
-    for value in (inner if isinstance(inner, dict) else values).values():
-        if isinstance(value, str):
-            size += len(value)
-        elif isinstance(value, (tuple, list)):  # a tuple: no union is made per call
-            size += sum(len(item) for item in value if isinstance(item, str))
-    return size
