@@ -113,7 +113,7 @@ def _runs(args: argparse.Namespace, console: Console) -> int:
     with Client(args.url) as client:
         page = client.runs(pipeline=args.pipeline, status=args.status, limit=args.limit)
     now = time.time()
-    rows = [_run_row(run, now) for run in page["runs"]]
+    rows = [_run_row(run, now) for run in page]
     if not rows:
         console.print(Text("no runs", style="dim"))
     elif console.is_terminal and not args.wide:
@@ -121,7 +121,7 @@ def _runs(args: argparse.Namespace, console: Console) -> int:
         for column in _RUN_COLUMNS:  # the id whole (to paste into `tail`), the error cut
             width = _MIN_WIDTHS.get(column)
             table.add_column(column, no_wrap=True, overflow="ellipsis", min_width=width)
-        for row, run in zip(rows, page["runs"], strict=True):
+        for row, run in zip(rows, page, strict=True):
             status = run.get("status")
             row[3] = row[3][5:19].replace("T", " ")  # 12-04 16:45:57: the year and µs go
             cells = [Text(cell) for cell in row]
@@ -134,8 +134,8 @@ def _runs(args: argparse.Namespace, console: Console) -> int:
         for row in [list(_RUN_COLUMNS), *rows]:
             line = "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
             console.print(Text(line.rstrip()), soft_wrap=True)
-    if page.get("next_cursor"):
-        console.print(Text(f"more: --cursor {inert(page['next_cursor'])}", style="dim"))
+    if page.next_cursor:
+        console.print(Text(f"more: --cursor {inert(page.next_cursor)}", style="dim"))
     return EXIT_OK
 
 

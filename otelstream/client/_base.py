@@ -1,26 +1,43 @@
-"""What `Client` and `AsyncClient` share: the errors, resuming a stream, and reading answers.
+"""`BaseClient`: all that `Client` and `AsyncClient` do, said once, with no I/O of its own.
 
-Resuming is ours: each reconnect sends `Last-Event-ID`, repeats are dropped by
-`seq`, a gap (events the server no longer has) is an error rather than a silent
-hole, and a control notice ends a stream to be resumed.
+As httpx's `BaseClient` does, the base builds every request (URL, body, headers, the run's
+token, `Last-Event-ID`), reads every answer into a result or an error, decides when to ask again
+and how long to wait, and decodes the event stream's frames. A subclass only sends (sync or
+awaited) and sleeps: its methods are a line each, and two short loops (`_call`, `events`).
+
+Resuming is ours: each reconnect sends `Last-Event-ID`, repeats are dropped by `seq`, a gap
+(events the server no longer has) is an error rather than a silent hole, and a control notice
+ends a stream to be resumed.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, SupportsIndex, TypeVar, overload
 
 import httpx
 from httpx_sse import ServerSentEvent
 
-from otelstream.events._notices import NOTICE_TYPES, STREAM_OVERFLOW
+from otelstream.client._errors import (
+    ClientConnectionError,
+    ClientError,
+    MissedEvents,
+    RunNotFound,
+    Unavailable,
+    refusal,
+    retry_after,
+)
+from otelstream.events._notices import NOTICE_TYPES
 from otelstream.events._wire import is_final, parse
 
-OVERFLOW = STREAM_OVERFLOW
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, read=60.0)
 """The read timeout outlasts the server's keep-alive comments (15 s by default)."""
+TOKEN_HEADER = "X-Otelstream-Token"
+"""Where a run's token goes (the server takes `?token=` too) when `require_run_token` is on."""
+KEPT_TOKENS = 256
+"""Tokens of the runs this client started, kept so that reading them needs no `token=`."""
 
 
 def base_url(text: str) -> str:
@@ -29,25 +46,7 @@ def base_url(text: str) -> str:
 
 
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
-
-
-class ClientError(Exception):
-    """The server refused a request, or could not be reached after the allowed retries."""
-
-
-class RunNotFound(ClientError):
-    """The server does not know the run (never started there, or expired)."""
-
-
-class MissedEvents(ClientError):
-    """The server no longer has events this reader has not seen (its replay buffer moved on)."""
-
-    def __init__(self, run_id: str, expected: int, got: int) -> None:
-        super().__init__(
-            f"run {run_id}: expected event {expected}, the server sent {got}; "
-            f"events {expected} to {got - 1} are no longer kept"
-        )
-        self.run_id, self.expected, self.got = run_id, expected, got
+_with_scheme = base_url  # `base_url` is also the name of the clients' first argument
 
 
 @dataclass(frozen=True)
@@ -55,44 +54,268 @@ class StartedRun:
     run_id: str
     events_url: str
     run_url: str
+    token: str | None = None
+    """The run's token when the server has `require_run_token` on (this client sends it)."""
+
+
+class RunsPage(list[dict[str, Any]]):
+    """A page of `GET /runs`: the runs themselves, newest first (the page is a list of them),
+    and `next_cursor`, to pass as `runs(cursor=...)` for the next, older page (None on the
+    last). `page["runs"]` and `page["next_cursor"]` still answer, as when it was the JSON."""
+
+    def __init__(self, runs: Iterable[dict[str, Any]] = (), next_cursor: str | None = None):
+        super().__init__(runs)
+        self.next_cursor = next_cursor
+
+    @property
+    def runs(self) -> list[dict[str, Any]]:
+        return list(self)
+
+    @overload
+    def __getitem__(self, key: SupportsIndex) -> dict[str, Any]: ...
+    @overload
+    def __getitem__(self, key: slice) -> list[dict[str, Any]]: ...
+    @overload
+    def __getitem__(self, key: str) -> Any: ...
+    def __getitem__(self, key: SupportsIndex | slice | str) -> Any:
+        if isinstance(key, str):
+            return {"runs": self.runs, "next_cursor": self.next_cursor}[key]
+        return super().__getitem__(key)
+
+    def __repr__(self) -> str:
+        return f"RunsPage({list(self)!r}, next_cursor={self.next_cursor!r})"
+
+
+@dataclass(frozen=True)
+class Retrying:
+    """Told to `on_retry` before each wait: what failed, why, and how long until it asks again."""
+
+    what: str
+    reason: str
+    delay: float
+    attempt: int
+    max_retries: int
+
+    def __str__(self) -> str:
+        return (
+            f"{self.what}: {self.reason}; retrying in {self.delay:.1f} s "
+            f"({self.attempt} of {self.max_retries})"
+        )
+
+
+T = TypeVar("T")
+H = TypeVar("H", httpx.Client, httpx.AsyncClient)
+
+
+@dataclass(frozen=True)
+class _Call(Generic[T]):
+    """A request and how its answer is read: what the clients send, and (503 aside) return."""
+
+    request: httpx.Request
+    answer: Callable[[httpx.Response], T]
+
+
+class BaseClient(Generic[H]):
+    """The options, the requests, the answers and the retries of `Client` and `AsyncClient`."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        http: H | None = None,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        max_retries: int = 5,
+        backoff: float = 0.5,
+        headers: Mapping[str, str] | None = None,
+        on_retry: Callable[[Retrying], None] | None = None,
+    ) -> None:
+        """`base_url` is where the router is mounted (its prefix included); `host:port` means
+        `http://host:port`. `http`: an httpx client of yours to send with (its `base_url`,
+        headers and auth are used, and it is left open); `headers` go with every request (a
+        proxy's credentials); a 503 and a dropped stream are asked again up to `max_retries`
+        times, waiting as `Retry-After` says or `backoff` doubled each time; `on_retry` hears
+        of each wait (`Retrying`) before it starts."""
+        self._owned = http is None
+        self.http: H = (
+            self._open(_with_scheme(base_url), timeout, headers) if http is None else http
+        )
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.on_retry = on_retry
+        self._tokens: dict[str, str] = {}
+
+    def _open(self, url: str, timeout: httpx.Timeout, headers: Mapping[str, str] | None) -> H:
+        """A new httpx client of the subclass's kind (sync or async), owned and closed by it."""
+        raise NotImplementedError
+
+    @property
+    def url(self) -> str:
+        return str(self.http.base_url).rstrip("/")
+
+    # -- requests and their answers -----------------------------------------------------------
+
+    def _pipelines(self) -> _Call[list[dict[str, Any]]]:
+        def answer(response: httpx.Response) -> list[dict[str, Any]]:
+            found: list[dict[str, Any]] = self._json(response, "GET /pipelines")["pipelines"]
+            return found
+
+        return _Call(self._request("GET", "/pipelines"), answer)
+
+    def _start(
+        self, pipeline: str, parameters: Mapping[str, Any] | None, more: Mapping[str, Any]
+    ) -> _Call[StartedRun]:
+        given = dict(parameters or {})
+        if twice := sorted(set(given) & set(more)):
+            raise TypeError(f"parameter {twice[0]!r} given both in the mapping and by keyword")
+        body = {"pipeline_name": pipeline, "parameters": {**given, **more}}
+        return _Call(self._request("POST", "/runs", json=body), self._started)
+
+    def _started(self, response: httpx.Response) -> StartedRun:
+        if response.status_code != 202:
+            raise refusal(response, "the run did not start")
+        body = response.json()
+        run = StartedRun(body["run_id"], body["events_url"], body["run_url"], body.get("token"))
+        if run.token is not None:
+            while len(self._tokens) >= KEPT_TOKENS:
+                del self._tokens[next(iter(self._tokens))]  # the oldest
+            self._tokens[run.run_id] = run.token
+        return run
+
+    def _get_run(self, run_id: str, token: str | None) -> _Call[dict[str, Any]]:
+        request = self._for_run("GET", f"/runs/{run_id}", run_id, token)
+        return _Call(request, lambda response: self._json(response, f"GET run {run_id}", run_id))
+
+    def _cancel(self, run_id: str, token: str | None) -> _Call[dict[str, Any]]:
+        def answer(response: httpx.Response) -> dict[str, Any]:
+            return self._json(response, f"cancel run {run_id}", run_id, ok=202)
+
+        return _Call(self._for_run("DELETE", f"/runs/{run_id}", run_id, token), answer)
+
+    def _runs(
+        self, pipeline: str | None, status: str | None, limit: int, cursor: str | None
+    ) -> _Call[RunsPage]:
+        query: dict[str, str | int] = {"limit": limit}
+        for key, value in (("pipeline", pipeline), ("status", status), ("cursor", cursor)):
+            if value is not None:
+                query[key] = value
+
+        def answer(response: httpx.Response) -> RunsPage:
+            body = self._json(response, "GET /runs")
+            return RunsPage(body["runs"], body.get("next_cursor"))
+
+        return _Call(self._request("GET", "/runs", params=query), answer)
+
+    def _request(self, method: str, path: str, **options: Any) -> httpx.Request:
+        """Every request is built here: on the client's `base_url`, with its headers."""
+        request: httpx.Request = self.http.build_request(method, path, **options)
+        return request
+
+    def _for_run(self, method: str, path: str, run_id: str, token: str | None) -> httpx.Request:
+        token = token or self._tokens.get(run_id)
+        headers = {TOKEN_HEADER: token} if token else None
+        return self._request(method, path, headers=headers)
+
+    @staticmethod
+    def _json(
+        response: httpx.Response, what: str, run_id: str | None = None, ok: int = 200
+    ) -> dict[str, Any]:
+        if response.status_code == 404 and run_id is not None:  # it may say the run was lost
+            raise refusal(response, None, RunNotFound)
+        if response.status_code != ok:
+            raise refusal(response, what)
+        body: dict[str, Any] = response.json()
+        return body
+
+    # -- retries --------------------------------------------------------------------------------
+
+    def _pause(self, call: _Call[Any], response: httpx.Response, attempt: int) -> float | None:
+        """Seconds to wait before asking again when the server answered 503 (its hub cannot be
+        reached, or it is full: nothing was started), as `Retry-After` says; None: do not."""
+        if response.status_code != 503 or attempt > self.max_retries:
+            return None
+        delay = retry_after(response) or self.backoff * 2 ** (attempt - 1)
+        reason = f"the server answered {response.status_code}: {refusal(response, None)}"
+        what = f"{call.request.method} {call.request.url.path}"
+        self._tell(Retrying(what, reason, delay, attempt, self.max_retries))
+        return delay
+
+    def _unreachable(self, error: httpx.TransportError) -> ClientConnectionError:
+        return ClientConnectionError(
+            f"cannot reach the server at {self.url}: {error}", url=self.url
+        )
+
+    def _tell(self, notice: Retrying) -> None:
+        if self.on_retry is not None:
+            self.on_retry(notice)
+
+    # -- the event stream -----------------------------------------------------------------------
+
+    def _stream(self, run_id: str, after: int, token: str | None) -> _Resume:
+        return _Resume(self, run_id, after, token or self._tokens.get(run_id))
+
+
+class _Retry(Exception):
+    """A 5xx answer to a stream: worth asking again, as a dropped connection is."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(f"server answered {response.status_code}")
+        self.status_code = response.status_code
+        self.retry_after = retry_after(response)
+
+
+_TRANSIENT = (httpx.TransportError, _Retry)
 
 
 class _Resume:
-    """The reader's position in one run: what to ask for on reconnect, what to drop, when to stop.
+    """A reader's position in one run: what to ask for on reconnect, which frames to hand out,
+    when to stop, and how long to wait before the next attempt."""
 
-    Shared by the sync and async clients so both resume the same way.
-    """
-
-    def __init__(self, url: str, run_id: str, after: int, max_retries: int, backoff: float) -> None:
-        self.url = url
+    def __init__(self, client: BaseClient[Any], run_id: str, after: int, token: str | None):
+        self.client = client
         self.run_id = run_id
+        self.token = token
         self.last_seq = after
         self.done = False
         self.failures = 0
-        self.max_retries = max_retries
-        self.backoff = backoff
         self.retry_ms: int | None = None
         self.reached = False
+        self._before = after
+        self._error: Exception | None = None
 
-    def headers(self) -> dict[str, str]:
-        return {"Last-Event-ID": str(self.last_seq)} if self.last_seq else {}
+    def request(self) -> httpx.Request:
+        """The next attempt's request: after the last event handed out."""
+        self._before, self._error = self.last_seq, None
+        headers = {"Accept": "text/event-stream", "Cache-Control": "no-store"}
+        if self.last_seq:
+            headers["Last-Event-ID"] = str(self.last_seq)
+        if self.token:
+            headers[TOKEN_HEADER] = self.token
+        return self.client._request("GET", f"/runs/{self.run_id}/events", headers=headers)
 
-    def check(self, response: httpx.Response) -> bool:
+    def opened(self, response: httpx.Response) -> bool:
         """True when the response is a stream to read; False when the run is over (204)."""
         self.reached = True
         if response.status_code == 204:
             self.done = True  # finished, and we have every event
             return False
         if response.status_code == 404:
-            raise RunNotFound(f"unknown or expired run {self.run_id!r}")
+            response.read()
+            raise refusal(response, None, RunNotFound)
         if response.status_code >= 500:
-            raise _Retry(f"server answered {response.status_code}", response)
+            raise _Retry(response)
         if response.status_code != 200:
-            raise ClientError(f"GET events of {self.run_id}: {response.status_code}")
+            response.read()
+            raise refusal(response, f"GET events of {self.run_id}")
         return True
 
+    async def aopened(self, response: httpx.Response) -> bool:
+        """`opened`, for a response of `AsyncClient` (its body is read awaited)."""
+        if response.status_code not in (200, 204) and response.status_code < 500:
+            await response.aread()
+        return self.opened(response)
+
     def accept(self, message: ServerSentEvent) -> dict[str, Any] | None:
-        """The event to hand out, or None for a repeat, a comment or the overflow notice."""
+        """The event to hand out, or None for a repeat, a comment or a control notice."""
         if message.retry is not None:
             self.retry_ms = message.retry
         if not message.data:
@@ -101,9 +324,7 @@ class _Resume:
         if event.get("type") in NOTICE_TYPES:
             return None  # a control notice: the stream ends next and we resume from last_seq
         seq = event.get("seq")
-        if not isinstance(seq, int):
-            return None
-        if seq <= self.last_seq:
+        if not isinstance(seq, int) or seq <= self.last_seq:
             return None
         if seq != self.last_seq + 1:
             raise MissedEvents(self.run_id, self.last_seq + 1, seq)
@@ -113,100 +334,46 @@ class _Resume:
             self.done = True
         return event
 
-    def delay(self, progressed: bool, error: Exception | None) -> float:
-        """Seconds to wait before the next attempt; raises once retries are used up."""
-        if progressed and error is None:
+    def failed(self, error: Exception) -> None:
+        self._error = error
+
+    def pause(self) -> float:
+        """Seconds to wait before the next attempt (0 when done); raises once retries are used
+        up, or at once when the server never answered (a wrong address, not a dropped stream)."""
+        error = self._error
+        if self.done or (self.last_seq > self._before and error is None):
             return 0.0  # the stream ended cleanly after giving us events: resume at once
         if not self.reached:
-            # never got an answer: a wrong address, not a dropped stream; say so at once
-            raise ClientError(f"cannot reach the server at {self.url}: {error}") from error
+            assert isinstance(error, httpx.TransportError)
+            raise self.client._unreachable(error) from error
         self.failures += 1
-        if self.failures > self.max_retries:
-            raise ClientError(
-                f"run {self.run_id}: gave up after {self.max_retries} retries ({error})"
-            ) from error
-        base = self.retry_ms / 1000 if self.retry_ms is not None else self.backoff
-        retry_after = getattr(error, "retry_after", None)
-        return float(retry_after) if retry_after else min(30.0, base * 2 ** (self.failures - 1))
+        if self.failures > self.client.max_retries:
+            raise self._gave_up(error)
+        base = self.retry_ms / 1000 if self.retry_ms is not None else self.client.backoff
+        told = getattr(error, "retry_after", None)
+        delay = float(told) if told else min(30.0, base * 2 ** (self.failures - 1))
+        reason = (str(error) or type(error).__name__) if error else "the stream ended"
+        what = f"the stream of run {self.run_id}"
+        self.client._tell(Retrying(what, reason, delay, self.failures, self.client.max_retries))
+        return delay
+
+    def _gave_up(self, error: Exception | None) -> ClientError:
+        message = f"run {self.run_id}: gave up after {self.client.max_retries} retries ({error})"
+        if isinstance(error, _Retry) and error.status_code == 503:
+            return Unavailable(message, status_code=503, retry_after=error.retry_after)
+        if isinstance(error, _Retry):
+            return ClientError(message, status_code=error.status_code)
+        if isinstance(error, httpx.TransportError):
+            return ClientConnectionError(message, url=self.client.url)
+        return ClientError(message)
 
 
-class _Retry(Exception):
-    def __init__(self, message: str, response: httpx.Response) -> None:
-        super().__init__(message)
-        value = response.headers.get("retry-after", "")
-        self.retry_after = float(value) if value.replace(".", "", 1).isdigit() else None
-
-
-_TRANSIENT = (httpx.TransportError, _Retry)
-
-
-def _run_body(pipeline: str, parameters: Mapping[str, Any] | None) -> dict[str, Any]:
-    return {"pipeline_name": pipeline, "parameters": dict(parameters or {})}
-
-
-def _wait_503(response: httpx.Response, attempt: int, retries: int, backoff: float) -> float | None:
-    """Seconds to wait before asking again when the server answered 503 (its hub cannot be
-    reached, or it is full: nothing was started), as `Retry-After` says; None: do not."""
-    if response.status_code != 503 or attempt > retries:
-        return None
-    value = response.headers.get("retry-after", "")
-    return float(value) if value.replace(".", "", 1).isdigit() else backoff * 2 ** (attempt - 1)
-
-
-def _started(response: httpx.Response) -> StartedRun:
-    if response.status_code != 202:
-        raise ClientError(f"the run did not start: {response.status_code} {_detail(response)}")
-    body = response.json()
-    return StartedRun(body["run_id"], body["events_url"], body["run_url"])
-
-
-def _detail(response: httpx.Response) -> str:
-    """The server's reason: its `detail`; a 422's errors as `field: problem`, a line each."""
-    try:
-        detail = response.json().get("detail", response.text)
-    except (ValueError, AttributeError):
-        return response.text
-    if isinstance(detail, list):
-        return "invalid request:" + "".join(f"\n  {_validation_error(item)}" for item in detail)
-    return str(detail)
-
-
-def _validation_error(item: Any) -> str:
-    """`parameters.seconds: Input should be ...`: a 422's `loc` is `["body", PIPELINE,
-    "parameters", FIELD, ...]` (pydantic puts the pipeline's name, the tag that chose its
-    model, after "body"); the field's path in the request body is what a person sent."""
-    if not isinstance(item, dict):
-        return str(item)
-    loc = [str(part) for part in item.get("loc") or []]
-    if loc[:1] == ["body"]:
-        loc = loc[1:]
-    if len(loc) > 1 and loc[1] in ("parameters", "pipeline_name"):
-        loc = loc[1:]  # the tag
-    message = str(item.get("msg", item))
-    return f"{'.'.join(loc)}: {message}" if loc else message
-
-
-def _run_json(response: httpx.Response, run_id: str) -> dict[str, Any]:
-    if response.status_code == 404:  # the server's reason: it may say the run was lost
-        raise RunNotFound(_detail(response) or f"unknown or expired run {run_id!r}")
-    if response.status_code != 200:
-        raise ClientError(f"GET run {run_id}: {response.status_code} {_detail(response)}")
-    body: dict[str, Any] = response.json()
-    return body
-
-
-def _runs_query(
-    pipeline: str | None, status: str | None, limit: int, cursor: str | None
-) -> dict[str, str | int]:
-    query: dict[str, str | int] = {"limit": limit}
-    for key, value in (("pipeline", pipeline), ("status", status), ("cursor", cursor)):
-        if value is not None:
-            query[key] = value
-    return query
-
-
-def _runs_json(response: httpx.Response) -> dict[str, Any]:
-    if response.status_code != 200:
-        raise ClientError(f"GET /runs: {response.status_code} {_detail(response)}")
-    body: dict[str, Any] = response.json()
-    return body
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "TOKEN_HEADER",
+    "BaseClient",
+    "Retrying",
+    "RunsPage",
+    "StartedRun",
+    "base_url",
+]

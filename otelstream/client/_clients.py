@@ -1,9 +1,8 @@
-"""A Python client of the runs API: start a run and read its events, resuming after a drop.
+"""`Client` and `AsyncClient`: `BaseClient` with the sending done sync or awaited.
 
-Needs the `client` extra (httpx, httpx-sse). The event stream is read with
-httpx-sse, which parses SSE as the spec says; resuming is ours: each
-reconnect sends `Last-Event-ID`, repeats are dropped by `seq`, and a gap (events
-the server no longer has) is an error rather than a silent hole.
+Everything else (requests, answers, errors, retries, resuming, frames) is the base's, so the two
+cannot drift: each method here is a line, plus the two loops only I/O tells apart. The event
+stream is parsed by httpx-sse, as the SSE spec says.
 """
 
 from __future__ import annotations
@@ -11,52 +10,37 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import httpx
-from httpx_sse import EventSource, aconnect_sse, connect_sse
+from httpx_sse import EventSource
 
 from otelstream.client._base import (
     _TRANSIENT,
-    DEFAULT_TIMEOUT,
-    ClientError,
-    MissedEvents,
-    RunNotFound,
+    BaseClient,
+    RunsPage,
     StartedRun,
-    _Resume,
-    _run_body,
-    _run_json,
-    _runs_json,
-    _runs_query,
-    _started,
-    _wait_503,
+    _Call,
 )
-from otelstream.client._base import base_url as _with_scheme
+
+T = TypeVar("T")
 
 
-class Client:
+class Client(BaseClient[httpx.Client]):
     """Sync client. `base_url` is where the router is mounted (its prefix included); `host:port`
-    means `http://host:port`, as the `otelstream` command reads it.
+    means `http://host:port`, as the `otelstream` command reads it. `headers` go with every
+    request (a proxy's credentials); `on_retry` hears of each wait before asking again (a
+    503 while the server's hub is down, a dropped stream).
 
     with Client("http://127.0.0.1:8000") as client:
-        run = client.start("example", {"seconds": 0.1})
-        for event in client.events(run.run_id):
+        for event in client.run("example", seconds=0.1):
             print(event["type"], event["name"])
     """
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        http: httpx.Client | None = None,
-        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
-        max_retries: int = 5,
-        backoff: float = 0.5,
-    ) -> None:
-        self._owned = http is None
-        self.http = http or httpx.Client(base_url=_with_scheme(base_url), timeout=timeout)
-        self.max_retries = max_retries
-        self.backoff = backoff
+    def _open(
+        self, url: str, timeout: httpx.Timeout, headers: Mapping[str, str] | None
+    ) -> httpx.Client:
+        return httpx.Client(base_url=url, timeout=timeout, headers=headers)
 
     def __enter__(self) -> Self:
         return self
@@ -69,28 +53,24 @@ class Client:
             self.http.close()
 
     def pipelines(self) -> list[dict[str, Any]]:
-        response = self.http.get("/pipelines")
-        response.raise_for_status()
-        found: list[dict[str, Any]] = response.json()["pipelines"]
-        return found
+        """The registered pipelines (`GET /pipelines`): `name` and `description` each."""
+        return self._call(self._pipelines())
 
-    def start(self, pipeline: str, parameters: Mapping[str, Any] | None = None) -> StartedRun:
-        """Start a run (`POST /runs`), asking again after a 503 up to `max_retries` times."""
-        return _started(self._retrying("POST", "/runs", json=_run_body(pipeline, parameters)))
+    def start(
+        self, pipeline: str, parameters: Mapping[str, Any] | None = None, **more: Any
+    ) -> StartedRun:
+        """Start a run (`POST /runs`) with `parameters` and keyword parameters (`seconds=0.1`),
+        asking again after a 503 up to `max_retries` times."""
+        return self._call(self._start(pipeline, parameters, more))
 
-    def get_run(self, run_id: str) -> dict[str, Any]:
+    def get_run(self, run_id: str, *, token: str | None = None) -> dict[str, Any]:
         """The run's status, times and span tree (`GET /runs/{run_id}`)."""
-        return _run_json(self._retrying("GET", f"/runs/{run_id}"), run_id)
+        return self._call(self._get_run(run_id, token))
 
-    def _retrying(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        attempt = 0
-        while True:
-            attempt += 1
-            response = self.http.request(method, url, **kwargs)
-            delay = _wait_503(response, attempt, self.max_retries, self.backoff)
-            if delay is None:
-                return response
-            time.sleep(delay)
+    def cancel(self, run_id: str, *, token: str | None = None) -> dict[str, Any]:
+        """Cancel a running run (`DELETE /runs/{run_id}`); it stops at its next span.
+        `Conflict` when it has already ended."""
+        return self._call(self._cancel(run_id, token))
 
     def runs(
         self,
@@ -99,71 +79,66 @@ class Client:
         status: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
-    ) -> dict[str, Any]:
-        """Recent and running runs, newest first (`GET /runs`): `{"runs": [...], "next_cursor"}`."""
-        query = _runs_query(pipeline, status, limit, cursor)
-        return _runs_json(self.http.get("/runs", params=query))
+    ) -> RunsPage:
+        """Recent and running runs, newest first (`GET /runs`): a list, with `next_cursor`."""
+        return self._call(self._runs(pipeline, status, limit, cursor))
 
-    def events(self, run_id: str, *, after: int = 0) -> Iterator[dict[str, Any]]:
+    def events(
+        self, run_id: str, *, after: int = 0, token: str | None = None
+    ) -> Iterator[dict[str, Any]]:
         """Every event after `after`, in order, each once, until the run ends: the tasks'
         starts and ends, and `task_log`, `task_progress`, `logs_dropped` as they come.
 
         A dropped or cut stream is reopened with `Last-Event-ID`; raises
         `MissedEvents` when the server can no longer send what was missed.
         """
-        state = _Resume(
-            str(self.http.base_url).rstrip("/"), run_id, after, self.max_retries, self.backoff
-        )
-        while not state.done:
-            before, error = state.last_seq, None
+        stream = self._stream(run_id, after, token)
+        while not stream.done:
             try:
-                with connect_sse(
-                    self.http, "GET", f"/runs/{run_id}/events", headers=state.headers()
-                ) as source:
-                    if state.check(source.response):
-                        yield from _read(source, state)
+                response = self.http.send(stream.request(), stream=True)
+                try:
+                    if stream.opened(response):
+                        for message in EventSource(response).iter_sse():
+                            if (event := stream.accept(message)) is not None:
+                                yield event
+                                if stream.done:
+                                    break
+                finally:
+                    response.close()
             except _TRANSIENT as exc:
-                error = exc
-            if not state.done:
-                time.sleep(state.delay(state.last_seq > before, error))
+                stream.failed(exc)
+            time.sleep(stream.pause())
 
     def run(
-        self, pipeline: str, parameters: Mapping[str, Any] | None = None
+        self, pipeline: str, parameters: Mapping[str, Any] | None = None, **more: Any
     ) -> Iterator[dict[str, Any]]:
-        """Start `pipeline` and yield its events until it ends."""
-        yield from self.events(self.start(pipeline, parameters).run_id)
+        """Start `pipeline` (as `start` does) and yield its events until it ends."""
+        yield from self.events(self.start(pipeline, parameters, **more).run_id)
+
+    def _call(self, call: _Call[T]) -> T:
+        for attempt in range(1, self.max_retries + 2):
+            try:
+                response = self.http.send(call.request)
+            except httpx.TransportError as exc:
+                raise self._unreachable(exc) from exc
+            if (delay := self._pause(call, response, attempt)) is None:
+                break
+            time.sleep(delay)
+        return call.answer(response)
 
 
-def _read(source: EventSource, state: _Resume) -> Iterator[dict[str, Any]]:
-    for message in source.iter_sse():
-        event = state.accept(message)
-        if event is not None:
-            yield event
-            if state.done:
-                return
-
-
-class AsyncClient:
+class AsyncClient(BaseClient[httpx.AsyncClient]):
     """The same as `Client`, on asyncio: the same methods, awaited (`aclose` for `close`).
 
     async with AsyncClient("http://127.0.0.1:8000") as client:
-        async for event in client.run("example", {"seconds": 0.1}):
+        async for event in client.run("example", seconds=0.1):
             print(event["type"], event["name"])
     """
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        http: httpx.AsyncClient | None = None,
-        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
-        max_retries: int = 5,
-        backoff: float = 0.5,
-    ) -> None:
-        self._owned = http is None
-        self.http = http or httpx.AsyncClient(base_url=_with_scheme(base_url), timeout=timeout)
-        self.max_retries = max_retries
-        self.backoff = backoff
+    def _open(
+        self, url: str, timeout: httpx.Timeout, headers: Mapping[str, str] | None
+    ) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=url, timeout=timeout, headers=headers)
 
     async def __aenter__(self) -> Self:
         return self
@@ -176,29 +151,22 @@ class AsyncClient:
             await self.http.aclose()
 
     async def pipelines(self) -> list[dict[str, Any]]:
-        response = await self.http.get("/pipelines")
-        response.raise_for_status()
-        found: list[dict[str, Any]] = response.json()["pipelines"]
-        return found
+        """The registered pipelines (`GET /pipelines`): `name` and `description` each."""
+        return await self._call(self._pipelines())
 
-    async def start(self, pipeline: str, parameters: Mapping[str, Any] | None = None) -> StartedRun:
-        """Start a run (`POST /runs`), asking again after a 503 up to `max_retries` times."""
-        body = _run_body(pipeline, parameters)
-        return _started(await self._retrying("POST", "/runs", json=body))
+    async def start(
+        self, pipeline: str, parameters: Mapping[str, Any] | None = None, **more: Any
+    ) -> StartedRun:
+        """Start a run (`POST /runs`), as `Client.start` does."""
+        return await self._call(self._start(pipeline, parameters, more))
 
-    async def get_run(self, run_id: str) -> dict[str, Any]:
+    async def get_run(self, run_id: str, *, token: str | None = None) -> dict[str, Any]:
         """The run's status, times and span tree (`GET /runs/{run_id}`)."""
-        return _run_json(await self._retrying("GET", f"/runs/{run_id}"), run_id)
+        return await self._call(self._get_run(run_id, token))
 
-    async def _retrying(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        attempt = 0
-        while True:
-            attempt += 1
-            response = await self.http.request(method, url, **kwargs)
-            delay = _wait_503(response, attempt, self.max_retries, self.backoff)
-            if delay is None:
-                return response
-            await asyncio.sleep(delay)
+    async def cancel(self, run_id: str, *, token: str | None = None) -> dict[str, Any]:
+        """Cancel a running run (`DELETE /runs/{run_id}`), as `Client.cancel` does."""
+        return await self._call(self._cancel(run_id, token))
 
     async def runs(
         self,
@@ -207,48 +175,49 @@ class AsyncClient:
         status: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
-    ) -> dict[str, Any]:
-        """Recent and running runs, newest first (`GET /runs`): `{"runs": [...], "next_cursor"}`."""
-        query = _runs_query(pipeline, status, limit, cursor)
-        return _runs_json(await self.http.get("/runs", params=query))
+    ) -> RunsPage:
+        """Recent and running runs, newest first (`GET /runs`): a list, with `next_cursor`."""
+        return await self._call(self._runs(pipeline, status, limit, cursor))
 
-    async def events(self, run_id: str, *, after: int = 0) -> AsyncIterator[dict[str, Any]]:
+    async def events(
+        self, run_id: str, *, after: int = 0, token: str | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
         """Every event after `after`, in order, each once, until the run ends."""
-        state = _Resume(
-            str(self.http.base_url).rstrip("/"), run_id, after, self.max_retries, self.backoff
-        )
-        while not state.done:
-            before, error = state.last_seq, None
+        stream = self._stream(run_id, after, token)
+        while not stream.done:
             try:
-                async with aconnect_sse(
-                    self.http, "GET", f"/runs/{run_id}/events", headers=state.headers()
-                ) as source:
-                    if state.check(source.response):
-                        async for message in source.aiter_sse():
-                            event = state.accept(message)
-                            if event is not None:
+                response = await self.http.send(stream.request(), stream=True)
+                try:
+                    if await stream.aopened(response):
+                        async for message in EventSource(response).aiter_sse():
+                            if (event := stream.accept(message)) is not None:
                                 yield event
-                                if state.done:
+                                if stream.done:
                                     break
+                finally:
+                    await response.aclose()
             except _TRANSIENT as exc:
-                error = exc
-            if not state.done:
-                await asyncio.sleep(state.delay(state.last_seq > before, error))
+                stream.failed(exc)
+            await asyncio.sleep(stream.pause())
 
     async def run(
-        self, pipeline: str, parameters: Mapping[str, Any] | None = None
+        self, pipeline: str, parameters: Mapping[str, Any] | None = None, **more: Any
     ) -> AsyncIterator[dict[str, Any]]:
-        """Start `pipeline` and yield its events until it ends."""
-        started = await self.start(pipeline, parameters)
+        """Start `pipeline` (as `start` does) and yield its events until it ends."""
+        started = await self.start(pipeline, parameters, **more)
         async for event in self.events(started.run_id):
             yield event
 
+    async def _call(self, call: _Call[T]) -> T:
+        for attempt in range(1, self.max_retries + 2):
+            try:
+                response = await self.http.send(call.request)
+            except httpx.TransportError as exc:
+                raise self._unreachable(exc) from exc
+            if (delay := self._pause(call, response, attempt)) is None:
+                break
+            await asyncio.sleep(delay)
+        return call.answer(response)
 
-__all__ = [
-    "AsyncClient",
-    "Client",
-    "ClientError",
-    "MissedEvents",
-    "RunNotFound",
-    "StartedRun",
-]
+
+__all__ = ["AsyncClient", "Client"]

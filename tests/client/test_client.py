@@ -6,137 +6,15 @@ import asyncio
 import inspect
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 from otelstream.client import AsyncClient, Client, ClientError, MissedEvents, RunNotFound
-from otelstream.fastapi import create_router
-from otelstream.testing import UvicornServer, free_port, wait_for_run
-from tests.apps.ui_stream_watch import StreamWatch
-from tests.conftest import Telemetry, make_telemetry, shape
-
-GATED = [
-    ("pipeline_started", "gated"),
-    ("task_started", "before"),
-    ("task_completed", "before"),
-    ("task_started", "after"),
-    ("task_completed", "after"),
-    ("pipeline_completed", "gated"),
-]
-
-
-@dataclass
-class Served:
-    url: str
-    watch: StreamWatch
-    telemetry: Telemetry
-    gate: threading.Event
-    reached: threading.Event
-
-    def requests(self, run_id: str) -> list[tuple[str | None, int | None]]:
-        return [
-            (r["last_event_id"], r["status"]) for r in self.watch.requests if r["run_id"] == run_id
-        ]
-
-
-@contextmanager
-def serving(prefix: str = "", **settings: Any) -> Iterator[Served]:
-    telemetry = make_telemetry(**settings)
-    tracer = telemetry.tracer
-    gate, reached = threading.Event(), threading.Event()
-
-    def gated() -> None:
-        with tracer.start_as_current_span("task:before"):
-            pass
-        reached.set()
-        assert gate.wait(10), "the test never opened the gate"
-        with tracer.start_as_current_span("task:after"):
-            pass
-
-    def failing() -> None:
-        with tracer.start_as_current_span("task:broken"):
-            raise RuntimeError("disk full")
-
-    app = FastAPI()
-    app.include_router(
-        create_router(
-            hub=telemetry.hub,
-            pipelines={"gated": gated, "failing": failing},
-            tracer_provider=telemetry.provider,
-            prefix=prefix,
-        )
-    )
-    watch = StreamWatch(app)
-    try:
-        with UvicornServer(watch) as server:
-            try:
-                yield Served(server.url + prefix, watch, telemetry, gate, reached)
-            finally:
-                gate.set()  # a run still waiting must end before the server stops
-    finally:
-        telemetry.provider.shutdown()
-
-
-@pytest.fixture
-def served() -> Iterator[Served]:
-    with serving() as found:
-        yield found
-
-
-class AsyncAsSync:
-    """`AsyncClient` behind `Client`'s interface, on an event loop of its own: so one set of
-    cases proves both clients, method by method."""
-
-    def __init__(self, base_url: str, **options: Any) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.client = AsyncClient(base_url, **options)
-
-    def __enter__(self) -> AsyncAsSync:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.loop.run_until_complete(self.client.aclose())
-        self.loop.run_until_complete(self.loop.shutdown_asyncgens())
-        self.loop.close()
-
-    def pipelines(self) -> list[dict[str, Any]]:
-        return self.loop.run_until_complete(self.client.pipelines())
-
-    def start(self, pipeline: str, parameters: Mapping[str, Any] | None = None) -> Any:
-        return self.loop.run_until_complete(self.client.start(pipeline, parameters))
-
-    def get_run(self, run_id: str) -> dict[str, Any]:
-        return self.loop.run_until_complete(self.client.get_run(run_id))
-
-    def events(self, run_id: str, *, after: int = 0) -> Iterator[dict[str, Any]]:
-        return self._each(self.client.events(run_id, after=after))
-
-    def run(
-        self, pipeline: str, parameters: Mapping[str, Any] | None = None
-    ) -> Iterator[dict[str, Any]]:
-        return self._each(self.client.run(pipeline, parameters))
-
-    def _each(self, events: AsyncIterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-        while True:
-            try:
-                yield self.loop.run_until_complete(anext(events))
-            except StopAsyncIteration:
-                return
-
-
-ClientFactory = Callable[..., Any]
-
-
-@pytest.fixture(params=["sync", "async"])
-def client_class(request: pytest.FixtureRequest) -> ClientFactory:
-    """`Client`, or `AsyncClient` driven through the same calls."""
-    return Client if request.param == "sync" else AsyncAsSync
+from otelstream.testing import free_port, wait_for_run
+from tests.client.conftest import GATED, ClientFactory, Served, serving
+from tests.conftest import shape
 
 
 def test_both_clients_have_the_same_methods() -> None:
@@ -174,7 +52,7 @@ def open_gate_when_reached(served: Served, streams: int = 2) -> threading.Thread
 def test_start_and_read_a_whole_run(served: Served, client_class: ClientFactory) -> None:
     served.gate.set()
     with client_class(served.url) as client:
-        assert [p["name"] for p in client.pipelines()] == ["gated", "failing"]
+        assert [p["name"] for p in client.pipelines()] == ["gated", "failing", "typed"]
         events = list(client.run("gated"))
     assert shape(events) == GATED
     assert [e["seq"] for e in events] == [1, 2, 3, 4, 5, 6]
