@@ -1,7 +1,7 @@
 """Log records of other services join the runs of their trace, as `task_log` under their span.
 
 A record that carries the trace id of a run the hub knows (not ended) and a span
-id becomes `task_log` through the local log path (`processors.logs.LogSink`): the
+id becomes `task_log` through the local log path (`processors._sink.LogSink`): the
 same level filter, per-run budget, cuts and redaction. The budget is this
 worker's: each worker that receives a run's records counts them on its own.
 Records of other traces, of ended runs or without a span id are counted in the
@@ -19,7 +19,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
 from otelstream._ingest.spans import attributes, streams_itself, value
 from otelstream._ingest.traces import TraceIngest
 from otelstream.events._levels import level_name
-from otelstream.processors.logs import LogSink
+from otelstream.processors._sink import LogSink
 from otelstream.runs._mark import RunMark
 from otelstream.settings import Settings
 

@@ -21,7 +21,7 @@ from opentelemetry.context import Context
 
 from otelstream._errors import report
 from otelstream.processors import _span_end
-from otelstream.processors.logs import DONE, MESSAGE, PROGRESS_EVENT, TOTAL
+from otelstream.processors._sink import DONE, MESSAGE, PROGRESS_EVENT, TOTAL
 from otelstream.runs._mark import current_context
 
 INTERVAL_SECONDS = 0.1

@@ -17,8 +17,8 @@ from otelstream.processors import _projection as projection
 from otelstream.processors import _span_end
 from otelstream.processors._filters import GlobFilter, SpanFilter, combined
 from otelstream.processors._linger import Linger
+from otelstream.processors._sink import LogSink
 from otelstream.processors._span_end import hooks as _end_hooks
-from otelstream.processors.logs import LogSink
 from otelstream.runs._mark import RUN_KEY, RunCancelled, RunMark, current_context
 from otelstream.settings import Settings
 

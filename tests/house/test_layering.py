@@ -167,3 +167,18 @@ def test_the_client_imports_neither_the_sdk_nor_the_server() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_hub_contract_is_a_leaf_and_the_hubs_face_only_re_exports() -> None:
+    """`hubs/_contract.py` names no hub (implementations import it, never the other way), and
+    `hubs/__init__.py` holds nothing but its docstring, re-exports and `__all__`."""
+    named = {name for name, _ in imports_in("otelstream.hubs._contract")}
+    assert {name for name in named if name.startswith("otelstream")} <= {
+        "otelstream.events",
+        "otelstream.settings",
+    }
+    face = ast.parse(MODULES["otelstream.hubs"].read_text(encoding="utf-8"))
+    for node in face.body:
+        docstring = isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+        exported = isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == "__all__"
+        assert docstring or exported or isinstance(node, ast.ImportFrom), ast.unparse(node)
