@@ -31,17 +31,6 @@ from otelstream.processors._filters import GlobFilter
 from otelstream.settings import Settings
 
 
-class ServiceSpanEvent(projection.SpanEvent):
-    """A span event of another service: the projection's event, with the service's name (the
-    codec writes it, after the common fields)."""
-
-    __slots__ = ("service",)
-
-    def __init__(self, *args: Any, service: str | None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.service = service
-
-
 class _Arrival:
     """One span of a batch that joins a run, before it is projected."""
 
@@ -134,7 +123,7 @@ class TraceIngest:
         """Starts in the order they happened, so a parent of the batch precedes its children,
         then the ends in theirs."""
         arrivals.sort(key=lambda arrival: arrival.span.start_time or 0)
-        opened: list[tuple[_Arrival, ServiceSpanEvent]] = []
+        opened: list[tuple[_Arrival, projection.SpanEvent]] = []
         for arrival in arrivals:
             event = self._start(arrival)
             if event is not None:
@@ -142,12 +131,12 @@ class TraceIngest:
         opened.sort(key=lambda pair: pair[0].span.end_time or 0)
         for arrival, start in opened:
             kind = projection.end_type(arrival.span, start)
-            end = ServiceSpanEvent(
+            end = projection.SpanEvent(
                 kind, arrival.run_id, arrival.span, self.policy, start, service=arrival.service
             )
             self.hub.publish(arrival.run_id, end)
 
-    def _start(self, arrival: _Arrival) -> ServiceSpanEvent | None:
+    def _start(self, arrival: _Arrival) -> projection.SpanEvent | None:
         span, parent = arrival.span, arrival.span.parent
         parent_id = parent.span_id if parent is not None else None
         shown = self.hidden.get(parent_id) if parent_id is not None else None
@@ -155,7 +144,7 @@ class TraceIngest:
             self.hidden.put(span.context.span_id, shown or parent_id)
             return None
         attributes = self.policy.attributes(span.attributes) if self.policy.allowlist else None
-        event = ServiceSpanEvent(
+        event = projection.SpanEvent(
             TASK_STARTED,
             arrival.run_id,
             span,
@@ -182,4 +171,4 @@ def _answer(unknown: int, ended: int) -> ExportTraceServiceResponse:
     return ExportTraceServiceResponse(partial_success=partial)
 
 
-__all__ = ["ServiceSpanEvent", "TraceIngest"]
+__all__ = ["TraceIngest"]

@@ -22,7 +22,8 @@ RUN_STARTED: Final = "run_started"
 RUN_ENDED: Final = "run_ended"
 """On the runs stream: a run ended, with its `status`, `duration_ms` and `error_type`."""
 
-# The control notices, defined with the client's copy of them in one place.
+# Every field of an event, declared once; the control notices, with the client's copy of them.
+from otelstream.events._fields import ATTRIBUTES, properties  # noqa: E402
 from otelstream.events._notices import (  # noqa: E402
     EVENTS_LOST,
     SEND_TIMEOUT,
@@ -60,26 +61,7 @@ class Event:
     themselves projected from the span only when first read.
     """
 
-    __slots__ = (
-        "_sse",
-        "attributes",
-        "duration_ns",
-        "error",
-        "error_type",
-        "errors_logged",
-        "name",
-        "parent_span_id",
-        "run_id",
-        "seq",
-        "span_id",
-        "status",
-        "time_ns",
-        "type",
-    )
-
-    service: str | None = None
-    """The service that sent the span (`service.name`), for a span received over OTLP (whose
-    events keep it in a slot of their own); None for every local event."""
+    __slots__ = ("_sse", *ATTRIBUTES)  # its fields, as `_fields.FIELDS` declares them
 
     def __init__(
         self,
@@ -97,6 +79,7 @@ class Event:
         attributes: dict[str, Any] | None = None,
         seq: int = 0,
         errors_logged: int = 0,
+        service: str | None = None,
     ) -> None:
         self.type = type
         self.name = name
@@ -111,6 +94,7 @@ class Event:
         self.attributes = attributes
         self.seq = seq
         self.errors_logged = errors_logged  # pipeline_completed: the run's ERROR log records
+        self.service = service  # a span another service sent over OTLP: its `service.name`
         self._sse: bytes | None = None
 
     def __repr__(self) -> str:
@@ -190,66 +174,28 @@ def text_size(values: Mapping[str, Any] | None) -> int:
 
 KEEPALIVE: Final = b": keep-alive\n\n"
 
-_HEX = {"type": "string", "pattern": "^[0-9a-f]+$"}
 JSON_SCHEMA: Final[dict[str, Any]] = {
     "title": "Event",
     "description": "One step of a run (schema version 1); clients ignore fields they do not know.",
     "type": "object",
-    "properties": {
-        "type": {
-            "enum": [
-                PIPELINE_STARTED,
-                TASK_STARTED,
-                TASK_COMPLETED,
-                TASK_ERROR,
-                PIPELINE_COMPLETED,
-                TASK_LOG,
-                TASK_PROGRESS,
-                LOGS_DROPPED,
-                RUN_STARTED,
-                RUN_ENDED,
-                STREAM_OVERFLOW,
-                SERVER_SHUTDOWN,
-                EVENTS_LOST,
-                SEND_TIMEOUT,
-            ]
-        },
-        "name": {"type": "string"},
-        "run_id": {**_HEX, "minLength": 32, "maxLength": 32},
-        "span_id": {**_HEX, "minLength": 16, "maxLength": 16},
-        "parent_span_id": {"anyOf": [{**_HEX, "minLength": 16, "maxLength": 16}, {"type": "null"}]},
-        "seq": {"type": "integer", "minimum": 1},
-        "timestamp": {"type": "string", "format": "date-time"},
-        "status": {"enum": ["success", "error", "cancelled", "running"]},
-        "error": {"type": ["string", "null"]},
-        "error_type": {"type": ["string", "null"]},
-        "attributes": {"type": "object"},
-        "service": {
-            "type": "string",
-            "description": "task_*: the service (resource `service.name`) that sent the span "
-            "over OTLP; absent for spans of the run's own process",
-        },
-        "last_seq": {
-            "type": "integer",
-            "description": "control notices: the last event this stream sent; resume after it",
-        },
-        "reason": {"type": "string", "description": "control notices: why the stream ended"},
-        "level": {"type": "string", "description": "task_log: DEBUG, INFO, WARN, ERROR, FATAL"},
-        "message": {
-            "type": ["string", "null"],
-            "description": "task_log, task_progress; control notices: for people",
-        },
-        "logger": {"type": "string", "description": "task_log: the logger's name"},
-        "done": {"type": "number", "description": "task_progress: work done so far"},
-        "total": {"type": ["number", "null"], "description": "task_progress: all the work"},
-        "dropped": {"type": "integer", "description": "logs_dropped: records not sent"},
-        "errors_logged": {
-            "type": "integer",
-            "description": "pipeline_completed, run_*: the run's ERROR-and-above log records",
-        },
-        "started_at": {"type": "string", "format": "date-time", "description": "run_*"},
-        "duration_ms": {"type": ["number", "null"]},
-    },
+    "properties": properties(
+        [
+            PIPELINE_STARTED,
+            TASK_STARTED,
+            TASK_COMPLETED,
+            TASK_ERROR,
+            PIPELINE_COMPLETED,
+            TASK_LOG,
+            TASK_PROGRESS,
+            LOGS_DROPPED,
+            RUN_STARTED,
+            RUN_ENDED,
+            STREAM_OVERFLOW,
+            SERVER_SHUTDOWN,
+            EVENTS_LOST,
+            SEND_TIMEOUT,
+        ]
+    ),
     "required": ["type", "run_id"],
 }
 """The JSON Schema of an event, for the OpenAPI document."""

@@ -12,40 +12,25 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final
 
+from otelstream.events._fields import BASE_FIELDS, event_fields, parse_time
 from otelstream.events._notices import MESSAGES, NOTICE_TYPES
 
+if TYPE_CHECKING:
+    from otelstream.events._model import Event
+
 FINAL_TYPE: Final = "pipeline_completed"
+"""The type of the event that ends a run's stream (`events.PIPELINE_COMPLETED`)."""
 
 OUTCOME_LOGGER: Final = "otelstream.runs.outcome"
 """The logger of the runner's own end-of-run record ("run … failed", "run … was cancelled"):
 in the stream for completeness, and not drawn again by the page or the command, which show
 the run's outcome from `pipeline_completed` already."""
-"""The type of the event that ends a run's stream (`events.PIPELINE_COMPLETED`)."""
 
 _encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 _string = json.encoder.encode_basestring  # a str as JSON, as `_encoder` writes it
 _decode = json.JSONDecoder().decode
-
-
-class WireEvent(Protocol):
-    """What the codec reads of an event (`otelstream.events.Event` and its kinds)."""
-
-    type: str
-    name: str
-    run_id: str
-    span_id: int
-    parent_span_id: int | None
-    seq: int
-    time_ns: int
-    duration_ns: int | None
-    status: str | None
-    error: str | None
-    error_type: str | None
-    attributes: dict[str, Any] | None
-    errors_logged: int
-    service: str | None
 
 
 # -- text ---------------------------------------------------------------------------------------
@@ -68,12 +53,6 @@ def format_time(time_ns: int) -> str:
     return f"{text}.{micros:06d}Z" if micros else f"{text}Z"
 
 
-def parse_time(text: str) -> int:
-    """Nanoseconds of a time `format_time` wrote (to the microsecond it keeps)."""
-    moment = datetime.fromisoformat(text)
-    return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
-
-
 def utf8(text: str) -> bytes:
     """JSON text as the wire's bytes: a lone surrogate was escaped by the encoder already."""
     return text.encode("utf-8", "backslashreplace")
@@ -87,7 +66,7 @@ def to_json(data: Any) -> str:
 # -- events -------------------------------------------------------------------------------------
 
 
-def event_dict(event: WireEvent) -> dict[str, Any]:
+def event_dict(event: Event) -> dict[str, Any]:
     """The schema's fields of an event, in the schema's order."""
     parent = event.parent_span_id
     data: dict[str, Any] = {
@@ -115,7 +94,7 @@ def event_dict(event: WireEvent) -> dict[str, Any]:
     return data
 
 
-def plain_json(event: WireEvent) -> str | None:
+def plain_json(event: Event) -> str | None:
     """The JSON of an event that has only the common fields (most), written without a dict or
     the encoder; None for any other (`to_json(event_dict(event))` writes it)."""
     if event.status is not None or event.error is not None or event.error_type is not None:
@@ -214,36 +193,6 @@ def ends_run(data: bytes) -> bool:
     return _FINAL_TOKEN in data and is_final(parse(data))
 
 
-def event_fields(data: dict[str, Any]) -> dict[str, Any]:
-    """An event's fields read back from its JSON, as `Event(**fields)` takes them: ids from
-    hex, the time from its text (microseconds), the duration from milliseconds."""
-    parent = data.get("parent_span_id")
-    duration = data.get("duration_ms")
-    return {
-        "type": data["type"],
-        "name": data.get("name", ""),
-        "run_id": data["run_id"],
-        "span_id": int(data.get("span_id") or "0", 16),
-        "parent_span_id": None if parent is None else int(parent, 16),
-        "time_ns": parse_time(str(data.get("timestamp") or "1970-01-01T00:00:00Z")),
-        "duration_ns": None if duration is None else round(duration * 1e6),
-        "status": data.get("status"),
-        "error": data.get("error"),
-        "error_type": data.get("error_type"),
-        "attributes": data.get("attributes"),
-        "seq": int(data.get("seq") or 0),
-        "errors_logged": int(data.get("errors_logged") or 0),
-    }
-
-
-BASE_FIELDS: Final = frozenset(
-    {"type", "name", "run_id", "span_id", "parent_span_id", "seq", "timestamp", "duration_ms"}
-    | {"status", "error", "error_type", "attributes", "service", "errors_logged"}
-)
-"""The fields every event may have (`service`: a span received over OTLP); the others are a
-kind's own (`task_log`'s `level`...)."""
-
-
 # -- runs ---------------------------------------------------------------------------------------
 
 
@@ -292,7 +241,6 @@ __all__ = [
     "BASE_FIELDS",
     "FINAL_TYPE",
     "OUTCOME_LOGGER",
-    "WireEvent",
     "data_of",
     "encode_sse",
     "ends_run",

@@ -119,17 +119,6 @@ class Notice(Event):
         )
 
 
-class ServedEvent(Event):
-    """An event of a span another service sent over OTLP, with its `service`, as the Redis hub
-    reads it back (the receiver publishes `ServiceSpanEvent`, a `SpanEvent` of its own)."""
-
-    __slots__ = ("service",)
-
-    def __init__(self, *args: Any, service: str | None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.service = service
-
-
 class ReadEvent(Event):
     """An event read back from its frame: `to_dict` and `sse` give what went on the wire."""
 
@@ -150,4 +139,4 @@ def decode_frame(entry: Entry) -> Event:
     return ReadEvent(_wire.parse_frame(sse), sse)
 
 
-__all__ = ["Entry", "Frame", "Notice", "ReadEvent", "ServedEvent", "SharedChunk", "decode_frame"]
+__all__ = ["Entry", "Frame", "Notice", "ReadEvent", "SharedChunk", "decode_frame"]

@@ -134,11 +134,13 @@ class SpanEvent(Event):
         name: str | None = None,
         attributes: dict[str, Any] | None = None,
         shown_parent: int | None = None,
+        service: str | None = None,
     ) -> None:
         self.type = type
         self.run_id = run_id
         self.seq = 0
         self.errors_logged = 0  # set on a run's end by the stream processor
+        self.service = service  # a span received over OTLP: the service that sent it
         self._sse = None
         self._span: ReadableSpan | None = span
         self._policy = policy

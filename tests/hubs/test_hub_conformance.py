@@ -22,7 +22,6 @@ import pytest
 from otelstream import MemoryHub, Settings, UnknownRun
 from otelstream.events import DataEvent, Event
 from otelstream.hubs import Hub, RunPage, SubscriberLagged
-from otelstream.hubs._entries import ServedEvent
 from otelstream.testing import RedisClusterServers
 from tests.conftest import RUN, finish, start, task
 from tests.redis_server import RedisServer, redis_server, require_redis
@@ -492,7 +491,7 @@ def test_a_services_span_keeps_its_service_in_the_runs_tree(make_hub: MakeHub) -
     hub = make_hub()
     start(hub)
     task(hub, 2)
-    served = ServedEvent("task_started", "GET /price", RUN, 3, 2, time.time_ns(), service="pricing")
+    served = Event("task_started", "GET /price", RUN, 3, 2, time.time_ns(), service="pricing")
     hub.publish(RUN, served)
 
     def nodes() -> tuple[dict[str, Any], dict[str, Any]]:

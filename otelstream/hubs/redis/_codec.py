@@ -24,7 +24,6 @@ from __future__ import annotations
 from typing import Final
 
 from otelstream.events import PIPELINE_COMPLETED, DataEvent, Event, _wire
-from otelstream.hubs._entries import ServedEvent
 
 _SEQ_FIELD = '"seq":0,'
 
@@ -132,9 +131,6 @@ def decode(fields: dict[str, str]) -> Event:
             attributes=read["attributes"],
             seq=read["seq"],
         )
-    service = data.get("service")
-    if isinstance(service, str):  # a span of another service: the tree shows which
-        return ServedEvent(**read, service=service)
     return Event(**read)
 
 
