@@ -10,7 +10,7 @@ not code inside the endpoints.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Header, HTTPException, Query, Request, Response
 from opentelemetry import trace
@@ -24,6 +24,7 @@ from otelstream._server.models import (
     RunList,
     RunRequest,
     RunStarted,
+    RunStatus,
     RunSummary,
     shown_id,
 )
@@ -46,7 +47,6 @@ NOT_STREAMED = (
     "the router uses, and wrap its sampler in otelstream.RunSampler so that runs are recorded "
     "when not exported"
 )
-RunStatus = Literal["running", "success", "error", "cancelled"]
 
 
 class RunsAPI:

@@ -41,10 +41,16 @@ class PipelineList(BaseModel):
     pipelines: list[PipelineInfo]
 
 
+RunStatus = Literal["running", "success", "error", "cancelled"]
+"""A run's status (`events._fields.RUN_STATUSES`, which a test checks it against)."""
+
+
 class RunSummary(BaseModel):
+    """A run as `GET /runs` lists it: the codec's `run_summary` (a test checks the fields)."""
+
     run_id: str
     name: str
-    status: Literal["running", "success", "error", "cancelled"]
+    status: RunStatus
     started_at: str
     duration_ms: float | None = None
     error_type: str | None = None
