@@ -81,9 +81,11 @@ class _Readers:
 
 
 async def _read(hub: object, run_id: str) -> int:
+    from otelstream.testing import next_batch
+
     last = 0
     async with hub.subscribe(run_id) as subscription:  # type: ignore[attr-defined]
-        while (batch := await subscription.next_batch(5.0)) is not None:
+        while (batch := await next_batch(subscription, 5.0)) is not None:
             for event in batch:
                 if event.seq != last + 1:
                     raise BenchError(f"subscriber saw seq {event.seq} after {last}")

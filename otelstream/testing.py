@@ -1,5 +1,5 @@
 """Helpers for testing apps that use otelstream: a real uvicorn on a free port, an SSE reader,
-waiting for a run to end, real Redis servers.
+waiting for a run to end, a hub's events read as `Event`s, real Redis servers.
 
 Needs the `testing` extra (uvicorn, httpx, httpx-sse).
 """
@@ -21,7 +21,11 @@ import uvicorn
 from httpx_sse import ServerSentEvent, connect_sse
 from starlette.types import ASGIApp
 
+from otelstream.events import Event
 from otelstream.events._wire import parse
+from otelstream.hubs import Subscription
+from otelstream.hubs._entries import decode_chunk
+from otelstream.hubs._fanout import FeedSubscription
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -254,6 +258,18 @@ class RedisClusterServers:
         self.stop()
 
 
+async def next_batch(subscription: Subscription, timeout: float) -> list[Event] | None:
+    """Every event after the subscription's `last_seq` that is there, as `Event`s, waiting up to
+    `timeout` seconds for one: `[]` when the time ran out, None when the run has ended and
+    everything was handed out. A stream sends frames (`next_frames`); this reads them back
+    as events, for tests. A reader of either hub that fell out of the replay buffer gets
+    `otelstream.hubs.SubscriberLagged`; of any other hub, the `stream_overflow` notice."""
+    if isinstance(subscription, FeedSubscription):  # both hubs: no frame decoded twice
+        return await subscription.next_events(timeout)
+    chunk = await subscription.next_frames(timeout)
+    return None if chunk is None else decode_chunk(chunk)
+
+
 __all__ = [
     "RedisClusterServers",
     "RedisServer",
@@ -261,6 +277,7 @@ __all__ = [
     "UvicornServer",
     "free_port",
     "iter_sse",
+    "next_batch",
     "read_events",
     "serve",
     "wait_for_run",

@@ -21,7 +21,7 @@ from opentelemetry.sdk.trace.id_generator import IdGenerator
 from otelstream import EventStreamProcessor, MemoryHub, Settings, _errors
 from otelstream.events import Event
 from otelstream.hubs import Hub
-from otelstream.testing import free_port
+from otelstream.testing import free_port, next_batch
 
 from .pages import browser, page  # noqa: F401  (fixtures, for every test module)
 
@@ -144,7 +144,7 @@ def events_of(hub: MemoryHub, run_id: str) -> list[dict[str, object]]:
     async def drain() -> list[dict[str, object]]:
         events: list[dict[str, object]] = []
         async with hub.subscribe(run_id) as subscription:
-            while (batch := await subscription.next_batch(timeout=5)) is not None:
+            while (batch := await next_batch(subscription, timeout=5)) is not None:
                 assert batch, "the run did not finish"
                 events.extend(event.to_dict() for event in batch)
         return events

@@ -45,7 +45,8 @@ class RunPage(NamedTuple):
 
 class SubscriberLagged(Exception):
     """The subscriber's position fell out of the run's replay buffer; it may resume later
-    (from what is still kept). `next_frames` readers get a `stream_overflow` notice instead."""
+    (from what is still kept). Raised by the events reader tests use
+    (`otelstream.testing.next_batch`); a stream's `next_frames` sends `stream_overflow` instead."""
 
     def __init__(self, last_seq: int) -> None:
         super().__init__(f"events after {last_seq} are no longer in the replay buffer")
@@ -66,14 +67,6 @@ class Subscription(Protocol):
         """Every event after `last_seq` that is there, as its SSE frames joined in one chunk,
         waiting up to `timeout` seconds for one: `b""` when the time ran out, None when the
         stream is over. A reader that is cut gets the notice's frame, then None."""
-        ...
-
-    async def next_batch(self, timeout: float) -> list[Event] | None:
-        """Every event after `last_seq` that is there, waiting up to `timeout` seconds for one.
-
-        Returns `[]` when the time ran out and `None` when the run has ended and
-        everything was handed out; raises `SubscriberLagged`.
-        """
         ...
 
 

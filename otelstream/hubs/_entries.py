@@ -2,9 +2,10 @@
 
 A feed entry is anything with a `seq` and its SSE frame (`sse`). The Redis hub
 feeds `Frame`s straight from a stream entry's JSON, so nothing is serialised
-twice, and a finished run keeps its events as `Frame`s. `next_batch` readers get
-`Event`s back (`ReadEvent`: exactly what went on the wire) and notices as
-`Notice`. Every byte is written and parsed by the wire codec (`otelstream.events._wire`).
+twice, and a finished run keeps its events as `Frame`s. Tests that read events
+(`otelstream.testing.next_batch`) get `Event`s back (`ReadEvent`: exactly what went on the
+wire) and notices as `Notice`. Every byte is written and parsed by the wire codec
+(`otelstream.events._wire`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 from otelstream.events import Event, _wire
+from otelstream.events._notices import NOTICE_TYPES
 
 
 class Entry(Protocol):
@@ -94,7 +96,8 @@ class SealedFrames:
 
 
 class Notice(Event):
-    """A control notice handed out by `next_batch`; framed without an SSE id."""
+    """A control notice handed out as an event (`otelstream.testing.next_batch`); framed
+    without an SSE id."""
 
     __slots__ = ("data",)
 
@@ -134,9 +137,19 @@ class ReadEvent(Event):
 
 
 def decode_frame(entry: Entry) -> Event:
-    """The event of a wire-form entry (for `next_batch` readers)."""
+    """The event of a wire-form entry (for readers of events, as tests are)."""
     sse = entry.sse
     return ReadEvent(_wire.parse_frame(sse), sse)
 
 
-__all__ = ["Entry", "Frame", "Notice", "ReadEvent", "SharedChunk", "decode_frame"]
+def decode_chunk(chunk: bytes) -> list[Event]:
+    """The events (and notices, as `Notice`) of frames joined in one chunk (`next_frames`)."""
+    events: list[Event] = []
+    for part in chunk.split(b"\n\n")[:-1]:  # JSON escapes newlines: only frames end so
+        sse = part + b"\n\n"
+        data = _wire.parse_frame(sse)
+        events.append(Notice(data) if data.get("type") in NOTICE_TYPES else ReadEvent(data, sse))
+    return events
+
+
+__all__ = ["Entry", "Frame", "Notice", "ReadEvent", "SharedChunk", "decode_chunk", "decode_frame"]

@@ -274,9 +274,10 @@ class FeedSubscription:
         type_, reason, message = self._cut(state)
         return notice_frame(type_, self.feed.key, self.last_seq, reason=reason, message=message)
 
-    async def next_batch(self, timeout: float) -> list[Event] | None:
-        """The same, as events: `[]` when the time ran out, None when the run is over; raises
-        `SubscriberLagged` where `next_frames` would send `stream_overflow`."""
+    async def next_events(self, timeout: float) -> list[Event] | None:
+        """The same, as events, for `otelstream.testing.next_batch` (not in the `Subscription`
+        contract: streams send frames): `[]` when the time ran out, None when the run is over;
+        raises `SubscriberLagged` where `next_frames` would send `stream_overflow`."""
         entries, state = await self._next(timeout)
         if entries:
             return [entry if isinstance(entry, Event) else decode_frame(entry) for entry in entries]

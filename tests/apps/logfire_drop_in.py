@@ -14,13 +14,14 @@ import logfire
 
 from otelstream import EventStreamProcessor, MemoryHub, streamed_run
 from otelstream.hubs import Hub
+from otelstream.testing import next_batch
 
 
 def events(hub: Hub, run_id: str) -> list[dict[str, object]]:
     async def drain() -> list[dict[str, object]]:
         found: list[dict[str, object]] = []
         async with hub.subscribe(run_id) as subscription:
-            while (batch := await subscription.next_batch(timeout=5)) is not None:
+            while (batch := await next_batch(subscription, timeout=5)) is not None:
                 found.extend(event.to_dict() for event in batch)
         return found
 

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from otelstream import MemoryHub, streamed_run
 from otelstream.events import Event
+from otelstream.testing import next_batch
 from tests.conftest import make_telemetry
 
 texts = st.text(st.characters(codec=None, exclude_categories=()), max_size=200)
@@ -19,7 +20,7 @@ texts = st.text(st.characters(codec=None, exclude_categories=()), max_size=200)
 def published(hub: MemoryHub, run_id: str) -> list[Event]:
     async def drain() -> list[Event]:
         async with hub.subscribe(run_id) as subscription:
-            return await subscription.next_batch(timeout=5) or []
+            return await next_batch(subscription, timeout=5) or []
 
     return asyncio.run(drain())
 

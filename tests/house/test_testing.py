@@ -44,3 +44,40 @@ def test_wait_for_run_returns_the_ended_run_and_times_out_on_a_running_one() -> 
     finally:
         gate.set()
         telemetry.provider.shutdown()
+
+
+def test_next_batch_reads_any_hubs_frames_back_as_events() -> None:
+    """`otelstream.testing.next_batch` on a subscription that is not the shared engine's (a
+    hub of one's own): its frames, joined in a chunk, come back as events and notices."""
+    import asyncio
+
+    from otelstream.events import Event
+    from otelstream.events._wire import notice_frame
+    from otelstream.hubs._entries import Notice
+    from otelstream.testing import next_batch
+
+    run_id = "c" * 32
+    sent = [
+        Event("task_started", "a\n", run_id, 2, 1, 0, seq=1),
+        Event("x", "b", run_id, 3, 1, 0, seq=2),
+    ]
+    chunks: list[bytes | None] = [
+        b"".join(event.sse for event in sent) + notice_frame("stream_overflow", run_id, 2),
+        b"",
+        None,
+    ]
+
+    class OwnSubscription:
+        last_seq = 0
+
+        async def next_frames(self, timeout: float) -> bytes | None:
+            return chunks.pop(0)
+
+    async def read() -> list[list[Event] | None]:
+        subscription = OwnSubscription()
+        return [await next_batch(subscription, 1) for _ in range(3)]  # type: ignore[arg-type]
+
+    first, empty, end = asyncio.run(read())
+    assert first is not None and [event.sse for event in first[:2]] == [e.sse for e in sent]
+    assert isinstance(first[2], Notice) and first[2].type == "stream_overflow"
+    assert (empty, end) == ([], None)

@@ -16,6 +16,7 @@ import pytest
 
 from otelstream import Settings
 from otelstream.events import Event
+from otelstream.testing import next_batch
 from tests.redis_server import RedisServer, redis_server
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ def test_past_the_bytes_bound_events_are_lost_told_and_warned_of(
         async def scenario() -> list[dict[str, Any]]:
             seen: list[dict[str, Any]] = []
             async with reader.subscribe(run_id) as subscription:
-                seen += [e.to_dict() for e in await subscription.next_batch(timeout=5) or []]
+                seen += [e.to_dict() for e in await next_batch(subscription, timeout=5) or []]
                 assert redis.process is not None
                 os.kill(redis.process.pid, signal.SIGSTOP)  # Redis hangs: the buffer fills up
                 try:
@@ -59,7 +60,7 @@ def test_past_the_bytes_bound_events_are_lost_told_and_warned_of(
                     assert lost >= 100 - 2 * (64 * 1024 // 9_800), lost
                 finally:
                     os.kill(redis.process.pid, signal.SIGCONT)
-                while (batch := await subscription.next_batch(timeout=5)) is not None:
+                while (batch := await next_batch(subscription, timeout=5)) is not None:
                     assert batch, "the stream hangs"
                     seen += [e.to_dict() for e in batch]
             return seen

@@ -20,7 +20,7 @@ import pytest
 from otelstream import Settings
 from otelstream.events import Event
 from otelstream.hubs import from_url
-from otelstream.testing import RedisClusterServers, iter_sse, read_events
+from otelstream.testing import RedisClusterServers, iter_sse, next_batch, read_events
 from tests.conftest import EXAMPLE_SHAPE, app_process, shape
 from tests.redis_server import require_redis
 
@@ -63,7 +63,7 @@ def publish_run(hub: RedisHub, run_id: str, tasks: int, started: bool = False) -
 async def seqs(hub: RedisHub, run_id: str) -> list[int]:
     found: list[int] = []
     async with hub.subscribe(run_id) as subscription:
-        while (batch := await subscription.next_batch(timeout=5)) is not None:
+        while (batch := await next_batch(subscription, timeout=5)) is not None:
             assert batch, "timed out"
             found.extend(event.seq for event in batch)
     return found

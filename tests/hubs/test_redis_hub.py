@@ -21,7 +21,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from otelstream import EventStreamProcessor, Settings
 from otelstream.events import Event
 from otelstream.fastapi import create_router
-from otelstream.testing import UvicornServer, iter_sse, read_events
+from otelstream.testing import UvicornServer, iter_sse, next_batch, read_events
 from tests.conftest import EXAMPLE_SHAPE, ROOT, Gate, app_process, shape
 from tests.redis_server import RedisServer, redis_server
 from tests.routers import TWO_STEPS
@@ -72,7 +72,7 @@ def event(kind: str, run_id: str, span_id: int, **fields: Any) -> Event:
 async def drain(hub: RedisHub, run_id: str, after: int = 0) -> list[Event]:
     events: list[Event] = []
     async with hub.subscribe(run_id, after) as subscription:
-        while (batch := await subscription.next_batch(timeout=5)) is not None:
+        while (batch := await next_batch(subscription, timeout=5)) is not None:
             assert batch, "timed out"
             events.extend(batch)
     return events
@@ -160,10 +160,10 @@ def test_lost_events_are_counted_and_every_subscriber_is_told(
 
     async def scenario() -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[Event] | None]:
         async with publisher.subscribe(run_id) as here, other.subscribe(run_id) as there:
-            seen_here = [e.to_dict() for e in await here.next_batch(timeout=5) or []]
+            seen_here = [e.to_dict() for e in await next_batch(here, timeout=5) or []]
             seen_there: list[dict[str, Any]] = []
             while len(seen_there) < 2:
-                seen_there += [e.to_dict() for e in await there.next_batch(timeout=5) or []]
+                seen_there += [e.to_dict() for e in await next_batch(there, timeout=5) or []]
             assert server.process is not None
             os.kill(server.process.pid, signal.SIGSTOP)  # Redis hangs: the buffer fills up
             try:
@@ -172,12 +172,12 @@ def test_lost_events_are_counted_and_every_subscriber_is_told(
                 assert publisher.lost_events >= 600 - 500 - 10  # one batch in flight, ten kept
             finally:
                 os.kill(server.process.pid, signal.SIGCONT)
-            while (batch := await here.next_batch(timeout=5)) is not None:
+            while (batch := await next_batch(here, timeout=5)) is not None:
                 seen_here += [e.to_dict() for e in batch]
-            while (batch := await there.next_batch(timeout=5)) is not None:
+            while (batch := await next_batch(there, timeout=5)) is not None:
                 assert batch, "the other process's stream hangs"
                 seen_there += [e.to_dict() for e in batch]
-            return seen_here, seen_there, await there.next_batch(timeout=0.01)
+            return seen_here, seen_there, await next_batch(there, timeout=0.01)
 
     here, there, after = asyncio.run(scenario())
     lost = publisher.lost_events

@@ -16,6 +16,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from otelstream import EventStreamProcessor, MemoryHub, Settings, _errors, streamed_run
 from otelstream.events import Event
 from otelstream.hubs import Hub
+from otelstream.testing import next_batch
 from tests.redis_server import RedisServer, redis_server
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ async def frames(hub: Hub, run_id: str) -> list[bytes]:
     """The run's events as the wire carries them (SSE frames), read to the end."""
     out: list[bytes] = []
     async with hub.subscribe(run_id) as subscription:
-        while (batch := await asyncio.wait_for(subscription.next_batch(5), 10)) is not None:
+        while (batch := await asyncio.wait_for(next_batch(subscription, 5), 10)) is not None:
             assert batch, "the run did not finish"
             out.extend(event.sse for event in batch)
     return out
@@ -114,7 +115,7 @@ def test_an_event_redis_refuses_is_lost_alone_and_its_run_is_told(
     async def scenario() -> list[Event]:
         await hub.flush()
         async with hub.subscribe(broken) as subscription:
-            first = await subscription.next_batch(5)
+            first = await next_batch(subscription, 5)
             assert first is not None and [e.seq for e in first] == [1]
             # the run's summary is no longer a hash: Redis refuses its next writes (WRONGTYPE)
             redis.command("DEL", f"otelstream:{{{broken}}}:meta")
@@ -124,7 +125,7 @@ def test_an_event_redis_refuses_is_lost_alone_and_its_run_is_told(
                 end = Event("pipeline_completed", "p", run_id, 1, None, time.time_ns())
                 hub.publish(run_id, end)
             told: list[Event] = []
-            while (batch := await subscription.next_batch(5)) is not None:
+            while (batch := await next_batch(subscription, 5)) is not None:
                 assert batch, "the broken run's stream hangs"
                 told.extend(batch)
             return told

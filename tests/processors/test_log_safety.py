@@ -28,6 +28,7 @@ MALFORMED = r"""
 import asyncio, json, logging, sys
 from otelstream import MemoryHub, streamed_run
 from otelstream.telemetry import setup_telemetry
+from otelstream.testing import next_batch
 
 hub = MemoryHub()
 telemetry = setup_telemetry(hub)
@@ -53,7 +54,7 @@ with streamed_run("safe") as run:
 async def read() -> list[dict]:
     events = []
     async with hub.subscribe(run.run_id) as subscription:
-        while (batch := await subscription.next_batch(timeout=5)) is not None:
+        while (batch := await next_batch(subscription, timeout=5)) is not None:
             events.extend(event.to_dict() for event in batch)
     return events
 

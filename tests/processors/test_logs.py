@@ -24,6 +24,7 @@ from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogR
 
 from otelstream import EventLogProcessor, MemoryHub, progress, streamed_run
 from otelstream.processors._progress import INTERVAL_SECONDS
+from otelstream.testing import next_batch
 from tests.conftest import Telemetry, events_of, make_telemetry
 
 
@@ -231,7 +232,7 @@ def test_a_held_back_value_arrives_while_the_task_still_runs(make_logs) -> None:
             await asyncio.sleep(0.01)
         async with logs.hub.subscribe(run_id_box[0]) as subscription:
             while True:
-                batch = await subscription.next_batch(timeout=5)
+                batch = await next_batch(subscription, timeout=5)
                 assert batch, "no progress while the task ran"
                 seen.extend(event.to_dict() for event in batch)
                 if any(e.get("message") == "held back" for e in seen):

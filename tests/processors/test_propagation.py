@@ -23,6 +23,7 @@ from otelstream.propagation import (
     propagator,
 )
 from otelstream.runs._mark import RUN_KEY, RunMark
+from otelstream.testing import next_batch
 from tests.conftest import Telemetry
 
 
@@ -107,7 +108,7 @@ def test_attached_restores_the_context_it_found(telemetry: Telemetry) -> None:
 def _events(hub: MemoryHub, run_id: str) -> list[Event]:
     async def read() -> list[Event]:
         async with hub.subscribe(run_id) as subscription:
-            return await subscription.next_batch(timeout=5) or []
+            return await next_batch(subscription, timeout=5) or []
 
     return asyncio.run(read())
 
