@@ -22,7 +22,7 @@ import pytest
 from otelstream import MemoryHub, Settings, UnknownRun
 from otelstream.events import DataEvent, Event
 from otelstream.hubs import Hub, RunPage, SubscriberLagged
-from otelstream.testing import RedisClusterServers
+from otelstream.testing import RedisClusterServers, next_batch
 from tests.conftest import RUN, finish, start, task
 from tests.redis_server import RedisServer, redis_server, require_redis
 
@@ -76,7 +76,7 @@ def make_hub(request: pytest.FixtureRequest) -> Iterator[MakeHub]:
 async def read_all(hub: Hub, run_id: str = RUN, after: int = 0) -> list[int]:
     seqs: list[int] = []
     async with hub.subscribe(run_id, after) as subscription:
-        while (batch := await subscription.next_batch(timeout=5)) is not None:
+        while (batch := await next_batch(subscription, timeout=5)) is not None:
             assert batch, "timed out"
             seqs.extend(event.seq for event in batch)
     return seqs
@@ -92,7 +92,7 @@ def test_a_run_started_here_is_subscribable_at_once(make_hub: MakeHub) -> None:
 
     async def scenario() -> list[int]:
         async with hub.subscribe(RUN) as subscription:
-            first = await subscription.next_batch(timeout=5)
+            first = await next_batch(subscription, timeout=5)
             return [event.seq for event in first or []]
 
     assert asyncio.run(scenario()) == [1]
@@ -159,10 +159,10 @@ def test_a_waiting_subscriber_is_woken_by_a_publisher_thread(make_hub: MakeHub) 
 
     async def scenario() -> list[int]:
         async with hub.subscribe(RUN) as subscription:
-            assert [e.seq for e in await subscription.next_batch(timeout=5) or []] == [1]
+            assert [e.seq for e in await next_batch(subscription, timeout=5) or []] == [1]
             timer = threading.Timer(0.05, task, args=(hub, 2))
             timer.start()
-            batch = await subscription.next_batch(timeout=30)  # woken, not timed out
+            batch = await next_batch(subscription, timeout=30)  # woken, not timed out
             timer.join()
             return [e.seq for e in batch or []]
 
@@ -175,8 +175,8 @@ def test_an_idle_subscriber_gets_an_empty_batch_when_its_timeout_ends(make_hub: 
 
     async def scenario() -> list[Event] | None:
         async with hub.subscribe(RUN) as subscription:
-            assert [e.seq for e in await subscription.next_batch(timeout=5) or []] == [1]
-            return await subscription.next_batch(timeout=0.01)
+            assert [e.seq for e in await next_batch(subscription, timeout=5) or []] == [1]
+            return await next_batch(subscription, timeout=0.01)
 
     assert asyncio.run(scenario()) == []
 
@@ -190,15 +190,15 @@ def test_the_stream_ends_with_the_run_and_later_events_are_dropped(make_hub: Mak
         seqs: list[int] = []
         async with hub.subscribe(RUN) as subscription:
             while len(seqs) < 2:
-                batch = await subscription.next_batch(timeout=5)
+                batch = await next_batch(subscription, timeout=5)
                 assert batch, "timed out"
                 seqs.extend(e.seq for e in batch)
             finish(hub)
             task(hub, 3)  # after the end: dropped
-            while (batch := await subscription.next_batch(timeout=5)) is not None:
+            while (batch := await next_batch(subscription, timeout=5)) is not None:
                 assert batch, "timed out"
                 seqs.extend(e.seq for e in batch)
-            return seqs, await subscription.next_batch(timeout=0.01)
+            return seqs, await next_batch(subscription, timeout=0.01)
 
     seqs, after_end = asyncio.run(scenario())
     assert seqs == [1, 2, 3]
@@ -231,7 +231,7 @@ def test_subscribers_on_two_event_loops_each_get_every_event(make_hub: MakeHub) 
             seqs: list[int] = []
             async with hub.subscribe(RUN) as subscription:
                 ready.wait()
-                while (batch := await subscription.next_batch(timeout=5)) is not None:
+                while (batch := await next_batch(subscription, timeout=5)) is not None:
                     assert batch, "timed out"
                     seqs.extend(event.seq for event in batch)
             return seqs
@@ -272,7 +272,7 @@ def test_many_subscribers_come_and_go_in_any_order_and_the_rest_get_every_event(
         finish(hub)
         for subscription in stayed:
             seqs: list[int] = []
-            while (batch := await subscription.next_batch(timeout=5)) is not None:
+            while (batch := await next_batch(subscription, timeout=5)) is not None:
                 assert batch, "timed out"
                 seqs.extend(event.seq for event in batch)
             assert seqs == list(range(1, 13))
@@ -293,17 +293,17 @@ def test_a_subscriber_that_falls_behind_is_not_cut_while_its_events_are_kept(
 
     async def scenario() -> tuple[list[int], list[int]]:
         async with hub.subscribe(RUN) as slow, hub.subscribe(RUN, after=1) as resumed:
-            await slow.next_batch(timeout=5)
-            assert await resumed.next_batch(timeout=0.01) == []  # at the head, nothing new
+            await next_batch(slow, timeout=5)
+            assert await next_batch(resumed, timeout=0.01) == []  # at the head, nothing new
             for span_id in range(2, 12):  # ten events while neither reads
                 task(hub, span_id)
             await asyncio.sleep(0.2)  # let a Redis hub's reader bring them in
             got_slow: list[int] = []
             got_resumed: list[int] = []
             while len(got_slow) < 10:
-                got_slow += [e.seq for e in await slow.next_batch(timeout=5) or []]
+                got_slow += [e.seq for e in await next_batch(slow, timeout=5) or []]
             while len(got_resumed) < 10:
-                got_resumed += [e.seq for e in await resumed.next_batch(timeout=5) or []]
+                got_resumed += [e.seq for e in await next_batch(resumed, timeout=5) or []]
             return got_slow, got_resumed
 
     assert asyncio.run(scenario()) == (list(range(2, 12)), list(range(2, 12)))
@@ -315,14 +315,14 @@ def test_a_subscriber_whose_position_was_evicted_is_cut_and_can_resume(make_hub:
 
     async def scenario() -> tuple[int, bytes]:
         async with hub.subscribe(RUN) as cut, hub.subscribe(RUN) as framed:
-            await cut.next_batch(timeout=5)
+            await next_batch(cut, timeout=5)
             assert await framed.next_frames(timeout=5)  # type: ignore[attr-defined]
             for span_id in range(2, 10):  # eight events: four of them are evicted unread
                 task(hub, span_id)
             await asyncio.sleep(0.2)
             with pytest.raises(SubscriberLagged) as lagged:
                 while True:
-                    await cut.next_batch(timeout=5)
+                    await next_batch(cut, timeout=5)
             notice: bytes = await framed.next_frames(timeout=5)  # type: ignore[attr-defined]
             return lagged.value.last_seq, notice
 
@@ -347,7 +347,7 @@ def test_frames_are_the_events_wire_form_joined(make_hub: MakeHub) -> None:
             while (chunk := await framed.next_frames(timeout=5)) is not None:  # type: ignore[attr-defined]
                 chunks += chunk
             events: list[Event] = []
-            while (batch := await decoded.next_batch(timeout=5)) is not None:
+            while (batch := await next_batch(decoded, timeout=5)) is not None:
                 events += batch
             return chunks, events
 
@@ -390,7 +390,7 @@ def test_readers_at_one_cursor_share_a_chunk_and_each_gets_exactly_its_stream(
             while (chunk := await small.next_frames(timeout=5, max_bytes=2_000)) is not None:  # type: ignore[attr-defined]
                 pieces.append(chunk)
             seqs: list[int] = []
-            while (batch := await decoded.next_batch(timeout=5)) is not None:
+            while (batch := await next_batch(decoded, timeout=5)) is not None:
                 seqs += [event.seq for event in batch]
             return streams, rest, pieces, seqs
 
@@ -456,6 +456,17 @@ def test_a_runs_end_waits_for_its_hand_offs_up_to_the_bound(make_hub: MakeHub) -
     hub.handoff(RUN, "h3", False)
     hub.handoff(RUN, "h3", True)
     assert hub.wait_handoffs(RUN, 0.3) == 1, "h2 never finished"
+
+
+def test_a_hand_off_that_ends_after_the_hub_closed_raises_nothing(make_hub: MakeHub) -> None:
+    """Work handed off may finish (`attached` exits) after the app shut its hub: the worker's
+    code goes on as if nothing happened, as a publish to a closed hub does."""
+    hub = make_hub()
+    start(hub)
+    hub.handoff(RUN, "h1", False)
+    hub.close()
+    hub.handoff(RUN, "h1", True)
+    hub.handoff(RUN, "h2", False)
 
 
 def test_get_run_folds_events_into_a_tree(make_hub: MakeHub) -> None:
@@ -531,7 +542,7 @@ def test_events_keep_every_field_through_the_hub(make_hub: MakeHub) -> None:
     async def scenario() -> list[Event]:
         events: list[Event] = []
         async with hub.subscribe(RUN) as subscription:
-            while (batch := await subscription.next_batch(timeout=5)) is not None:
+            while (batch := await next_batch(subscription, timeout=5)) is not None:
                 assert batch, "timed out"
                 events.extend(batch)
         return events
@@ -558,7 +569,7 @@ def test_task_log_and_progress_events_keep_their_fields_through_the_hub(
     async def scenario() -> list[Event]:
         events: list[Event] = []
         async with hub.subscribe(RUN) as subscription:
-            while (batch := await subscription.next_batch(timeout=5)) is not None:
+            while (batch := await next_batch(subscription, timeout=5)) is not None:
                 assert batch, "timed out"
                 events.extend(batch)
         return events
@@ -646,7 +657,7 @@ def test_a_runs_error_log_count_reaches_its_end_event_and_its_summary(make_hub: 
         async with hub.subscribe_runs(0) as subscription:
             found: list[dict[str, Any]] = []
             while len(found) < 4:
-                batch = await subscription.next_batch(timeout=5)
+                batch = await next_batch(subscription, timeout=5)
                 assert batch, "timed out"
                 found.extend(event.to_dict() for event in batch)
         return next(e for e in found if e["type"] == "run_ended" and e["run_id"] == RUNS[1])
@@ -658,7 +669,7 @@ async def _frames(hub: Hub, run_id: str) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     async with hub.subscribe(run_id, 0) as subscription:
         while not found or found[-1]["type"] != "pipeline_completed":
-            batch = await subscription.next_batch(timeout=5)
+            batch = await next_batch(subscription, timeout=5)
             assert batch, "timed out"
             found.extend(json.loads(event.to_json()) for event in batch)
     return found
@@ -679,7 +690,7 @@ def test_the_runs_stream_tells_starts_and_ends_and_resumes(make_hub: MakeHub) ->
             if live is not None:
                 threading.Thread(target=live).start()
             while len(found) < count:
-                batch = await subscription.next_batch(timeout=5)
+                batch = await next_batch(subscription, timeout=5)
                 assert batch, "timed out"
                 found.extend(event.to_dict() for event in batch)
         return found
@@ -718,7 +729,7 @@ def test_a_position_beyond_the_head_is_the_head_and_moves_no_other_reader(
 
     async def drain(subscription: Any) -> list[int]:
         seqs: list[int] = []
-        while (batch := await subscription.next_batch(timeout=5)) is not None:
+        while (batch := await next_batch(subscription, timeout=5)) is not None:
             assert batch, "timed out"
             seqs.extend(event.seq for event in batch)
         return seqs
@@ -762,7 +773,7 @@ def test_a_runs_stream_position_beyond_the_head_is_the_head(make_hub: MakeHub) -
             threading.Thread(target=lambda: _start_named(hub, RUNS[1], "ingest")).start()
             for subscription, found in zip((poisoned, honest), seen, strict=True):
                 while RUNS[1] not in found:
-                    batch = await subscription.next_batch(timeout=5)
+                    batch = await next_batch(subscription, timeout=5)
                     assert batch, "timed out"
                     found.extend(event.to_dict()["run_id"] for event in batch)
         return seen
@@ -781,9 +792,9 @@ def test_a_runs_stream_read_before_any_run_gets_the_first(make_hub: MakeHub) -> 
         except NotImplementedError:
             pytest.xfail(f"{type(hub).__name__} has no runs stream yet")
         async with subscription:
-            assert await subscription.next_batch(timeout=0.05) == []
+            assert await next_batch(subscription, timeout=0.05) == []
             threading.Thread(target=lambda: _start_named(hub, RUNS[0], "etl")).start()
-            batch = await subscription.next_batch(timeout=5)
+            batch = await next_batch(subscription, timeout=5)
             assert batch, "timed out"
             return [event.to_dict() for event in batch]
 

@@ -265,6 +265,8 @@ class RedisHub:
 
     def handoff(self, run_id: str, handoff_id: str, done: bool) -> None:
         """A hand-off began here, or finished (stored for the process that began it)."""
+        if self._closed:  # as `publish`: a closed hub stores nothing (its I/O loop is gone)
+            return
         self._handoffs.handoff(run_id, handoff_id, done)
 
     def wait_handoffs(self, run_id: str, timeout: float) -> int:
