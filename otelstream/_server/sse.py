@@ -12,7 +12,7 @@ from starlette.types import Receive, Scope, Send
 from otelstream._errors import warn_limited
 from otelstream._server.send_watch import SendWatch
 from otelstream.events import KEEPALIVE
-from otelstream.events._notices import SEND_TIMEOUT, SERVER_SHUTDOWN, STREAM_OVERFLOW
+from otelstream.events._notices import SEND_TIMEOUT, SERVER_SHUTDOWN
 from otelstream.events._wire import notice_frame
 from otelstream.hubs import Subscription, UnknownRun
 
@@ -20,11 +20,6 @@ SSE_HEADERS: Mapping[str, str] = {
     "cache-control": "no-cache",
     "x-accel-buffering": "no",  # nginx: do not buffer the stream
 }
-
-
-def overflow_frame(run_id: str, last_seq: int) -> bytes:
-    """Sent without an `id:`, so a browser resumes from the last real event it saw."""
-    return notice_frame(STREAM_OVERFLOW, run_id, last_seq, reason="evicted")
 
 
 def shutdown_frame(run_id: str, last_seq: int = 0) -> bytes:
@@ -52,7 +47,8 @@ class EventStreamResponse(Response):
     """Streams one subscription until its run ends, the client leaves, or it is cut.
 
     One task per subscriber plus one that waits for the client to disconnect.
-    Whatever is pending is written as one chunk, each event's bytes made once.
+    Whatever is pending is written as one chunk, each event's bytes made once. `headers` are
+    added to (or replace) `SSE_HEADERS`, as `StreamingResponse` takes them.
     Every write must be accepted within `send_timeout` seconds (`SendWatch`; uvicorn waits for
     the socket's buffer to drain before it writes), else the stream is cut with a
     `send_timeout` notice: a client that stops reading holds nothing for long.
@@ -69,12 +65,12 @@ class EventStreamResponse(Response):
         streams: OpenStreams | None = None,
         send_timeout: float = 30.0,
         retry_ms: int | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         self.status_code = 200
         self.background = None
-        self.body = b""
-        self.raw_headers = [(b"content-type", b"text/event-stream; charset=utf-8")]
-        self.raw_headers += [(k.encode(), v.encode()) for k, v in SSE_HEADERS.items()]
+        given = {name.lower(): value for name, value in (headers or {}).items()}
+        self.init_headers({**SSE_HEADERS, **given})  # no body: no content-length
         self.subscription = subscription
         self.run_id = run_id
         self.keepalive = keepalive
@@ -200,6 +196,5 @@ __all__ = [
     "SSE_HEADERS",
     "EventStreamResponse",
     "OpenStreams",
-    "overflow_frame",
     "shutdown_frame",
 ]

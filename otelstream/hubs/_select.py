@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from otelstream.settings import Settings
+
 if TYPE_CHECKING:
     from otelstream.hubs._contract import Hub
-    from otelstream.settings import Settings
 
 
 def from_url(url: str = "memory", settings: Settings | None = None) -> Hub:
@@ -29,8 +30,6 @@ def from_url(url: str = "memory", settings: Settings | None = None) -> Hub:
 
 def hub_from_settings(settings: Settings | None = None) -> Hub:
     """The hub `OTELSTREAM_HUB` (`Settings.hub`) names, built with these settings."""
-    from otelstream.settings import Settings
-
     settings = settings or Settings()
     return from_url(settings.hub, settings)
 

@@ -96,6 +96,22 @@ def test_a_finished_run_is_sent_whole_then_the_response_ends(telemetry: Telemetr
     assert b"retry:" not in b"\n\n".join(rest)
 
 
+def test_headers_are_taken_as_starlette_takes_them(telemetry: Telemetry) -> None:
+    run_id = finished_run(telemetry, tasks=0)
+    client = Client()
+    headers = {"X-Team": "a", "Cache-Control": "no-store"}
+    asyncio.run(respond(telemetry, run_id, client, headers=headers)())
+    assert client.start is not None
+    sent = client.start["headers"]
+    assert dict(sent) == {
+        b"content-type": b"text/event-stream; charset=utf-8",
+        b"cache-control": b"no-store",
+        b"x-accel-buffering": b"no",
+        b"x-team": b"a",
+    }
+    assert len(sent) == 4, "one of each, and no content-length on a stream"
+
+
 def test_a_stream_resumes_after_the_given_event(telemetry: Telemetry) -> None:
     run_id = finished_run(telemetry)
     client = Client()
