@@ -19,26 +19,18 @@ import argparse
 import json
 import os
 import sys
-import time
 from collections.abc import Sequence
 from typing import Any
 
 import httpx
 from rich.console import Console
 from rich.live import Live
-from rich.table import Table
 from rich.text import Text
 
-from otelstream.cli._format import (
-    STATUS_STYLE,
-    STATUS_TEXT,
-    format_elapsed,
-    format_ms,
-    parse_time,
-)
 from otelstream.cli._lines import RunLines
+from otelstream.cli._runs import list_runs, status_word
 from otelstream.cli._view import RunView
-from otelstream.client import Client, ClientError
+from otelstream.client import Client, ClientError, Retrying
 from otelstream.client._base import base_url
 from otelstream.events._inert import inert
 
@@ -48,6 +40,8 @@ EXIT_CODES = (
     "exit status: 0 the run succeeded, 1 it failed, 2 bad usage, "
     "3 the server refused or could not be reached, 4 the run was cancelled"
 )
+PIPED_WIDTH = 200
+"""Piped, a line is cut at this many characters (on a terminal: at its width)."""
 INSTALL_HINT = "from the clone: pip install '.[{extra}]' (or: uv sync --extra {extra})"
 """otelstream is installed from a clone (it is on no package index): a hint says how."""
 
@@ -61,12 +55,13 @@ def follow(client: Client, run_id: str, console: Console, full_errors: bool = Fa
             for event in client.events(run_id):
                 view.apply(event)
     else:  # a pipe or a file: a plain line per event, as it comes
-        lines = RunLines(view, clip=None if full_errors else 200)
+        lines = RunLines(view, clip=None if full_errors else PIPED_WIDTH)
         for event in client.events(run_id):
             line = lines.line(event)
             if line is not None:
                 console.print(Text(line), soft_wrap=True)
-    console.print(Text(view.summary(None if full_errors else 200)), soft_wrap=True)
+    clip = None if full_errors else console.width if console.is_terminal else PIPED_WIDTH
+    console.print(Text(view.summary(clip)), soft_wrap=True)
     try:
         trace_url = client.get_run(run_id).get("trace_url")
     except (ClientError, httpx.HTTPError):
@@ -89,8 +84,19 @@ def parse_param(text: str) -> tuple[str, Any]:
         return key, value
 
 
+def _client(args: argparse.Namespace) -> Client:
+    """A client that says on stderr each time it waits to ask again (a 503 while the
+    server's hub is down, a dropped stream), rather than waiting in silence."""
+    errors = Console(stderr=True, highlight=False, markup=False)
+
+    def say(notice: Retrying) -> None:
+        errors.print(Text(inert(f"otelstream: {notice}"), style="yellow"), soft_wrap=True)
+
+    return Client(args.url, on_retry=say)
+
+
 def _run(args: argparse.Namespace, console: Console) -> int:
-    with Client(args.url) as client:
+    with _client(args) as client:
         parameters = dict(args.param)
         started = client.start(args.pipeline, parameters)
         given = ", ".join(f"{key}={json.dumps(value)}" for key, value in parameters.items())
@@ -100,70 +106,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
 
 
 def _tail(args: argparse.Namespace, console: Console) -> int:
-    with Client(args.url) as client:
+    with _client(args) as client:
         return follow(client, args.run_id, console, args.full_errors)
-
-
-_RUN_COLUMNS = ("run", "name", "status", "started", "took", "error")
-_MIN_WIDTHS = {"run": 32, "status": 9, "started": 14, "took": 8}
-"""On a terminal, columns cut last: the whole id, the status, when, how long."""
-
-
-def _runs(args: argparse.Namespace, console: Console) -> int:
-    with Client(args.url) as client:
-        page = client.runs(pipeline=args.pipeline, status=args.status, limit=args.limit)
-    now = time.time()
-    rows = [_run_row(run, now) for run in page]
-    if not rows:
-        console.print(Text("no runs", style="dim"))
-    elif console.is_terminal and not args.wide:
-        table = Table(box=None, header_style="bold", pad_edge=False)
-        for column in _RUN_COLUMNS:  # the id whole (to paste into `tail`), the error cut
-            width = _MIN_WIDTHS.get(column)
-            table.add_column(column, no_wrap=True, overflow="ellipsis", min_width=width)
-        for row, run in zip(rows, page, strict=True):
-            status = run.get("status")
-            row[3] = row[3][5:19].replace("T", " ")  # 12-04 16:45:57: the year and µs go
-            cells = [Text(cell) for cell in row]
-            cells[2].stylize(STATUS_STYLE.get(str(status), ""))
-            cells[5].stylize("red")
-            table.add_row(*cells)
-        console.print(table)
-    else:  # piped, or --wide: every value whole, in aligned columns
-        widths = [max(len(row[i]) for row in [list(_RUN_COLUMNS), *rows]) for i in range(6)]
-        for row in [list(_RUN_COLUMNS), *rows]:
-            line = "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
-            console.print(Text(line.rstrip()), soft_wrap=True)
-    if page.next_cursor:
-        console.print(Text(f"more: --cursor {inert(page.next_cursor)}", style="dim"))
-    return EXIT_OK
-
-
-def _run_row(run: dict[str, Any], now: float) -> list[str]:
-    """A run's cells as text: a running run's age for its duration, every value inert."""
-    status = str(run.get("status"))
-    took = format_ms(run.get("duration_ms"))
-    started = parse_time(run.get("started_at"))
-    if status == "running" and started is not None:
-        took = format_elapsed(now - started)
-    return [
-        inert(run.get("run_id", "")),
-        inert(run.get("name", "")),
-        STATUS_TEXT.get(status, inert(status)),
-        inert(run.get("started_at", "")),
-        took,
-        _problems(run, status),
-    ]
-
-
-def _problems(run: dict[str, Any], status: str) -> str:
-    """The error column: the run's error type, and how many ERROR log records it had."""
-    failed = "" if status == "cancelled" else inert(run.get("error_type") or "")
-    logged = run.get("errors_logged")
-    if not isinstance(logged, int) or logged <= 0:
-        return failed
-    count = f"{logged} ERROR log{'s' if logged > 1 else ''}"
-    return f"{failed}, {count}" if failed else count
 
 
 def _serve(args: argparse.Namespace, console: Console) -> int:
@@ -207,10 +151,14 @@ def build_parser() -> argparse.ArgumentParser:
     runs = commands.add_parser("runs", help="list recent and running runs, newest first")
     runs.add_argument("url", type=base_url)
     runs.add_argument("--pipeline", help="only runs of this pipeline")
-    runs.add_argument("--status", choices=["running", "success", "error", "cancelled"])
+    runs.add_argument(
+        "--status", type=status_word, metavar="{running,done,failed,cancelled}",
+        help="only runs in this state (success and error are taken too)",
+    )  # fmt: skip
     runs.add_argument("--limit", type=int, default=50)
+    runs.add_argument("--cursor", help="the next, older page: as the last line said (more: …)")
     runs.add_argument("--wide", action="store_true", help="cut no column, whatever the width")
-    runs.set_defaults(handler=_runs)
+    runs.set_defaults(handler=list_runs)
     serve = commands.add_parser("serve", help="run an ASGI app with uvicorn (default: the example)")
     serve.add_argument("app", nargs="?", default=EXAMPLE_APP, help=f"module:app ({EXAMPLE_APP})")
     serve.add_argument("--host", default="127.0.0.1")

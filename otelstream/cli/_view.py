@@ -73,6 +73,13 @@ class _Span:
         self.log_count = 0
         self.progress: tuple[float, float | None, str] | None = None  # done, total, message
 
+    def depth(self) -> int:
+        """How many spans it is under: 0 for the run's own."""
+        depth, parent = 0, self.parent
+        while parent is not None:
+            depth, parent = depth + 1, parent.parent
+        return depth
+
     def failure(self) -> str | None:
         """`Type: message`, or None."""
         if self.error is None and self.error_type is None:
@@ -236,19 +243,35 @@ class RunView:
         return parts[0] if len(parts) == 1 else Group(*parts)
 
     def summary(self, clip: int | None = 200) -> str:
-        """One line: how the run ended, in how long, why (the error cut at `clip` characters)."""
+        """One line, at most `clip` characters: how the run ended, in how long, and what failed
+        where (`ValueError in validate`): the error's message is on that row already, so it is
+        said once."""
         root = self.spans.get(self.root or "")
         took = f" in {format_ms(root.duration_ms)}" if root and root.duration_ms is not None else ""
         line = f"run {self.run_id} {STATUS_TEXT.get(self.status, inert(self.status))}{took}"
-        failure = None if root is None or self.status == "cancelled" else root.failure()
-        if failure is not None:
-            line += f": {clipped(inert(failure), clip)}"
+        if root is not None and self.status != "cancelled" and root.failure() is not None:
+            line += f": {self._cause(root)}"
         if self.error_logs:
             lines = "line" if self.error_logs == 1 else "lines"
             line += f" ({self.error_logs} ERROR log {lines})"
         if self.logs_dropped:
             line += f" ({self.logs_dropped} log lines were not streamed)"
-        return line
+        return clipped(line, clip)
+
+    def _cause(self, root: _Span) -> str:
+        """`ValueError in validate`: the error's type and the task whose row shows it (the
+        type alone when that row is the run's own, as of a run whose worker was lost)."""
+        failure = root.failure()
+        span = root
+        while True:  # down to where the very same error was raised
+            child = next(
+                (self.spans[c] for c in span.children if self.spans[c].failure() == failure), None
+            )
+            if child is None:
+                break
+            span = child
+        kind = inert(root.error_type or "an error")
+        return kind if span is root else f"{kind} in {span.name}"
 
 
 def error_text(failure: str, full: bool) -> Text:

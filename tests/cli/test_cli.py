@@ -42,14 +42,14 @@ def test_run_prints_a_line_per_event_and_exits_0(url: str) -> None:
     assert plain(done.stdout) == [
         f"started run {run_id} with seconds=0.01",
         "+T  nested  started",
-        "+T  prepare  started",
-        "+T  load  started",
-        "+T  load  done  T",
-        "+T  clean  started",
-        "+T  clean  done  T",
-        "+T  prepare  done  T",
-        "+T  report  started",
-        "+T  report  done  T",
+        "+T    prepare  started",  # a task two spaces in under its parent
+        "+T      load  started",
+        "+T      load  done  T",
+        "+T      clean  started",
+        "+T      clean  done  T",
+        "+T    prepare  done  T",
+        "+T    report  started",
+        "+T    report  done  T",
         "+T  nested  done  T",
         f"run {run_id} done in T",
     ]
@@ -62,12 +62,12 @@ def test_a_failed_run_shows_its_error_once_and_exits_1(url: str) -> None:
     run_id = failed.stdout.split()[2]
     assert plain(failed.stdout)[1:] == [
         "+T  failing  started",
-        "+T  compute  started",
-        "+T  compute  done  T",
-        "+T  validate  started",
-        "+T  validate  failed  T  ValueError: result 42 is out of range",
+        "+T    compute  started",
+        "+T    compute  done  T",
+        "+T    validate  started",
+        "+T    validate  failed  T  ValueError: result 42 is out of range",
         "+T  failing  failed  T",  # the same error, shown where it was raised
-        f"run {run_id} failed in T: ValueError: result 42 is out of range",
+        f"run {run_id} failed in T: ValueError in validate",  # once: where, not again what
     ]
 
 
@@ -108,12 +108,12 @@ def test_tail_of_a_finished_run_replays_it(url: str, capsys: pytest.CaptureFixtu
     assert lines[0] == "+T  parallel  started"
     shards = [f"fetch_shard_{i}" for i in range(3)]
     assert sorted(lines[1:7]) == sorted(
-        [f"+T  {shard}  started" for shard in shards]
-        + [f"+T  {shard}  done  T" for shard in shards]
+        [f"+T    {shard}  started" for shard in shards]
+        + [f"+T    {shard}  done  T" for shard in shards]
     )
     assert lines[7:] == [
-        "+T  merge  started",
-        "+T  merge  done  T",
+        "+T    merge  started",
+        "+T    merge  done  T",
         "+T  parallel  done  T",
         f"run {run_id} done in T",
     ]
@@ -192,10 +192,10 @@ def test_brackets_in_names_errors_and_hints_are_printed_as_they_are(
             assert plain(out) == [
                 f"started run {run_id}",
                 "+T  [b]rackets  started",
-                "+T  [bold]shout[/bold]  started",
-                f"+T  [bold]shout[/bold]  failed  T  {error}",
+                "+T    [bold]shout[/bold]  started",
+                f"+T    [bold]shout[/bold]  failed  T  {error}",
                 "+T  [b]rackets  failed  T",
-                f"run {run_id} failed in T: {error}",
+                f"run {run_id} failed in T: ValueError in [bold]shout[/bold]",
             ]
             assert main(["run", address, "[bold]nope"]) == 3
             assert capsys.readouterr().err == (

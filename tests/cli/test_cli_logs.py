@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 from rich.console import Console
 
+from otelstream.cli._lines import THINNED
 from otelstream.cli._view import RunView
 from otelstream.client import AsyncClient, Client
 from tests.conftest import example_app, otelstream
@@ -22,9 +23,12 @@ def url() -> Iterator[str]:
 
 
 def test_a_piped_run_prints_each_log_line_and_its_progress(url: str) -> None:
-    done = otelstream("run", url, "ingest", "-p", "files=7", "-p", "seconds=0.01")
+    done = otelstream("run", url, "ingest", "-p", "files=7", "-p", "seconds=0.05")
     assert done.returncode == 0, done.stderr
-    lines = [line.strip().split("  ")[1:] for line in done.stdout.splitlines()[1:-1]]
+    lines = [
+        [part.strip() for part in line.strip().split("  ") if part][1:]
+        for line in done.stdout.splitlines()[1:-1]
+    ]
     assert [line for line in lines if "INFO" in line] == [
         *(["read_files", "INFO", f"reading part-00{i}.csv"] for i in range(1, 8)),
         ["index", "INFO", "indexed 7 files"],
@@ -33,6 +37,8 @@ def test_a_piped_run_prints_each_log_line_and_its_progress(url: str) -> None:
     # about a line a second per task, the first and the last always
     assert progress[0] == ["read_files", "1/7 part-001.csv"]
     assert progress[-1] == ["read_files", "7/7 part-007.csv"]
+    thinned = [line for line in lines if THINNED in line]
+    assert thinned == [["read_files", THINNED]]  # said once, where it began
 
 
 def test_runs_lists_the_newest_first(url: str) -> None:

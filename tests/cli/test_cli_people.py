@@ -4,21 +4,15 @@ a pipe gets a line per event as it happens (tests/apps/people.py is the app)."""
 
 from __future__ import annotations
 
-import fcntl
-import os
-import pty
 import re
-import select
-import struct
 import subprocess
 import sys
-import termios
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
+from tests.cli.conftest import RICH_OWN, on_tty
 from tests.conftest import ROOT, app_process, otelstream
 
 PAYLOADS = {
@@ -48,53 +42,11 @@ SHOWN = {
 }
 """What a person sees instead: each control character as its escape."""
 
-RICH_OWN = re.compile(rb"\r?\x1b\[[0-9;?]*[A-Za-z]")
-"""What rich itself writes on a terminal: colours (SGR), a CR then cursor moves, line erases."""
-
 
 @pytest.fixture(scope="module")
 def url() -> Iterator[str]:
     with app_process("tests.apps.people:app", OTELSTREAM_LOG_LEVEL="INFO") as found:
         yield found
-
-
-def on_tty(*args: str, seconds: float = 30) -> tuple[int, bytes]:
-    """The command on a pseudo-terminal (120 columns), as a person runs it; its exit status
-    and every byte it wrote to the terminal."""
-    leader, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "NO_COLOR", "CI")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "otelstream", *args],
-        cwd=ROOT,
-        stdin=follower,
-        stdout=follower,
-        stderr=follower,
-        env={**env, "TERM": "xterm-256color"},
-    )
-    os.close(follower)
-    written = bytearray()
-    deadline = time.monotonic() + seconds
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([leader], [], [], 0.2)
-            if not ready:
-                if process.poll() is not None:
-                    break
-                continue
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # EIO: the terminal's other end closed
-                break
-            if not chunk:
-                break
-            written += chunk
-        return process.wait(timeout=10), bytes(written)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        os.close(leader)
 
 
 def assert_inert(written: bytes, kind: str) -> None:
@@ -193,30 +145,33 @@ def test_a_running_task_shows_its_elapsed_time_on_a_terminal(url: str) -> None:
     assert ages and max(ages) >= 0.5 and ages == sorted(ages), ages
 
 
-def test_a_long_error_is_one_clipped_line_unless_asked_whole(url: str) -> None:
+def test_a_long_error_is_said_once_on_one_clipped_line_unless_asked_whole(url: str) -> None:
     failed = otelstream("run", url, "long_error")
     assert failed.returncode == 1
     lines = failed.stdout.splitlines()
     assert (
         len(lines) == 6
     )  # started run, the run and fetch started, fetch and the run ended, summary
-    error_lines = [line for line in lines if "ConnectionError" in line]
-    assert len(error_lines) == 2  # the task's row and the summary: not the run's row too
-    assert all(len(line) < 300 and line.endswith("…") for line in error_lines)
+    (error_line,) = [line for line in lines if "ConnectionError: " in line]  # the task's row
+    assert len(error_line) == 200 and error_line.endswith("…")
+    assert lines[-1].split(": ", 1)[1] == "ConnectionError in fetch"  # where, not again what
     whole = otelstream("run", url, "long_error", "--full-errors")
     long_lines = [line for line in whole.stdout.splitlines() if len(line) > 4000]
-    assert len(long_lines) == 2  # whole as the server sends it (4,096 characters), in both
-    status, written = on_tty("run", url, "long_error")
+    assert len(long_lines) == 1  # whole as the server sends it (4,096 characters), once
+    status, written = on_tty("run", url, "long_error", columns=80)
     assert status == 1
     screen = RICH_OWN.sub(b"", written).decode()
-    assert screen.count("a very long line of detail") < 50  # a 120-column line, not 6 KB
+    assert screen.count("a very long line of detail") < 50  # an 80-column line, not 6 KB
+    last = screen.rstrip().splitlines()[-1].strip()
+    assert re.fullmatch(r"run [0-9a-f]{32} failed in [\d.]+ m?s: ConnectionError in fetch", last)
+    assert len(last) <= 80
 
 
 def test_a_run_that_logged_errors_says_so_and_succeeds(url: str) -> None:
     done = otelstream("run", url, "logs_errors")
     assert done.returncode == 0
     assert re.fullmatch(
-        r"run [0-9a-f]{32} done in [\d.]+ ms \(2 ERROR log lines\)", done.stdout.splitlines()[-1]
+        r"run [0-9a-f]{32} done in [\d.]+ m?s \(2 ERROR log lines\)", done.stdout.splitlines()[-1]
     )
 
 
