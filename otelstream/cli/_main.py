@@ -155,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--status", type=status_word, metavar="{running,done,failed,cancelled}",
         help="only runs in this state (success and error are taken too)",
     )  # fmt: skip
-    runs.add_argument("--limit", type=int, default=50)
+    runs.add_argument("--limit", type=int, default=50, help="runs a page (default: 50)")
     runs.add_argument("--cursor", help="the next, older page: as the last line said (more: …)")
     runs.add_argument("--wide", action="store_true", help="cut no column, whatever the width")
     runs.set_defaults(handler=list_runs)
@@ -175,10 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.handler(args, console)
         return code
-    except (ClientError, httpx.HTTPError) as exc:
+    except (ClientError, httpx.HTTPError) as exc:  # the client raises its own; httpx's: a bug
         message = f"otelstream: {exc}"
-        if isinstance(exc, httpx.TransportError):
-            message = f"otelstream: cannot reach the server at {args.url}: {exc}"
         errors = Console(stderr=True, highlight=False, markup=False)
         for line in message.splitlines():  # a 422: a "field: problem" line per error
             errors.print(Text(inert(line), style="red"), soft_wrap=True)

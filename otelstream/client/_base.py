@@ -26,6 +26,7 @@ from otelstream.client._errors import (
     MissedEvents,
     RunNotFound,
     Unavailable,
+    answered,
     refusal,
     retry_after,
 )
@@ -234,9 +235,8 @@ class BaseClient(Generic[H]):
         if response.status_code != 503 or attempt > self.max_retries:
             return None
         delay = retry_after(response) or self.backoff * 2 ** (attempt - 1)
-        reason = f"the server answered {response.status_code}: {refusal(response, None)}"
         what = f"{call.request.method} {call.request.url.path}"
-        self._tell(Retrying(what, reason, delay, attempt, self.max_retries))
+        self._tell(Retrying(what, answered(response), delay, attempt, self.max_retries))
         return delay
 
     def _unreachable(self, error: httpx.TransportError) -> ClientConnectionError:
@@ -258,7 +258,7 @@ class _Retry(Exception):
     """A 5xx answer to a stream: worth asking again, as a dropped connection is."""
 
     def __init__(self, response: httpx.Response) -> None:
-        super().__init__(f"server answered {response.status_code}")
+        super().__init__(answered(response))
         self.status_code = response.status_code
         self.retry_after = retry_after(response)
 
@@ -293,24 +293,32 @@ class _Resume:
         return self.client._request("GET", f"/runs/{self.run_id}/events", headers=headers)
 
     def opened(self, response: httpx.Response) -> bool:
-        """True when the response is a stream to read; False when the run is over (204)."""
+        """True when the response is a stream to read; False when the run is over (204).
+        A refusal's body is read first (`aopened` reads it awaited)."""
         self.reached = True
-        if response.status_code == 204:
+        status = response.status_code
+        if status == 204:
             self.done = True  # finished, and we have every event
             return False
-        if response.status_code == 404:
+        if status != 200:
             response.read()
+        if status == 404:
             raise refusal(response, None, RunNotFound)
-        if response.status_code >= 500:
+        if status >= 500:
             raise _Retry(response)
-        if response.status_code != 200:
-            response.read()
+        if status != 200:
             raise refusal(response, f"GET events of {self.run_id}")
+        kind = response.headers.get("content-type", "")
+        if not kind.startswith("text/event-stream"):  # a proxy's page, say: not our server
+            raise ClientError(
+                f"GET events of {self.run_id}: 200 is not an event stream ({kind or 'no type'})",
+                status_code=status,
+            )
         return True
 
     async def aopened(self, response: httpx.Response) -> bool:
         """`opened`, for a response of `AsyncClient` (its body is read awaited)."""
-        if response.status_code not in (200, 204) and response.status_code < 500:
+        if response.status_code not in (200, 204):
             await response.aread()
         return self.opened(response)
 

@@ -60,7 +60,8 @@ class Client(BaseClient[httpx.Client]):
         self, pipeline: str, parameters: Mapping[str, Any] | None = None, **more: Any
     ) -> StartedRun:
         """Start a run (`POST /runs`) with `parameters` and keyword parameters (`seconds=0.1`),
-        asking again after a 503 up to `max_retries` times."""
+        asking again after a 503 up to `max_retries` times. (A pipeline's parameter named
+        `pipeline` or `parameters` goes in the mapping.)"""
         return self._call(self._start(pipeline, parameters, more))
 
     def get_run(self, run_id: str, *, token: str | None = None) -> dict[str, Any]:

@@ -118,6 +118,14 @@ def refusal(
     return kind(message, **fields)
 
 
+def answered(response: httpx.Response) -> str:
+    """`the server answered 503: Redis cannot be reached`, as a retry is told."""
+    detail, _ = _reason(response)
+    if not detail:
+        return f"the server answered {response.status_code} {response.reason_phrase}"
+    return f"the server answered {response.status_code}: {detail}"
+
+
 def retry_after(response: httpx.Response) -> float | None:
     """`Retry-After` in seconds, when it is a number (the server never sends a date)."""
     value = response.headers.get("retry-after", "")
@@ -164,6 +172,7 @@ __all__ = [
     "NotFound",
     "RunNotFound",
     "Unavailable",
+    "answered",
     "refusal",
     "retry_after",
 ]

@@ -51,7 +51,8 @@ class Served:
 
 class Refusing:
     """In front of the app: answers `503` with `Retry-After` to the next `count` requests whose
-    path ends with `path`, as a server whose hub is down does; then lets them through."""
+    path ends with `path`, as a server whose hub is down does; then lets them through. (Or
+    another `status` and `body`, as a proxy in front of the server might.)"""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -59,16 +60,18 @@ class Refusing:
         self.path = "/runs"
         self.retry_after = "0.01"
         self.refused = 0
+        self.status = 503
+        self.body = b'{"detail":"the hub cannot be reached"}'
+        self.content_type = b"application/json"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and self.count and scope["path"].endswith(self.path):
             self.count -= 1
             self.refused += 1
-            body = b'{"detail":"the hub cannot be reached"}'
             headers = [(b"retry-after", self.retry_after.encode())] if self.retry_after else []
-            headers.append((b"content-type", b"application/json"))
-            await send({"type": "http.response.start", "status": 503, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
+            headers.append((b"content-type", self.content_type))
+            await send({"type": "http.response.start", "status": self.status, "headers": headers})
+            await send({"type": "http.response.body", "body": self.body})
             return
         await self.app(scope, receive, send)
 

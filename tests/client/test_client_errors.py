@@ -167,6 +167,21 @@ def test_a_stream_refused_past_its_retries_is_unavailable(
             list(client.events(run.run_id))
     assert refused.value.status_code == 503 and refused.value.retry_after == 0.01
     assert [r.what for r in told] == [f"the stream of run {run.run_id}"] * 2
+    assert told[0].reason == "the server answered 503: the hub cannot be reached"
+
+
+def test_a_page_that_is_not_an_event_stream_is_an_error(
+    served: Served, client_class: ClientFactory
+) -> None:
+    """A 200 that is not `text/event-stream` (a proxy's login page) is not read as events."""
+    served.gate.set()
+    with client_class(served.url) as client:
+        run = client.start("gated")
+        served.refusing.path, served.refusing.count = "/events", 1
+        served.refusing.status, served.refusing.content_type = 200, b"text/html"
+        served.refusing.body = b"<html>sign in</html>"
+        with pytest.raises(ClientError, match=r"200 is not an event stream \(text/html\)"):
+            list(client.events(run.run_id))
 
 
 def test_cancel_a_run_then_a_conflict_once_it_has_ended(
