@@ -22,7 +22,7 @@ import asyncio
 import itertools
 import threading
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Self
 
 from otelstream.events import Event
@@ -84,6 +84,16 @@ class Feed:
         if final:
             self.finished = True
         return seq
+
+    def end(self, entry: Entry, record: Callable[[], None]) -> int:
+        """Lock held: the run's terminal event. State before notice, the rule of every hub:
+        `record()` writes the run's end wherever it is read (its status, the runs list, the
+        runs stream) and only then is the event kept where a reader can take it, so a reader
+        that has `pipeline_completed` never reads the run as running. The Redis hub keeps the
+        same order in Redis itself (its end is stored and retired before the event is added
+        to the run's stream, see `hubs/redis/_codec.py`); this engine's readers then see it."""
+        record()
+        return self.add(entry, final=True)
 
     def wake(self) -> None:
         """Wake every loop with readers: one flag check each, a call only when none is pending."""

@@ -141,18 +141,25 @@ class MemoryHub:
             elif run.unfolded >= _SETTLE_UNREAD and not feed.readers and not run.settling:
                 run.settling = True  # nobody reads the spans it holds: let them go, not here
                 self._sealer.put(run.settle)
-            feed.add(event, final=completed)
-            run.unfolded += 1
             if completed:
-                run.status = event.status or "success"
+                feed.end(event, lambda: self._end(run, event))
+            else:
+                feed.add(event)
+            run.unfolded += 1
         feed.wake()
         if completed:
-            with self._lock:
-                if self._runs.get(run_id) is run:
-                    self._finished[run_id] = time.monotonic()
-                self._evict()
             self._sealer.put(lambda: self._seal(run))  # not on this thread: it ends a span
-            self._announce(self._runs_list.ended(run_id, event))
+
+    def _end(self, run: _Run, event: Event) -> None:
+        """Record the run's end wherever it is read (run lock held), before its readers can
+        see the event (`Feed.end`): `GET /runs/{id}`, `GET /runs` and `/runs/live` all agree
+        with the stream from the moment it carries `pipeline_completed`."""
+        run.status = event.status or "success"
+        with self._lock:
+            if self._runs.get(run.run_id) is run:
+                self._finished[run.run_id] = time.monotonic()
+            self._evict()
+        self._announce(self._runs_list.ended(run.run_id, event))
 
     def _seal(self, run: _Run) -> None:
         retained = run.seal()

@@ -156,8 +156,8 @@ class PipelineRunner:
     def cancel(self, run_id: str) -> bool:
         """Ask a run started here to stop at its next span; False if it is not running here."""
         job = self._jobs.get(run_id)
-        if job is None:
-            return False
+        if job is None or getattr(job.span, "end_time", None) is not None:
+            return False  # its root span has ended: so has the run, though its thread goes on
         job.mark.cancelled = True
         if job.future is not None and job.future.cancel():  # it never got a worker
             self._end_unstarted(job, RunCancelled(run_id), "cancelled before it began")

@@ -10,6 +10,7 @@ runs by count (RedisHub across every process sharing the Redis) and by age.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import json
 import threading
@@ -22,6 +23,7 @@ import pytest
 from otelstream import MemoryHub, Settings, UnknownRun
 from otelstream.events import DataEvent, Event
 from otelstream.hubs import Hub, RunPage, SubscriberLagged
+from otelstream.hubs._fanout import Feed
 from otelstream.testing import RedisClusterServers, next_batch
 from tests.conftest import RUN, finish, start, task
 from tests.redis_server import RedisServer, redis_server, require_redis
@@ -828,3 +830,64 @@ def test_a_span_is_first_seen_once_across_hubs_sharing_the_store(make_hub: MakeH
     assert unknown == unknown_again == {"a"}
     asyncio.run(hub.first_seen(RUN, ["d", "e", "f", "g"]))  # past the bound: still answers
     assert asyncio.run(hub.first_seen(RUN, ["g"])) == set()
+
+
+def test_a_reader_woken_with_a_runs_end_reads_the_run_as_ended_everywhere(
+    make_hub: MakeHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """State before notice: the thread that wakes the run's readers with `pipeline_completed`
+    is held right there, at the wake, while another worker (on the memory hub, the same hub)
+    reads the run every way there is; each already says it ended. The order is proved, not
+    the timing: the woken readers wait for the reads to be over."""
+    hub = make_hub()
+    other = hub if isinstance(hub, MemoryHub) else make_hub()  # another worker, same Redis
+    start(hub)
+    task(hub, 2)
+    asyncio.run(hub.flush())
+
+    async def reads() -> dict[str, Any]:
+        run, page, position = (
+            await other.get_run(RUN),
+            await other.list_runs(),
+            await other.position(RUN),
+        )
+        lifecycle: list[dict[str, Any]] = []
+        async with other.subscribe_runs(0) as runs:
+            while batch := await next_batch(runs, timeout=0.2):
+                lifecycle.extend(event.to_dict() for event in batch)
+        return {
+            "get_run": None if run is None else run["status"],
+            "runs": [summary["status"] for summary in page.runs if summary["run_id"] == RUN],
+            "position": None if position is None else (position.finished, position.status),
+            "live": [e["type"] for e in lifecycle if e["run_id"] == RUN],
+        }
+
+    seen: list[dict[str, Any]] = []
+    wake = Feed.wake
+
+    def held_wake(feed: Feed) -> None:
+        if feed.key == RUN and feed.last_seq >= 3 and not seen:  # its end is there to take
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:  # a loop of its own
+                seen.append(pool.submit(asyncio.run, reads()).result(10))
+        wake(feed)
+
+    monkeypatch.setattr(Feed, "wake", held_wake)
+
+    async def read_to_the_end() -> list[int]:
+        async with hub.subscribe(RUN) as subscription:
+            await next_batch(subscription, timeout=5)  # attached: the end reaches it live
+            ending = threading.Thread(target=finish, args=(hub, RUN, "error"))
+            ending.start()
+            seqs = await read_all(hub)
+            await asyncio.to_thread(ending.join, 10)
+            return seqs
+
+    assert asyncio.run(read_to_the_end()) == [1, 2, 3]
+    assert seen == [
+        {
+            "get_run": "error",
+            "runs": ["error"],
+            "position": (True, "error"),
+            "live": ["run_started", "run_ended"],
+        }
+    ]

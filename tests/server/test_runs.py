@@ -205,3 +205,32 @@ def test_a_failed_runs_log_line_is_cut_escaped_and_redacted(
     assert frames[0] == "Traceback (most recent call last):"
     assert any("raise ValueError(secret)" in line for line in frames)
     telemetry.provider.shutdown()
+
+
+def test_a_run_whose_root_span_ended_is_not_cancelled_though_its_thread_goes_on() -> None:
+    """`DELETE` after the stream's `pipeline_completed` is a 409, not a 202: the runner says a
+    run is no longer its to cancel once its root span ended, even while its thread is still
+    held right after that end (here by a span processor), before it lets the run go."""
+    from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+
+    telemetry = make_telemetry()
+    ended, checked = threading.Event(), threading.Event()
+
+    class HoldTheEnd(SpanProcessor):
+        def on_end(self, span: ReadableSpan) -> None:
+            if span.name.startswith("pipeline:"):
+                ended.set()
+                checked.wait(10)
+
+    telemetry.provider.add_span_processor(HoldTheEnd())
+    runner = PipelineRunner({"noop": lambda: None}, tracer_provider=telemetry.provider)
+    try:
+        handle = runner.start("noop")
+        assert ended.wait(10)
+        assert runner.running == 1, "held between the root span's end and the run's release"
+        assert runner.cancel(handle.run_id) is False
+    finally:
+        checked.set()
+        runner.shutdown()
+        telemetry.provider.shutdown()
+    assert shape(wait_for_end(telemetry, handle.run_id))[-1] == ("pipeline_completed", "noop")

@@ -8,8 +8,16 @@ A run is two keys in one hash slot (`{run_id}` is a Redis Cluster hash tag):
 - `PREFIX:{run_id}:meta`, a hash: `seq` (the last seq given), `start` and
   `start_t` (the `pipeline_started` entry, for a run whose stream was trimmed),
   `done` and `status` (the seq of `pipeline_completed` and the run's end: what
-  `position` reads, O(1)), `lost` and `marks` (events that never reached
-  Redis, see below), `cancel`, `refused` (see `_registry.py`).
+  `position` reads, O(1)), `end`, `end_t`, `end_d` (that event, until it is in the
+  stream), `lost` and `marks` (events that never reached Redis, see below),
+  `cancel`, `refused` (see `_registry.py`).
+
+State before notice: a run's end is written in three steps, so that no reader of any
+process is given `pipeline_completed` while a read of the run could still say running.
+PUBLISH stores it in the hash (`done`, `status`, `end`: `position` and `get_run` read it
+there), the registry's RETIRE then records it in the runs list and the runs stream (another
+slot), and only then REVEAL adds it to the run's stream, where readers take it. A worker that
+dies between the steps leaves `end` in the hash: the worker that ends its runs finds it there.
 
 The entry's `e` is what a stream sends: a reader frames it (`_wire.frame`) without
 parsing or serialising it again.
@@ -45,7 +53,9 @@ for i = 5, #ARGV, 3 do
     local kind, t, d, status = string.match(ARGV[i], '^(%S+) (%S+) (%S+) (%S+)$')
     local seq = redis.call('HINCRBY', KEYS[2], 'seq', 1)
     local data = ARGV[i + 1] .. seq .. ARGV[i + 2]
-    if d == '-' then
+    if kind == 'pipeline_completed' then
+      -- kept in the hash until the runs list has it (REVEAL adds it to the stream)
+    elseif d == '-' then
       redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[1], seq .. '-0', 'e', data, 't', t)
     else
       redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[1], seq .. '-0', 'e', data, 't', t, 'd', d)
@@ -53,7 +63,8 @@ for i = 5, #ARGV, 3 do
     if kind == 'pipeline_started' then
       redis.call('HSET', KEYS[2], 'start', data, 'start_t', t)
     elseif kind == 'pipeline_completed' then
-      redis.call('HSET', KEYS[2], 'done', seq, 'status', status)
+      redis.call('HSET', KEYS[2], 'done', seq, 'status', status, 'end', data, 'end_t', t)
+      if d ~= '-' then redis.call('HSET', KEYS[2], 'end_d', d) end
       done, ttl = true, ARGV[3]
     end
     result, written = seq, true
@@ -67,10 +78,29 @@ end
 return results
 """
 
-# KEYS: stream, meta. ARGV: events lost, maxlen. Adds a loss marker after the run's last seq.
+# KEYS: stream, meta. ARGV: maxlen. The run's end, stored by PUBLISH and now in the runs list,
+# goes into its stream, where readers take it; 0 when it is there already (or unknown).
+REVEAL: Final = """
+local found = redis.call('HMGET', KEYS[2], 'end', 'end_t', 'end_d', 'done')
+if not found[1] then return 0 end
+local id = found[4] .. '-0'
+if found[3] then
+  redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[1], id, 'e', found[1], 't', found[2], 'd', found[3])
+else
+  redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[1], id, 'e', found[1], 't', found[2])
+end
+redis.call('HDEL', KEYS[2], 'end', 'end_t', 'end_d')
+local ttl = redis.call('PTTL', KEYS[2])
+if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
+return 1
+"""
+
+# KEYS: stream, meta. ARGV: events lost, maxlen. Adds a loss marker after the run's last seq
+# in its stream (before an end not yet revealed, which takes the seq after it).
 MARK_LOST: Final = """
 if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
-local seq = redis.call('HGET', KEYS[2], 'seq') or '0'
+local seq = tonumber(redis.call('HGET', KEYS[2], 'seq') or '0')
+if redis.call('HEXISTS', KEYS[2], 'end') == 1 then seq = seq - 1 end
 local mark = redis.call('HINCRBY', KEYS[2], 'marks', 1)
 redis.call('HINCRBY', KEYS[2], 'lost', ARGV[1])
 redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[2], seq .. '-' .. mark, 'lost', ARGV[1])
@@ -109,6 +139,16 @@ def encode(event: Event) -> tuple[bytes, bytes, bytes]:
     status = (event.status or "success") if event.type == PIPELINE_COMPLETED else "-"
     info = f"{event.type} {event.time_ns} {duration} {status}".encode()
     return info, _wire.utf8(head + '"seq":'), _wire.utf8("," + tail)
+
+
+def unrevealed_end(meta: dict[str, str]) -> Event | None:
+    """The run's end as PUBLISH stored it in the run's hash, until REVEAL moves it."""
+    if "end" not in meta:
+        return None
+    fields = {"e": meta["end"], "t": meta["end_t"]}
+    if "end_d" in meta:
+        fields["d"] = meta["end_d"]
+    return decode(fields)
 
 
 def decode(fields: dict[str, str]) -> Event:

@@ -15,7 +15,7 @@ from otelstream.hubs._contract import HubUnavailable, RunPage, RunPosition, Unkn
 from otelstream.hubs._fanout import Feed, FeedSubscription
 from otelstream.hubs._run_tree import RunTree
 from otelstream.hubs.redis._cancels import CancelListeners
-from otelstream.hubs.redis._codec import decode, marker_seq, meta_key, stream_key
+from otelstream.hubs.redis._codec import decode, marker_seq, meta_key, stream_key, unrevealed_end
 from otelstream.hubs.redis._handoffs import RedisHandoffs
 from otelstream.hubs.redis._loop import IOLoop
 from otelstream.hubs.redis._owners import Owners
@@ -219,7 +219,8 @@ class RedisHub:
         events = [decode(fields) for entry_id, fields in entries if marker_seq(entry_id) is None]
         if "start" in meta and (not events or events[0].seq != 1):  # trimmed from the stream
             tree.apply(decode({"e": meta["start"], "t": meta["start_t"]}))
-        for event in events:
+        end = unrevealed_end(meta)  # stored, on its way to the stream: the run has ended
+        for event in events if end is None else [*events, end]:
             tree.apply(event)
         run = tree.snapshot(run_id, int(meta["seq"])).to_dict()
         if int(meta.get("lost", 0)):

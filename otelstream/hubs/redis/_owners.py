@@ -31,9 +31,17 @@ from typing import Any, Final
 
 from otelstream._errors import logger, report, warn_limited
 from otelstream.events import PIPELINE_COMPLETED, Event
-from otelstream.hubs.redis._codec import PUBLISH, decode, encode, meta_key, stream_key
+from otelstream.hubs.redis._codec import (
+    PUBLISH,
+    decode,
+    encode,
+    meta_key,
+    stream_key,
+    unrevealed_end,
+)
 from otelstream.hubs.redis._loop import UNREACHABLE, IOLoop
 from otelstream.hubs.redis._registry import RunRegistry
+from otelstream.hubs.redis._writer import reveal
 
 WORKER_LOST: Final = "WorkerLost"
 """The `error_type` of a run whose worker died."""
@@ -217,9 +225,11 @@ class Owners:
             args = (*self._publish_args, "1", *encode(end))
             result = (await client.eval(PUBLISH, 2, *keys, *args))[0]
         if result == 0 and "done" in meta:  # its worker stored the end, then died: keep it
-            entries = await client.xrange(keys[0], f"{meta['done']}-0", f"{meta['done']}-0")
-            if entries:
-                end = decode(entries[0][1])
+            stored = unrevealed_end(meta)
+            if stored is None:
+                entries = await client.xrange(keys[0], f"{meta['done']}-0", f"{meta['done']}-0")
+                stored = decode(entries[0][1]) if entries else None
+            end = stored or end
         if result > 0 or start is None:
             warn_limited(
                 "otelstream: run %s ended as %s: its worker %s stopped renewing its lease "
@@ -229,6 +239,7 @@ class Owners:
                 lost or "(a worker that was ending it)",
             )
         await self.registry.retire(client, [(run_id, end)])
+        await reveal(client, self.prefix, self._publish_args[0], [run_id])  # after: see _codec
 
     def _lost_end(self, run_id: str, start: Event | None, lost: str) -> Event:
         now = time.time_ns()

@@ -25,7 +25,14 @@ from redis.exceptions import NoScriptError
 from otelstream._errors import report
 from otelstream.events import PIPELINE_COMPLETED, PIPELINE_STARTED, Event
 from otelstream.hubs.redis._buffer import Buffer, Item
-from otelstream.hubs.redis._codec import MARK_LOST, PUBLISH, encode, meta_key, stream_key
+from otelstream.hubs.redis._codec import (
+    MARK_LOST,
+    PUBLISH,
+    REVEAL,
+    encode,
+    meta_key,
+    stream_key,
+)
 from otelstream.hubs.redis._loop import UNREACHABLE, IOLoop, io_reset
 from otelstream.hubs.redis._registry import RunRegistry
 
@@ -69,6 +76,8 @@ class Writer:
         self._opened: OrderedDict[str, None] = OrderedDict()  # started here, until stored
         self._lock = threading.Lock()
         self.taken: OrderedDict[str, None] = OrderedDict()  # runs another worker ended for us
+        self.unretired: dict[str, Event] = {}  # ends stored, not yet in the runs list
+        self.unrevealed: dict[str, None] = {}  # ends in the runs list, not yet in the stream
         self.before_write: Callable[[Any], Awaitable[None]] | None = None  # the lease's check
         io.tasks.append(self.run)
 
@@ -128,7 +137,13 @@ class Writer:
         client = io.writer
         backoff = 0.0
         while True:
-            await self.buffer.wake.wait()
+            if self.unretired or self.unrevealed:  # Redis failed while a run's end was told
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.buffer.wake.wait(), _BACKOFF_S[1])
+                with contextlib.suppress(*UNREACHABLE):
+                    await self.finish_ends(client)
+            else:
+                await self.buffer.wake.wait()
             self.buffer.wake.clear()
             while self.buffer:
                 if backoff:  # Redis failed: events wait in the (bounded) buffer meanwhile
@@ -195,10 +210,27 @@ class Writer:
             for (run_id, event), result in zip(sent, results, strict=True)
             if event.type == PIPELINE_COMPLETED and isinstance(result, int) and result > 0
         ]
-        if ended:
-            with contextlib.suppress(*UNREACHABLE):  # the runs' keys expire all the same
-                await self.registry.retire(client, ended)
+        for run_id, event in ended:
+            self.unretired[run_id] = event
+        if self.unretired or self.unrevealed:
+            with contextlib.suppress(*UNREACHABLE):  # tried again after the next batch
+                await self.finish_ends(client)
         return True
+
+    async def finish_ends(self, client: Any) -> None:
+        """The runs whose end PUBLISH stored: into the runs list (RETIRE), then into their
+        streams (REVEAL), in this order (see `_codec.py`: state before notice)."""
+        if self.unretired:
+            ends = list(self.unretired.items())
+            await self.registry.retire(client, ends)
+            for run_id, _ in ends:
+                del self.unretired[run_id]
+                self.unrevealed[run_id] = None
+        if self.unrevealed:
+            runs = list(self.unrevealed)
+            await reveal(client, self.prefix, self._maxlen, runs)
+            for run_id in runs:
+                del self.unrevealed[run_id]
 
     async def _execute(self, client: Any, batch: list[Item]) -> tuple[list[Any], list[Item]]:
         """One script call per run of the batch, pipelined; a result per event sent."""
@@ -276,3 +308,11 @@ class Writer:
         if not written:  # try again after the next batch
             for run_id, count in pending.items():
                 self.mark(run_id, count)
+
+
+async def reveal(client: Any, prefix: str, maxlen: str, run_ids: list[str]) -> None:
+    """Put the stored ends of these runs into their streams (REVEAL, one slot each)."""
+    async with client.pipeline(transaction=False) as pipe:
+        for run_id in run_ids:
+            pipe.eval(REVEAL, 2, stream_key(prefix, run_id), meta_key(prefix, run_id), maxlen)
+        await pipe.execute()
