@@ -1,8 +1,9 @@
 """The events a run's stream carries (schema version 1), their wire form and the control notices.
 
-The bottom of the house: nothing here imports any other part of otelstream. `_model.py` is
-the event type and the schema, `_wire.py` the codec (the only writer and parser of the wire
-format), `_notices.py` the notices that end a stream early.
+The bottom of the house: nothing here imports any other part of otelstream (a test says so:
+tests/house/test_layering.py). `_fields.py` declares an event's fields once, `_model.py` is
+the event type and the schema made from them, `_wire.py` the codec (the only writer and
+parser of the wire format), `_notices.py` the notices that end a stream early.
 """
 
 from otelstream.events._model import (
