@@ -32,13 +32,13 @@ def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-def other_threads() -> int:
+def other_threads() -> set[threading.Thread]:
     """Threads besides the pipeline pool's, which grows up to its bound and stays."""
-    return sum(not t.name.startswith("otelstream-run") for t in threading.enumerate())
+    return {t for t in threading.enumerate() if not t.name.startswith("otelstream-run")}
 
 
 def pool_threads() -> int:
-    return threading.active_count() - other_threads()
+    return threading.active_count() - len(other_threads())
 
 
 def test_soak_leaves_nothing_behind() -> None:
@@ -152,9 +152,10 @@ def test_soak_leaves_nothing_behind() -> None:
                     break
                 time.sleep(0.05)
         time.sleep(0.2)
-        leftovers["threads"] = other_threads() - baseline[0]
+        # new since the baseline (one of an earlier test's that ends meanwhile is no leak)
+        leftovers["threads"] = len(other_threads() - baseline[0])
         assert pool_threads() <= 8, "the pool stays within max_workers"
-        leftovers["fds"] = open_fds() - baseline[1]
+        leftovers["fds"] = max(open_fds() - baseline[1], 0)
     telemetry.provider.shutdown()
     print(
         f"\nsoak: {sum(outcomes.values())} runs in {elapsed:.1f} s with {CLIENTS} clients; "
