@@ -182,14 +182,20 @@ class IOLoop:
         otel_context.attach(self._quiet)
         asyncio.set_event_loop(loop)
         self._connect()
-        tasks = [loop.create_task(task(self)) for task in self.tasks]
+        ours = [
+            loop.create_task(task(self)) for task in self.tasks
+        ]  # held: the loop's refs are weak
         try:
             loop.run_forever()
         finally:
-            for task in tasks:
-                task.cancel()
-            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            # Every task, not only ours: a call still waiting on Redis at stop must end here, on
+            # a running loop, or its connection is closed later by the collector, on none.
+            pending = asyncio.all_tasks(loop) | set(ours)
+            for running in pending:
+                running.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             loop.run_until_complete(self._close())
+            loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
 
     def _connect(self) -> None:
