@@ -11,6 +11,10 @@ The rules are direct (what a wing's own modules import) and reached (what those 
 import in turn, through the root modules such as `settings.py` and through the packages'
 `__init__` files an import runs), so a wing cannot reach a forbidden one by a detour.
 
+`from otelstream import Name` counts as an import of the module the root loads `Name` from
+(its `_WHERE` table); an import by a string (`importlib.import_module`) is not seen, and only
+the root's lazy names are loaded so.
+
 A wing is the first package under `otelstream` (`events`, `hubs`, `client` ...); the root's
 own modules (`settings`, `_errors`, `sampling` ...) belong to no wing and have no rule of
 their own, but what they import counts against every wing that imports them.
@@ -72,20 +76,36 @@ def resolve(module: str, node: ast.ImportFrom) -> str:
     return ".".join([*base, node.module] if node.module else base)
 
 
-def imports_in(module: str) -> Iterator[tuple[str, int]]:
-    """Every otelstream module an otelstream module imports, with the line: anywhere in the
-    file, and `from package import name` as the submodule when `name` is one."""
-    tree = ast.parse(MODULES[module].read_text(encoding="utf-8"), str(MODULES[module]))
-    for node in ast.walk(tree):
+def lazy_names() -> dict[str, str]:
+    """The root's names that load on first use (`otelstream._WHERE`: name -> module)."""
+    tree = ast.parse(MODULES["otelstream"].read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == "_WHERE":
+            where: dict[str, str] = ast.literal_eval(node.value)
+            return where
+    return {}
+
+
+LAZY = lazy_names()
+
+
+def imports_in(module: str, source: str | None = None) -> Iterator[tuple[str, int]]:
+    """Every module an otelstream module (or `source`, as if it were that module) imports,
+    with the line: anywhere in the file; `from package import name` as the submodule when
+    `name` is one, and `from otelstream import Name` as the module the name loads from."""
+    text = MODULES[module].read_text(encoding="utf-8") if source is None else source
+    for node in ast.walk(ast.parse(text)):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 yield alias.name, node.lineno
         elif isinstance(node, ast.ImportFrom):
-            source = resolve(module, node)
-            yield source, node.lineno
+            origin = resolve(module, node)
+            yield origin, node.lineno
             for alias in node.names:
-                if f"{source}.{alias.name}" in MODULES:
-                    yield f"{source}.{alias.name}", node.lineno
+                if f"{origin}.{alias.name}" in MODULES:
+                    yield f"{origin}.{alias.name}", node.lineno
+                elif origin == "otelstream" and alias.name in LAZY:
+                    yield LAZY[alias.name], node.lineno
 
 
 @cache
@@ -135,6 +155,10 @@ def test_the_walk_sees_every_wing_and_every_kind_of_import() -> None:
     assert {wing(module) for module in MODULES} >= set(FORBIDDEN)
     # a function's import and a TYPE_CHECKING one are seen (the hub selection has both)
     seen = {target for target, _ in edges("otelstream.hubs._select")}
+    # a name of the root's lazy ones, and a relative import, are seen as their modules
+    snippet = "def f():\n    from otelstream import MemoryHub\n    from .. import runs\n"
+    named = {name for name, _ in imports_in("otelstream.client._base", snippet)}
+    assert {"otelstream.hubs.memory", "otelstream.runs"} <= named
     assert {"otelstream.hubs.memory", "otelstream.hubs.redis", "otelstream.hubs._contract"} <= seen
 
 
