@@ -19,6 +19,7 @@ import logging
 import sys
 from typing import TextIO
 
+from opentelemetry import _logs
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
 
 __all__ = [
@@ -35,7 +36,20 @@ class SafeLoggingHandler(LoggingHandler):
     """OpenTelemetry's `LoggingHandler`, reporting a record that fails the stdlib way.
 
     Use it in place of `LoggingHandler` in a set-up of your own; `setup_telemetry` does.
+    `provider` is the logger provider it was given: `otelstream.progress` sends its records
+    there while no global logger provider is set.
     """
+
+    def __init__(
+        self,
+        level: int = logging.NOTSET,
+        logger_provider: _logs.LoggerProvider | None = None,
+        log_code_attributes: bool = False,
+    ) -> None:
+        super().__init__(
+            level=level, logger_provider=logger_provider, log_code_attributes=log_code_attributes
+        )
+        self.provider = logger_provider
 
     def emit(self, record: logging.LogRecord) -> None:
         try:

@@ -2,9 +2,12 @@
 
 The record goes through the Logs API in the current span, so it is exported
 like any other log record, and `EventLogProcessor` streams it as
-`task_progress`. Calls are coalesced per span, here, before any record is
-made: at most one record every `INTERVAL_SECONDS` per span, so a tight loop
-costs a clock read and a dict lookup a call. The latest value is never lost:
+`task_progress`. It goes to the global logger provider if one is set, else to the
+provider of the `SafeLoggingHandler` on the root logger (a set-up that never calls
+`set_logger_provider`); a record that reaches no `EventLogProcessor` inside a run
+is said once, in a rate-limited warning that says what to do (see `_reach`).
+Calls are coalesced per span, here, before any record is made: at most one record every
+`INTERVAL_SECONDS` per span, so a tight loop costs a clock read and a dict lookup a call. The latest value is never lost:
 a value held back is emitted by a timer thread once its interval has passed,
 or when its span ends (before the span's end is streamed), whichever is first.
 """
@@ -15,12 +18,12 @@ import threading
 import time
 from typing import Any
 
-from opentelemetry import _logs, trace
+from opentelemetry import trace
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.context import Context
 
 from otelstream._errors import report
-from otelstream.processors import _span_end
+from otelstream.processors import _reach, _span_end
 from otelstream.processors._sink import DONE, MESSAGE, PROGRESS_EVENT, TOTAL
 from otelstream.runs._mark import current_context
 
@@ -28,8 +31,6 @@ INTERVAL_SECONDS = 0.1
 """One progress record per span at most this often (so ~10 events a second per task)."""
 MAX_SPANS = 10_000
 """Spans whose progress is tracked at once; past it, progress is emitted without coalescing."""
-
-_logger = _logs.get_logger(PROGRESS_EVENT)  # a proxy: follows the global logger provider
 
 
 class _Slot:
@@ -81,7 +82,8 @@ def _emit(context: Context, done: float, total: float | None, message: str | Non
     if message is not None:
         attributes[MESSAGE] = message
     body = message if message is not None else f"{done}/{total}" if total is not None else str(done)
-    _logger.emit(
+    logger, seen = _reach.logger(), _reach.received
+    logger.emit(
         context=context,
         severity_number=SeverityNumber.INFO,
         severity_text="INFO",
@@ -89,6 +91,8 @@ def _emit(context: Context, done: float, total: float | None, message: str | Non
         attributes=attributes,
         event_name=PROGRESS_EVENT,
     )
+    if _reach.received == seen:  # no EventLogProcessor took it: say so if it was in a run
+        _reach.unreached(context)
 
 
 def _ended(span_id: int) -> None:

@@ -14,6 +14,7 @@ from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
 from otelstream._errors import report
 from otelstream.events._levels import level_name
 from otelstream.hubs import Hub
+from otelstream.processors import _reach
 from otelstream.processors._sink import PROGRESS_EVENT, LogSink
 from otelstream.runs._mark import RUN_KEY, RunMark
 from otelstream.settings import Settings
@@ -50,6 +51,7 @@ class EventLogProcessor(LogRecordProcessor):
             span_id = hidden[span_id] or mark.root_span_id
         time_ns = record.timestamp or record.observed_timestamp or time.time_ns()
         if record.event_name == PROGRESS_EVENT:
+            _reach.count()
             self._sink.progress(mark, span_id, time_ns, record.attributes)
             return
         number = None if record.severity_number is None else record.severity_number.value
