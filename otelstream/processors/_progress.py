@@ -7,7 +7,8 @@ provider of the `SafeLoggingHandler` on the root logger (a set-up that never cal
 `set_logger_provider`); a record that reaches no `EventLogProcessor` inside a run
 is said once, in a rate-limited warning that says what to do (see `_reach`).
 Calls are coalesced per span, here, before any record is made: at most one record every
-`INTERVAL_SECONDS` per span, so a tight loop costs a clock read and a dict lookup a call. The latest value is never lost:
+`INTERVAL_SECONDS` per span, so a tight loop costs a clock read and a dict lookup a call.
+The latest value is never lost:
 a value held back is emitted by a timer thread once its interval has passed,
 or when its span ends (before the span's end is streamed), whichever is first.
 """
