@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -24,6 +25,12 @@ from otelstream.hubs import Hub
 from otelstream.testing import free_port, next_batch
 
 from .pages import browser, page  # noqa: F401  (fixtures, for every test module)
+from .redis_server import (  # noqa: F401  (fixtures, for every test module)
+    empty_redis,
+    empty_redis_cluster,
+    redis,
+    redis_cluster,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -135,6 +142,22 @@ def app_subprocess(app: str, **env: str) -> Iterator[tuple[str, subprocess.Popen
         output = process.communicate(timeout=20)[0]
         if "Exception in ASGI application" in output:
             raise AssertionError(f"{app} failed while serving:\n{output}")
+
+
+REDIS_APP = "tests.apps.redis_example:app"
+
+
+@contextmanager
+def workers_on(
+    hub_url: str, *, count: int = 2, app: str = REDIS_APP, **env: str
+) -> Iterator[list[httpx.Client]]:
+    """`count` worker processes of `app` sharing the hub at `hub_url`; a client for each."""
+    with contextlib.ExitStack() as stack:
+        clients = []
+        for _ in range(count):
+            url = stack.enter_context(app_process(app, OTELSTREAM_HUB=hub_url, **env))
+            clients.append(stack.enter_context(httpx.Client(base_url=url, timeout=20)))
+        yield clients
 
 
 def events_of(hub: MemoryHub, run_id: str) -> list[dict[str, object]]:

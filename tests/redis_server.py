@@ -1,6 +1,9 @@
-"""The Redis tests' server (`otelstream.testing.RedisServer`): a test may kill and restart it.
+"""The Redis tests' servers, written once: one redis-server and one Redis Cluster a module.
 
-Missing redis-server (or redis-py) fails the tests when `CI` is set and skips them otherwise.
+`redis` and `redis_cluster` are module fixtures (every test module gets them through
+conftest.py); `empty_redis` and `empty_redis_cluster` are the same servers emptied for one test,
+and started again first when a test before it killed them. Missing redis-server (or redis-py)
+fails the tests when `CI` is set and skips them otherwise.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from otelstream.testing import RedisServer
+from otelstream.testing import RedisClusterServers, RedisServer
 
 
 def require_redis() -> str:
@@ -43,4 +46,46 @@ def redis_server() -> Iterator[RedisServer]:
         server.stop()
 
 
-__all__ = ["RedisServer", "redis_server", "require_redis"]
+@pytest.fixture(scope="module")
+def redis() -> Iterator[RedisServer]:
+    """One real redis-server for a module's tests."""
+    yield from redis_server()
+
+
+@pytest.fixture
+def empty_redis(redis: RedisServer) -> RedisServer:
+    """The module's redis-server, running and empty."""
+    if redis.process is None:  # a test before this one killed it
+        redis.start()
+    redis.command("FLUSHALL")
+    return redis
+
+
+@pytest.fixture(scope="module")
+def redis_cluster() -> Iterator[RedisClusterServers]:
+    """One real three-master Redis Cluster for a module's tests."""
+    servers = RedisClusterServers(executable=require_redis())
+    servers.start()
+    try:
+        yield servers
+    finally:
+        servers.stop()
+
+
+@pytest.fixture
+def empty_redis_cluster(redis_cluster: RedisClusterServers) -> RedisClusterServers:
+    """The module's cluster, emptied."""
+    for node in redis_cluster.nodes:
+        node.command("FLUSHALL")
+    return redis_cluster
+
+
+__all__ = [
+    "RedisServer",
+    "empty_redis",
+    "empty_redis_cluster",
+    "redis",
+    "redis_cluster",
+    "redis_server",
+    "require_redis",
+]

@@ -67,8 +67,9 @@ class App:
         return wait_for_run(self.client, run_id)
 
 
-def serve_app(**settings: Any) -> Iterator[App]:
-    """The router on a real uvicorn; the hub and the router share `settings`."""
+def serve_app(*, otlp_ingest: bool = False, **settings: Any) -> Iterator[App]:
+    """The router on a real uvicorn (its OTLP receiver on with `otlp_ingest`); the hub and the
+    router share `settings`. Every test app with a hub and the router is this one."""
     telemetry, gate = make_telemetry(**settings), Gate()
     app = FastAPI()
     app.include_router(
@@ -76,6 +77,7 @@ def serve_app(**settings: Any) -> Iterator[App]:
             hub=telemetry.hub,
             pipelines=pipelines_for(telemetry.provider, gate),
             tracer_provider=telemetry.provider,
+            otlp_ingest=otlp_ingest,
         )
     )
 

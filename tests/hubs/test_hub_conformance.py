@@ -26,24 +26,9 @@ from otelstream.hubs import Hub, RunPage, SubscriberLagged
 from otelstream.hubs._fanout import Feed
 from otelstream.testing import RedisClusterServers, next_batch
 from tests.conftest import RUN, finish, start, task
-from tests.redis_server import RedisServer, redis_server, require_redis
+from tests.redis_server import RedisServer
 
 MakeHub = Callable[..., Hub]
-
-
-@pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer]:
-    yield from redis_server()
-
-
-@pytest.fixture(scope="module")
-def redis_cluster() -> Iterator[RedisClusterServers]:
-    servers = RedisClusterServers(executable=require_redis())
-    servers.start()
-    try:
-        yield servers
-    finally:
-        servers.stop()
 
 
 @pytest.fixture(params=["memory", "redis", "redis-cluster"])
@@ -55,13 +40,10 @@ def make_hub(request: pytest.FixtureRequest) -> Iterator[MakeHub]:
     from otelstream.hubs.redis import RedisHub
 
     if request.param == "redis":
-        server: RedisServer = request.getfixturevalue("redis")
-        server.command("FLUSHALL")
+        server: RedisServer = request.getfixturevalue("empty_redis")
         url = server.url
     else:  # three masters: runs spread over the nodes
-        cluster: RedisClusterServers = request.getfixturevalue("redis_cluster")
-        for node in cluster.nodes:
-            node.command("FLUSHALL")
+        cluster: RedisClusterServers = request.getfixturevalue("empty_redis_cluster")
         url = cluster.url
     hubs: list[RedisHub] = []
 

@@ -4,41 +4,27 @@ live from another."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-
-import httpx
-import pytest
 
 from otelstream.testing import iter_sse, read_events
-from tests.conftest import app_process
-from tests.redis_server import RedisServer, redis_server
+from tests.conftest import workers_on
+from tests.redis_server import RedisServer
 
 APP = "tests.apps.redis_example:app"
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[RedisServer]:
-    yield from redis_server()
-
-
-def test_a_runs_logs_and_progress_reach_another_worker_live(server: RedisServer) -> None:
-    env = {"OTELSTREAM_HUB": server.url}
-    with app_process(APP, **env) as a, app_process(APP, **env) as b:
-        with (
-            httpx.Client(base_url=a, timeout=20) as on_a,
-            httpx.Client(base_url=b, timeout=20) as on_b,
-        ):
-            body = {"pipeline_name": "ingest", "parameters": {"files": 4, "seconds": 0.2}}
-            run_id = on_a.post("/runs", json=body).json()["run_id"]
-            live = read_events(on_b, "GET", f"/runs/{run_id}/events")
-            again = read_events(on_a, "GET", f"/runs/{run_id}/events")
-            # the runs list and its stream on B know the run A started
-            listed = on_b.get("/runs", params={"pipeline": "ingest"}).json()["runs"]
-            lifecycle = []
-            for message in iter_sse(on_b, "GET", "/runs/live"):
-                lifecycle.append(json.loads(message.data))
-                if lifecycle[-1]["type"] == "run_ended":
-                    break
+def test_a_runs_logs_and_progress_reach_another_worker_live(empty_redis: RedisServer) -> None:
+    with workers_on(empty_redis.url) as (on_a, on_b):
+        body = {"pipeline_name": "ingest", "parameters": {"files": 4, "seconds": 0.2}}
+        run_id = on_a.post("/runs", json=body).json()["run_id"]
+        live = read_events(on_b, "GET", f"/runs/{run_id}/events")
+        again = read_events(on_a, "GET", f"/runs/{run_id}/events")
+        # the runs list and its stream on B know the run A started
+        listed = on_b.get("/runs", params={"pipeline": "ingest"}).json()["runs"]
+        lifecycle = []
+        for message in iter_sse(on_b, "GET", "/runs/live"):
+            lifecycle.append(json.loads(message.data))
+            if lifecycle[-1]["type"] == "run_ended":
+                break
     assert [(run["run_id"], run["status"]) for run in listed] == [(run_id, "success")]
     assert [(e["type"], e["run_id"]) for e in lifecycle] == [
         ("run_started", run_id),

@@ -9,7 +9,6 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -17,17 +16,12 @@ import pytest
 from otelstream import Settings
 from otelstream.events import Event
 from otelstream.testing import next_batch
-from tests.redis_server import RedisServer, redis_server
+from tests.redis_server import RedisServer
 
 if TYPE_CHECKING:
     from otelstream.hubs.redis import RedisHub
 
 BIG = "x" * 8_000
-
-
-@pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer]:
-    yield from redis_server()
 
 
 @pytest.mark.internal_errors

@@ -21,8 +21,7 @@ from otelstream import Settings
 from otelstream.events import Event
 from otelstream.hubs import from_url
 from otelstream.testing import RedisClusterServers, iter_sse, next_batch, read_events
-from tests.conftest import EXAMPLE_SHAPE, app_process, shape
-from tests.redis_server import require_redis
+from tests.conftest import EXAMPLE_SHAPE, shape, workers_on
 
 if TYPE_CHECKING:
     from otelstream.hubs.redis import RedisHub
@@ -30,20 +29,13 @@ if TYPE_CHECKING:
 APP = "tests.apps.redis_example:app"
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[RedisClusterServers]:
-    servers = RedisClusterServers(executable=require_redis())
-    servers.start()
-    try:
-        yield servers
-    finally:
-        servers.stop()
+@pytest.fixture
+def cluster(empty_redis_cluster: RedisClusterServers) -> RedisClusterServers:
+    return empty_redis_cluster
 
 
 @pytest.fixture
 def hubs(cluster: RedisClusterServers) -> Iterator[tuple[RedisHub, RedisHub]]:
-    for node in cluster.nodes:
-        node.command("FLUSHALL")
     made = [from_url(cluster.url, Settings()) for _ in range(2)]
     yield made[0], made[1]  # type: ignore[misc]
     for hub in made:
@@ -121,17 +113,13 @@ def test_a_cancel_on_one_process_reaches_the_process_running_the_run(
 
 
 @pytest.fixture
-def two_workers(cluster: RedisClusterServers) -> Iterator[tuple[httpx.Client, httpx.Client]]:
-    for node in cluster.nodes:
-        node.command("FLUSHALL")
-    env = {"OTELSTREAM_HUB": cluster.url}
-    with app_process(APP, **env) as a, app_process(APP, **env) as b:
-        with httpx.Client(base_url=a, timeout=20) as ca, httpx.Client(base_url=b, timeout=20) as cb:
-            yield ca, cb
+def two_workers(cluster: RedisClusterServers) -> Iterator[list[httpx.Client]]:
+    with workers_on(cluster.url) as clients:
+        yield clients
 
 
 def test_two_workers_on_a_cluster_stream_resume_and_cancel_each_others_runs(
-    two_workers: tuple[httpx.Client, httpx.Client],
+    two_workers: list[httpx.Client],
 ) -> None:
     a, b = two_workers
     for start_on, watch_on in ((a, b), (b, a), (a, b)):

@@ -22,8 +22,8 @@ from otelstream import EventStreamProcessor, Settings
 from otelstream.events import Event
 from otelstream.fastapi import create_router
 from otelstream.testing import UvicornServer, iter_sse, next_batch, read_events
-from tests.conftest import EXAMPLE_SHAPE, ROOT, Gate, app_process, shape
-from tests.redis_server import RedisServer, redis_server
+from tests.conftest import EXAMPLE_SHAPE, ROOT, Gate, shape, workers_on
+from tests.redis_server import RedisServer
 from tests.routers import TWO_STEPS
 
 if TYPE_CHECKING:
@@ -32,17 +32,9 @@ if TYPE_CHECKING:
 TIMEOUT = httpx.Timeout(10.0)
 
 
-@pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer]:
-    yield from redis_server()
-
-
 @pytest.fixture
-def server(redis: RedisServer) -> RedisServer:
-    if redis.process is None:  # a test killed it
-        redis.start()
-    redis.command("FLUSHALL")
-    return redis
+def server(empty_redis: RedisServer) -> RedisServer:
+    return empty_redis
 
 
 @pytest.fixture
@@ -259,18 +251,13 @@ APP = "tests.apps.redis_example:app"
 
 
 @pytest.fixture
-def two_workers(server: RedisServer) -> Iterator[tuple[httpx.Client, httpx.Client]]:
-    env = {"OTELSTREAM_HUB": server.url}
-    with app_process(APP, **env) as a, app_process(APP, **env) as b:
-        with (
-            httpx.Client(base_url=a, timeout=20) as client_a,
-            httpx.Client(base_url=b, timeout=20) as client_b,
-        ):
-            yield client_a, client_b
+def two_workers(server: RedisServer) -> Iterator[list[httpx.Client]]:
+    with workers_on(server.url) as clients:
+        yield clients
 
 
 def test_start_on_one_worker_stream_and_resume_on_another(
-    two_workers: tuple[httpx.Client, httpx.Client],
+    two_workers: list[httpx.Client],
 ) -> None:
     a, b = two_workers
     body = {"pipeline_name": "example", "parameters": {"seconds": 0.3}}
@@ -295,7 +282,7 @@ def test_start_on_one_worker_stream_and_resume_on_another(
 
 
 def test_a_worker_process_streams_into_the_run(
-    two_workers: tuple[httpx.Client, httpx.Client],
+    two_workers: list[httpx.Client],
 ) -> None:
     a, b = two_workers
     body = {"pipeline_name": "remote", "parameters": {"seconds": 0.05}}
@@ -364,7 +351,7 @@ def test_a_burst_of_readers_waits_for_connections_instead_of_failing(
 
 
 def test_any_worker_cancels_a_run_another_worker_runs(
-    two_workers: tuple[httpx.Client, httpx.Client],
+    two_workers: list[httpx.Client],
 ) -> None:
     a, b = two_workers
     body = {"pipeline_name": "example", "parameters": {"seconds": 2}}

@@ -17,17 +17,12 @@ from otelstream import EventStreamProcessor, MemoryHub, Settings, _errors, strea
 from otelstream.events import Event
 from otelstream.hubs import Hub
 from otelstream.testing import next_batch
-from tests.redis_server import RedisServer, redis_server
+from tests.redis_server import RedisServer
 
 if TYPE_CHECKING:
     from otelstream.hubs.redis import RedisHub
 
 BAD_NAME = "task:" + os.fsdecode(b"report-\xff.csv")  # a lone surrogate, as from a file name
-
-
-@pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer]:
-    yield from redis_server()
 
 
 @pytest.fixture

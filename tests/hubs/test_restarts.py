@@ -20,15 +20,10 @@ import pytest
 
 from otelstream.testing import iter_sse, read_events
 from tests.conftest import EXAMPLE, app_process
-from tests.redis_server import RedisServer, redis_server
+from tests.redis_server import RedisServer
 
 QUICK = {"pipeline_name": "example", "parameters": {"seconds": 0.01}}
 APP = "tests.apps.redis_example:app"
-
-
-@pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer]:
-    yield from redis_server()
 
 
 def run_one(url: str) -> str:

@@ -21,16 +21,11 @@ import pytest
 
 from otelstream.testing import iter_sse, read_events
 from tests.conftest import EXAMPLE, app_process
-from tests.redis_server import RedisServer, redis_server
+from tests.redis_server import RedisServer
 
 POISON = "999999999999999999"
 SLOW = {"pipeline_name": "example", "parameters": {"seconds": 1.5}}
 APP = "tests.apps.redis_example:app"
-
-
-@pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer]:
-    yield from redis_server()
 
 
 @pytest.fixture(params=["memory", "redis"])

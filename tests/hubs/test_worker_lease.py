@@ -14,7 +14,6 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from contextlib import ExitStack
 from typing import Any
 
@@ -23,7 +22,7 @@ import pytest
 
 from otelstream.testing import RedisClusterServers, iter_sse, read_events
 from tests.conftest import EXAMPLE_SHAPE, app_subprocess, shape
-from tests.redis_server import RedisServer, require_redis
+from tests.redis_server import RedisServer
 
 APP = "tests.apps.redis_example:app"
 LEASE = 3.0
@@ -33,31 +32,15 @@ SHORT = {"pipeline_name": "example", "parameters": {"seconds": 1}}
 
 
 @pytest.fixture(params=["redis", "cluster"])
-def hub_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    if request.param == "redis":
-        server = RedisServer(require_redis())
-        server.start()
-        try:
-            yield server.url
-        finally:
-            server.stop()
-    else:
-        cluster = RedisClusterServers(executable=require_redis())
-        cluster.start()
-        try:
-            yield cluster.url
-        finally:
-            cluster.stop()
+def hub_url(request: pytest.FixtureRequest) -> str:
+    name = "empty_redis" if request.param == "redis" else "empty_redis_cluster"
+    servers: RedisServer | RedisClusterServers = request.getfixturevalue(name)
+    return servers.url
 
 
 @pytest.fixture
-def redis_url() -> Iterator[str]:
-    server = RedisServer(require_redis())
-    server.start()
-    try:
-        yield server.url
-    finally:
-        server.stop()
+def redis_url(empty_redis: RedisServer) -> str:
+    return empty_redis.url
 
 
 def worker_env(url: str) -> dict[str, str]:

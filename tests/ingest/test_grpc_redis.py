@@ -24,7 +24,7 @@ from otelstream.testing import free_port, iter_sse
 from tests.conftest import ROOT, app_process
 from tests.ingest.test_grpc import TRACES
 from tests.ingest.test_ingest import export, span
-from tests.redis_server import RedisServer, redis_server
+from tests.redis_server import RedisServer
 
 APP = "examples.fastapi-telemetry.main:app"
 
@@ -38,11 +38,6 @@ class Worker:
         with grpc.insecure_channel(f"127.0.0.1:{self.grpc_port}") as channel:
             answer: bytes = channel.unary_unary(TRACES)(body, timeout=20)
         return ExportTraceServiceResponse.FromString(answer)
-
-
-@pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer]:
-    yield from redis_server()
 
 
 @contextmanager

@@ -33,7 +33,7 @@ from opentelemetry.trace import SpanKind
 from otelstream.fastapi import create_router
 from otelstream.testing import UvicornServer, read_events
 from tests.conftest import ROOT, Gate, make_telemetry
-from tests.routers import TIMEOUT, App, pipelines_for
+from tests.routers import TIMEOUT, App, serve_app
 
 TOKEN = "s3cret"
 PROTOBUF = {"content-type": "application/x-protobuf", "authorization": f"Bearer {TOKEN}"}
@@ -45,22 +45,8 @@ def app() -> Iterator[App]:
 
 
 def serve_ingest(**settings: Any) -> Iterator[App]:
-    telemetry, gate = make_telemetry(**settings), Gate()
-    app = FastAPI()
-    app.include_router(
-        create_router(
-            hub=telemetry.hub,
-            pipelines=pipelines_for(telemetry.provider, gate),
-            tracer_provider=telemetry.provider,
-            otlp_ingest=True,
-        )
-    )
-    with UvicornServer(app) as server:
-        client = App(telemetry, server, gate)
-        yield client
-        gate.opened.set()
-        client.client.close()
-    telemetry.provider.shutdown()
+    """The test app with its OTLP receiver on."""
+    yield from serve_app(otlp_ingest=True, **settings)
 
 
 def running(app: App) -> tuple[str, str]:

@@ -12,32 +12,24 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from otelstream.testing import iter_sse, read_events
-from tests.conftest import app_process
+from tests.conftest import workers_on
 from tests.ingest.test_ingest import export, span
-from tests.redis_server import RedisServer, redis_server
+from tests.redis_server import RedisServer
 
 APP = "examples.fastapi-telemetry.main:app"
 PROTOBUF = {"content-type": "application/x-protobuf"}
 
 
-@pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer]:
-    yield from redis_server()
-
-
 @pytest.fixture
-def two_workers(redis: RedisServer) -> Iterator[tuple[httpx.Client, httpx.Client]]:
-    if redis.process is None:
+def two_workers(redis: RedisServer) -> Iterator[list[httpx.Client]]:
+    if redis.process is None:  # a test before this one killed it
         redis.start()
-    env = {"OTELSTREAM_HUB": redis.url, "OTELSTREAM_OTLP_INGEST": "true"}
-    with app_process(APP, **env) as a, app_process(APP, **env) as b:
-        with httpx.Client(base_url=a, timeout=20) as client_a:
-            with httpx.Client(base_url=b, timeout=20) as client_b:
-                yield client_a, client_b
+    with workers_on(redis.url, app=APP, OTELSTREAM_OTLP_INGEST="true") as clients:
+        yield clients
 
 
 def test_spans_received_by_one_worker_stream_on_the_other(
-    two_workers: tuple[httpx.Client, httpx.Client],
+    two_workers: list[httpx.Client],
 ) -> None:
     a, b = two_workers
     body = {"pipeline_name": "example", "parameters": {"seconds": 1.0}}
@@ -67,7 +59,7 @@ def test_spans_received_by_one_worker_stream_on_the_other(
 
 
 def test_a_redis_that_is_down_is_a_503_the_exporter_retries(
-    redis: RedisServer, two_workers: tuple[httpx.Client, httpx.Client]
+    redis: RedisServer, two_workers: list[httpx.Client]
 ) -> None:
     _, b = two_workers
     redis.kill()
@@ -86,7 +78,7 @@ def test_a_redis_that_is_down_is_a_503_the_exporter_retries(
 
 
 def test_a_batch_sent_again_to_the_other_worker_streams_once(
-    two_workers: tuple[httpx.Client, httpx.Client],
+    two_workers: list[httpx.Client],
 ) -> None:
     """An exporter's retry may reach another worker: the hub decides what is new, once."""
     a, b = two_workers

@@ -18,7 +18,6 @@ import pytest
 from otelstream.client import Client
 from otelstream.testing import free_port, read_events
 from tests.conftest import ROOT, app_process, otelstream
-from tests.redis_server import RedisServer, redis_server
 
 SERVICE = ROOT / "examples" / "node-service"
 APP = "examples.fastapi-telemetry.main:app"
@@ -78,11 +77,6 @@ def node_service(node: str, port: int, traces_url: str, **more: str) -> Iterator
     finally:
         process.terminate()
         process.communicate(timeout=20)
-
-
-@pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer]:
-    yield from redis_server()
 
 
 @pytest.mark.parametrize("hub", ["memory", "redis"])

@@ -21,7 +21,7 @@ from otelstream import MemoryHub, Settings
 from otelstream.fastapi import create_router
 from otelstream.testing import read_events
 from tests.conftest import app_process
-from tests.redis_server import RedisServer, redis_server
+from tests.redis_server import RedisServer
 
 APP = "tests.apps.redis_example:app"
 RUN = {"pipeline_name": "example", "parameters": {"seconds": 0.01}}
@@ -51,11 +51,6 @@ def _body(method: str, path: str, run_id: str) -> dict[str, Any]:
         ("POST", "/v1/logs"): {"resourceLogs": [{"scopeLogs": [{"logRecords": [record]}]}]},
     }
     return bodies.get((method, path), {})
-
-
-@pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer]:
-    yield from redis_server()
 
 
 @pytest.fixture(scope="module", params=["stopped", "paused"])
