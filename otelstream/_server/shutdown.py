@@ -5,8 +5,9 @@ end; an event stream ends only with its run. So the router chains a handler in
 front of the server's own (installed at lifespan start-up, where uvicorn's is
 already in place; uvicorn restores the originals on exit): new runs are refused
 at once, running ones have `shutdown_grace_seconds` to finish and stream to the
-end, and then the rest are cancelled and every stream still open ends with a
-`server_shutdown` message, so the server can exit.
+end, and then every stream still open ends with a `server_shutdown` message and
+the runs left are cancelled (in this order, so that a stream's end does not depend
+on how soon a cancelled run reaches its next span), so the server can exit.
 
 Only the first signal goes on to uvicorn. A terminal's Ctrl-C reaches every process
 of its group, and `uv run` (so `scripts/serve`) forwards it too: uvicorn would see
@@ -122,8 +123,19 @@ class GracefulShutdown:
         if self.runner.running and time.monotonic() < self._deadline:
             self._loop.call_later(_POLL_S, self._check)
             return
-        self.runner.cancel_all()
         self.streams.close_all()
+        self._cancel_once_closed(time.monotonic() + LAST_WORDS_SECONDS + 1)
+
+    def _cancel_once_closed(self, until: float) -> None:
+        """Cancel the runs left once every stream has had its last words, not before: a run
+        cancelled first ends at its next span, and whether its `pipeline_completed` or the
+        stream's `server_shutdown` came last would be a race between the run's thread and
+        this loop (the stream sends what is there, then its notice unless the run ended)."""
+        assert self._loop is not None
+        if self.streams.streams and time.monotonic() < until:
+            self._loop.call_later(_POLL_S, self._cancel_once_closed, until)
+            return
+        self.runner.cancel_all()
 
     def end(self, on_leftovers: Callable[[str], None]) -> None:
         """At lifespan shutdown: runs that still have not ended are marked failed."""

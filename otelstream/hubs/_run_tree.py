@@ -17,12 +17,22 @@ from otelstream.events import (
     format_time,
 )
 
+WORKER_LOST = "WorkerLost"
+"""The `error_type` of a run whose worker died (the Redis hub's lease)."""
 UNFINISHED = "Unfinished"
 """The `error_type` of a task that had not ended when its run did."""
 UNFINISHED_ERROR = (
-    "the run ended before this task did: the process running it died, or the run did not "
-    "wait for it"
+    "the run ended before this task did: the process it ran in died, or the run did not wait for it"
 )
+
+
+def _unfinished_error(end: Event) -> str:
+    """Why a task open at its run's end never ended, as far as the run's end tells."""
+    if end.error_type == WORKER_LOST:
+        return "the run ended before this task did: its worker died"
+    if end.status == "cancelled":
+        return "the run was cancelled before this task ended"
+    return UNFINISHED_ERROR
 
 
 class SpanNode(NamedTuple):
@@ -111,6 +121,32 @@ class RunTree:
                 self.nodes[event.span_id] = node.finished(event)
             if event.type == PIPELINE_COMPLETED:
                 self._fail_unfinished()
+
+    def unfinished_ends(self, end: Event) -> list[Event]:
+        """The ends a run's `pipeline_completed` brings to the tasks still open in it, to go
+        into its stream right before it (the one rule, for every hub): each a `task_error`,
+        `error_type` Unfinished, at the run's end; the newest first, so a child ends before
+        its parent. A task still open when its run ends never ends in it otherwise (the hubs
+        drop later events): its process died, or the run did not wait for it."""
+        error = _unfinished_error(end)
+        ends = []
+        for node in reversed(self.nodes.values()):
+            if node.end_ns is None and node.span_id != self.root_span_id:
+                ends.append(
+                    Event(
+                        TASK_ERROR,
+                        node.name,
+                        end.run_id,
+                        node.span_id,
+                        node.parent_span_id,
+                        end.time_ns,
+                        duration_ns=max(0, end.time_ns - node.start_ns),
+                        error=error,
+                        error_type=UNFINISHED,
+                        service=node.service,
+                    )
+                )
+        return ends
 
     def _fail_unfinished(self) -> None:
         """The run is over: a task still open never ends in it (the hubs drop later events),

@@ -141,7 +141,10 @@ class MemoryHub:
             elif run.unfolded >= _SETTLE_UNREAD and not feed.readers and not run.settling:
                 run.settling = True  # nobody reads the spans it holds: let them go, not here
                 self._sealer.put(run.settle)
-            if completed:
+            if completed:  # first the ends of the tasks it leaves open (one rule: RunTree's)
+                for unfinished in run.fold().unfinished_ends(event):
+                    feed.add(unfinished)
+                    run.unfolded += 1
                 feed.end(event, lambda: self._end(run, event))
             else:
                 feed.add(event)

@@ -5,11 +5,12 @@ parameters for the page's form. Set up as a user would (`setup_telemetry`: spans
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Annotated, Literal
 
 from fastapi import FastAPI
-from opentelemetry import trace
+from opentelemetry import context, trace
 from pydantic import Field
 
 import otelstream
@@ -71,6 +72,25 @@ def slow(
                 time.sleep(0.05)
 
 
+def leaves_a_task(seconds: float = 5.0) -> None:
+    """hands a task to a thread of its own and ends without waiting for it (as a run whose
+    worker died does): the run's end ends the task, Unfinished."""
+    began = threading.Event()
+    parent = context.get_current()
+
+    def straggle() -> None:
+        token = context.attach(parent)
+        try:
+            with tracer.start_as_current_span("task:straggler"):
+                began.set()
+                time.sleep(seconds)
+        finally:
+            context.detach(token)
+
+    threading.Thread(target=straggle, daemon=True).start()
+    began.wait(10)
+
+
 app = FastAPI(title="people")
 # the same runs behind run tokens, under /locked: reading or cancelling one needs its token
 app.include_router(
@@ -91,6 +111,7 @@ app.include_router(
             "logs_errors": logs_errors,
             "slow": slow,
             "chatty": chatty,
+            "leaves_a_task": leaves_a_task,
         },
         tracer_provider=telemetry.provider,
     )

@@ -234,3 +234,21 @@ def test_a_services_name_in_a_piped_line_is_inert(hostile: str) -> None:
     line = lines.line(task)
     assert line is not None and "GET /price [" in line
     assert not any(ch in line for ch in "\x1b\x07\x9b\r\b"), repr(line)
+
+
+def test_a_task_the_run_left_open_ends_on_the_terminal_and_in_a_pipe(url: str) -> None:
+    """A task still going when its run ended (its worker died, or the run did not wait for it)
+    ends in the stream with the run: piped, it gets its own line, failed, Unfinished; on a
+    terminal the live tree's last frame shows it failed, not `running…`."""
+    piped = otelstream("run", url, "leaves_a_task", "-p", "seconds=5")
+    assert piped.returncode == 0, piped.stderr
+    lines = piped.stdout.splitlines()
+    (ended,) = [line for line in lines if "straggler" in line and "started" not in line]
+    assert "straggler  failed" in ended and "Unfinished: the run ended before" in ended, lines
+    assert lines.index(ended) < len(lines) - 2, "before the run's own end"
+    assert "running" not in piped.stdout
+    status, written = on_tty("run", url, "leaves_a_task", "-p", "seconds=5")
+    assert status == 0, written
+    shown = RICH_OWN.sub(b"", written).decode(errors="replace")
+    last = shown.rsplit("leaves_a_task", 1)[-1]  # the final frame of the tree
+    assert "straggler" in last and "failed" in last and "running" not in last, last

@@ -62,6 +62,10 @@ def test_a_hand_off_not_waited_for_streams_in_its_run_or_the_run_says_it_is_out(
         logs = [e for e in events if e["type"] == "task_log"]
         assert any("1 hand-off(s) still out" in str(e["message"]) for e in logs), events
         assert ("task_started", "crunch_part_1") in shape(events)
+        # the task left out ends in the stream, before the run: the page and `tail` end it too
+        unfinished = [(e["type"], e["name"]) for e in events if e.get("error_type") == "Unfinished"]
+        assert ("task_error", "crunch") in unfinished, events
+        assert all(events.index(e) < len(events) - 1 for e in events if e["type"] == "task_error")
         run = client.get(f"/runs/{run_id}").json()
         (crunch,) = run["tree"]["children"][0]["children"]
         assert (crunch["name"], crunch["status"], crunch["error_type"]) == (

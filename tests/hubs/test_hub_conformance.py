@@ -25,7 +25,7 @@ from otelstream.events import DataEvent, Event
 from otelstream.hubs import Hub, RunPage, SubscriberLagged
 from otelstream.hubs._fanout import Feed
 from otelstream.testing import RedisClusterServers, next_batch
-from tests.conftest import RUN, finish, start, task
+from tests.conftest import RUN, finish, start, step, task
 from tests.redis_server import RedisServer
 
 MakeHub = Callable[..., Hub]
@@ -97,18 +97,19 @@ def test_sequence_has_no_gaps_or_repeats_across_threads(make_hub: MakeHub) -> No
         thread.start()
     for thread in threads:
         thread.join()
-    finish(hub)
-    assert asyncio.run(read_all(hub)) == list(range(1, 4_003))
+    finish(hub)  # and the 4,000 tasks left open end with it, right before
+    assert asyncio.run(read_all(hub)) == list(range(1, 8_003))
     run = get_run(hub)
-    assert run is not None and run["last_seq"] == 4_002
+    assert run is not None and run["last_seq"] == 8_002
     assert len(run["tree"]["children"]) == 4_000
+    assert {child["error_type"] for child in run["tree"]["children"]} == {"Unfinished"}
 
 
 def test_replay_after_k_resumes_right_after_it(make_hub: MakeHub) -> None:
     hub = make_hub()
     start(hub)
-    task(hub, 2)
-    task(hub, 3)
+    step(hub, 2)
+    step(hub, 3)
     finish(hub)
     assert asyncio.run(read_all(hub, after=2)) == [3, 4]
     assert asyncio.run(read_all(hub, after=4)) == []
@@ -118,7 +119,7 @@ def test_a_late_subscriber_gets_the_whole_run(make_hub: MakeHub) -> None:
     hub = make_hub()
     start(hub)
     for span_id in range(2, 7):
-        task(hub, span_id)
+        step(hub, span_id)
     finish(hub)
     assert asyncio.run(read_all(hub)) == list(range(1, 8))
     assert asyncio.run(read_all(hub)) == list(range(1, 8)), "and again"
@@ -128,7 +129,7 @@ def test_replay_is_bounded_and_keeps_the_newest(make_hub: MakeHub) -> None:
     hub = make_hub(replay_events=5)
     start(hub)
     for span_id in range(2, 10):
-        task(hub, span_id)
+        step(hub, span_id)
     finish(hub)
     assert asyncio.run(read_all(hub)) == [6, 7, 8, 9, 10]
     assert asyncio.run(read_all(hub, after=8)) == [9, 10]
@@ -168,7 +169,7 @@ def test_an_idle_subscriber_gets_an_empty_batch_when_its_timeout_ends(make_hub: 
 def test_the_stream_ends_with_the_run_and_later_events_are_dropped(make_hub: MakeHub) -> None:
     hub = make_hub()
     start(hub)
-    task(hub, 2)
+    step(hub, 2)
 
     async def scenario() -> tuple[list[int], list[Event] | None]:
         seqs: list[int] = []
@@ -178,7 +179,7 @@ def test_the_stream_ends_with_the_run_and_later_events_are_dropped(make_hub: Mak
                 assert batch, "timed out"
                 seqs.extend(e.seq for e in batch)
             finish(hub)
-            task(hub, 3)  # after the end: dropped
+            step(hub, 3)  # after the end: dropped
             while (batch := await next_batch(subscription, timeout=5)) is not None:
                 assert batch, "timed out"
                 seqs.extend(e.seq for e in batch)
@@ -227,7 +228,7 @@ def test_subscribers_on_two_event_loops_each_get_every_event(make_hub: MakeHub) 
         thread.start()
     ready.wait()
     for span_id in range(2, 102):
-        task(hub, span_id)
+        step(hub, span_id)
     finish(hub)
     for thread in threads:
         thread.join(10)
@@ -252,7 +253,7 @@ def test_many_subscribers_come_and_go_in_any_order_and_the_rest_get_every_event(
         stayed = [s for i, s in enumerate(subscriptions) if i % 3 == 1]
         assert hub.subscriber_count(RUN) == len(stayed)  # type: ignore[attr-defined]
         for span_id in range(2, 12):
-            task(hub, span_id)
+            step(hub, span_id)
         finish(hub)
         for subscription in stayed:
             seqs: list[int] = []
@@ -302,7 +303,7 @@ def test_a_subscriber_whose_position_was_evicted_is_cut_and_can_resume(make_hub:
             await next_batch(cut, timeout=5)
             assert await framed.next_frames(timeout=5)  # type: ignore[attr-defined]
             for span_id in range(2, 10):  # eight events: four of them are evicted unread
-                task(hub, span_id)
+                step(hub, span_id)
             await asyncio.sleep(0.2)
             with pytest.raises(SubscriberLagged) as lagged:
                 while True:
@@ -322,7 +323,7 @@ def test_a_subscriber_whose_position_was_evicted_is_cut_and_can_resume(make_hub:
 def test_frames_are_the_events_wire_form_joined(make_hub: MakeHub) -> None:
     hub = make_hub()
     start(hub)
-    task(hub, 2)
+    step(hub, 2)
     finish(hub)
 
     async def scenario() -> tuple[bytes, list[Event]]:
@@ -360,7 +361,7 @@ def test_readers_at_one_cursor_share_a_chunk_and_each_gets_exactly_its_stream(
             small = await stack.enter_async_context(hub.subscribe(RUN, 1))
             decoded = await stack.enter_async_context(hub.subscribe(RUN, 1))
             for span_id in range(2, 82):  # 80 events while nobody reads: one chunk each
-                task(hub, span_id)
+                step(hub, span_id)
             finish(hub)
             await asyncio.sleep(0.3)  # (through Redis: read back into the feed)
             streams = [b"" for _ in same]
@@ -400,17 +401,33 @@ def test_finished_runs_expire_and_running_ones_are_kept(make_hub: MakeHub) -> No
     assert get_run(hub, "b" * 32) is not None
 
 
-def test_a_task_still_open_when_its_run_ends_shows_as_failed(make_hub: MakeHub) -> None:
+def test_a_task_still_open_when_its_run_ends_ends_in_the_stream_before_the_run(
+    make_hub: MakeHub,
+) -> None:
     """Its process died (a propagated task's worker killed) or the run did not wait for it:
-    later events are dropped, so it would otherwise say `running` forever."""
+    later events are dropped, so it would otherwise say `running` forever, on the page and in
+    the terminal. The stream ends it (`task_error`, Unfinished) right before the run, a child
+    before its parent, and the run's tree says the same."""
     hub = make_hub()
     start(hub)
     hub.publish(RUN, Event("task_started", "handed_off", RUN, 2, 1, 10))
+    hub.publish(RUN, Event("task_started", "its_child", RUN, 4, 2, 15))
     hub.publish(RUN, Event("task_started", "done", RUN, 3, 1, 10))
     hub.publish(RUN, Event("task_completed", "done", RUN, 3, 1, 20, duration_ns=10))
     running = get_run(hub)
     assert running is not None and running["tree"]["children"][0]["status"] == "running"
     finish(hub)
+    events = asyncio.run(_frames(hub, RUN))
+    assert [e["seq"] for e in events] == list(range(1, 9))
+    ends = [(e["type"], e["name"], e.get("error_type")) for e in events[5:]]
+    assert ends == [
+        ("task_error", "its_child", "Unfinished"),
+        ("task_error", "handed_off", "Unfinished"),
+        ("pipeline_completed", "p", None),
+    ]
+    assert events[-1]["status"] == "success"
+    assert events[5]["timestamp"] == events[6]["timestamp"] == events[-1]["timestamp"]
+    assert "died" in events[5]["error"] and events[5]["parent_span_id"] == f"{2:016x}"
     run = get_run(hub)
     assert run is not None and run["status"] == "success"
     lost, done = run["tree"]["children"]
@@ -419,8 +436,23 @@ def test_a_task_still_open_when_its_run_ends_shows_as_failed(make_hub: MakeHub) 
         "error",
         "Unfinished",
     )
-    assert "died" in lost["error"] and lost["ended_at"] is None
+    assert "died" in lost["error"] and lost["ended_at"] == run["ended_at"]
+    assert lost["children"][0]["error_type"] == "Unfinished"
     assert (done["status"], done["error_type"]) == ("success", None)
+
+
+def test_a_cancelled_runs_open_tasks_end_as_cancelled_with_it(make_hub: MakeHub) -> None:
+    hub = make_hub()
+    start(hub)
+    hub.publish(RUN, Event("task_started", "slow", RUN, 2, 1, 10))
+    finish(hub, status="cancelled")
+    *_, task_end, end = asyncio.run(_frames(hub, RUN))
+    assert (task_end["type"], task_end["name"], task_end["error_type"]) == (
+        "task_error",
+        "slow",
+        "Unfinished",
+    )
+    assert "cancelled" in task_end["error"] and end["status"] == "cancelled"
 
 
 def test_a_runs_end_waits_for_its_hand_offs_up_to_the_bound(make_hub: MakeHub) -> None:
@@ -708,7 +740,7 @@ def test_a_position_beyond_the_head_is_the_head_and_moves_no_other_reader(
     run's head (it gets what comes next), and the honest ones get every event."""
     hub = make_hub()
     start(hub)
-    task(hub, 2)
+    step(hub, 2)
     asyncio.run(hub.flush())
 
     async def drain(subscription: Any) -> list[int]:
@@ -726,7 +758,7 @@ def test_a_position_beyond_the_head_is_the_head_and_moves_no_other_reader(
                 await subscription.__aenter__()
             try:
                 publisher = threading.Thread(
-                    target=lambda: [task(hub, span_id) for span_id in range(3, 8)] + [finish(hub)]
+                    target=lambda: [step(hub, span_id) for span_id in range(3, 8)] + [finish(hub)]
                 )
                 publisher.start()
                 results = await asyncio.gather(drain(poisoned), *map(drain, honest))
@@ -848,7 +880,7 @@ def test_a_reader_woken_with_a_runs_end_reads_the_run_as_ended_everywhere(
     wake = Feed.wake
 
     def held_wake(feed: Feed) -> None:
-        if feed.key == RUN and feed.last_seq >= 3 and not seen:  # its end is there to take
+        if feed.key == RUN and feed.last_seq >= 4 and not seen:  # its end is there to take
             with concurrent.futures.ThreadPoolExecutor(1) as pool:  # a loop of its own
                 seen.append(pool.submit(asyncio.run, reads()).result(10))
         wake(feed)
@@ -864,7 +896,7 @@ def test_a_reader_woken_with_a_runs_end_reads_the_run_as_ended_everywhere(
             await asyncio.to_thread(ending.join, 10)
             return seqs
 
-    assert asyncio.run(read_to_the_end()) == [1, 2, 3]
+    assert asyncio.run(read_to_the_end()) == [1, 2, 3, 4]  # 3: the open task's end
     assert seen == [
         {
             "get_run": "error",

@@ -76,8 +76,8 @@ def test_streams_are_capped_and_expire(
     hub = make_hub(replay_events=5, run_retention_seconds=30, running_ttl_seconds=600)
     run_id = "a" * 32
     hub.publish(run_id, event("pipeline_started", run_id, 1))
-    for span_id in range(2, 12):
-        hub.publish(run_id, event("task_started", run_id, span_id))
+    for span_id in range(2, 12):  # tasks' ends: none left open, so the run's end adds none
+        hub.publish(run_id, event("task_completed", run_id, span_id, duration_ns=0))
     asyncio.run(hub.flush())
     stream, meta = f"otelstream:{{{run_id}}}:events", f"otelstream:{{{run_id}}}:meta"
     assert server.command("XLEN", stream) == 5

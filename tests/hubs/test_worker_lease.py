@@ -73,6 +73,22 @@ def terminals(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [event for event in events if event["type"] == "pipeline_completed"]
 
 
+def assert_every_task_ended(events: list[dict[str, Any]]) -> None:
+    """Every task the dead worker left running ends in the stream, before the run: at least
+    one (it was killed mid-task), as Unfinished, because its worker died."""
+    ended_at = {e["span_id"]: i for i, e in enumerate(events) if e["type"] in TASK_ENDS}
+    last = len(events) - 1
+    assert events[last]["type"] == "pipeline_completed"
+    started = [e["span_id"] for e in events if e["type"] == "task_started"]
+    assert all(ended_at.get(span_id, last) < last for span_id in started), events
+    unfinished = [e for e in events if e.get("error_type") == "Unfinished"]
+    assert unfinished and all(e["type"] == "task_error" for e in unfinished), events
+    assert all("its worker died" in e["error"] for e in unfinished), unfinished
+
+
+TASK_ENDS = ("task_completed", "task_error")
+
+
 def assert_worker_lost(client: httpx.Client, run_id: str) -> None:
     """The run's stream, its JSON and the runs list say the same: ended, WorkerLost."""
     events = read_events(client, "GET", f"/runs/{run_id}/events")
@@ -80,6 +96,7 @@ def assert_worker_lost(client: httpx.Client, run_id: str) -> None:
     (end,) = terminals(events)
     assert (end["status"], end["error_type"]) == ("error", "WorkerLost"), end
     assert "lease" in end["error"] and "OTELSTREAM_WORKER_LEASE_SECONDS" in end["error"]
+    assert_every_task_ended(events)
     run = client.get(f"/runs/{run_id}").json()
     assert (run["status"], run["error_type"]) == ("error", "WorkerLost"), run
     (listed,) = [r for r in client.get("/runs").json()["runs"] if r["run_id"] == run_id]
@@ -111,6 +128,7 @@ def test_a_killed_workers_run_is_ended_once_by_the_survivors_and_frees_its_slot(
             assert watcher.closed_at - killed <= LEASE + 5, watcher.closed_at - killed
             (end,) = terminals(watcher.events)
             assert (end["status"], end["error_type"]) == ("error", "WorkerLost"), end
+            assert_every_task_ended(watcher.events)  # live, as a page or `tail` shows it
         for client in (b, c):
             assert_worker_lost(client, run_id)
 

@@ -279,3 +279,21 @@ def test_without_an_openapi_document_the_parameters_are_raw_json(page: Page) -> 
             ) == ["rows", "3"]
     finally:
         telemetry.provider.shutdown()
+
+
+def test_a_task_the_run_left_open_is_drawn_ended(page: Page, people: httpx.Client) -> None:
+    """A task still going when its run ended (its worker died, or the run did not wait) ends
+    in the stream with the run: the page draws it failed, Unfinished, not running under an
+    ended run."""
+    start_from_page(page, base_of(people), "leaves_a_task", '{"seconds": 5}')
+    wait_for_status(page, "success")
+    straggler = page.locator('#tree .node[data-name="straggler"]').first
+    page.wait_for_selector('#tree .node[data-name="straggler"][data-status="failed"]')
+    assert (straggler.get_attribute("data-status"), page.locator("#run-status").text_content()) == (
+        "failed",
+        "done",
+    )
+    error = straggler.locator("> .row > .error")
+    assert (error.text_content() or "").startswith("Unfinished: the run ended before this task")
+    assert page.locator('#tree .node[data-status="running"]').count() == 0
+    shot(page, "ui-unfinished-task.png")

@@ -170,3 +170,46 @@ def test_the_signal_handler_is_chained_only_when_the_app_asks(graceful: bool) ->
     during = asyncio.run(during_lifespan())  # in the main thread, where signals are handled
     assert (during is not before) == graceful
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_past_the_grace_period_streams_are_told_before_runs_are_cancelled() -> None:
+    """The order, not the timing: a run cancelled at the end of the grace period ends at its
+    next span and publishes `pipeline_completed`; had that come before a stream's last words,
+    the stream would end with it instead of `server_shutdown` (seen once under load). So runs
+    are cancelled only once every stream has had its last words."""
+    from otelstream._server.shutdown import GracefulShutdown
+    from otelstream._server.sse import OpenStreams
+
+    order: list[str] = []
+    streams = OpenStreams(limit=10)
+
+    class Stream:
+        """Ends a few loop turns after it is told, as a stream's last words take a while."""
+
+        def stop(self) -> None:
+            order.append("stream told")
+            asyncio.get_running_loop().call_later(0.2, self.ended)
+
+        def ended(self) -> None:
+            order.append("stream ended")
+            streams.streams.discard(self)  # type: ignore[arg-type]
+
+    class Runner:
+        running = 1
+
+        def close(self) -> None:
+            order.append("new runs refused")
+
+        def cancel_all(self) -> None:
+            order.append("runs cancelled")
+
+    async def scenario() -> None:
+        streams.streams.add(Stream())  # type: ignore[arg-type]
+        shutdown = GracefulShutdown(Runner(), streams, grace_seconds=0)  # type: ignore[arg-type]
+        shutdown._loop = asyncio.get_running_loop()
+        shutdown.begin()
+        while "runs cancelled" not in order:
+            await asyncio.sleep(0.01)
+
+    asyncio.run(asyncio.wait_for(scenario(), 10))
+    assert order == ["new runs refused", "stream told", "stream ended", "runs cancelled"]

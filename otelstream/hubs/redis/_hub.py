@@ -13,15 +13,15 @@ from otelstream.events import Event
 from otelstream.events._notices import EVENTS_LOST
 from otelstream.hubs._contract import HubUnavailable, RunPage, RunPosition, UnknownRun
 from otelstream.hubs._fanout import Feed, FeedSubscription
-from otelstream.hubs._run_tree import RunTree
 from otelstream.hubs.redis._cancels import CancelListeners
-from otelstream.hubs.redis._codec import decode, marker_seq, meta_key, stream_key, unrevealed_end
+from otelstream.hubs.redis._codec import meta_key
 from otelstream.hubs.redis._handoffs import RedisHandoffs
 from otelstream.hubs.redis._loop import IOLoop
 from otelstream.hubs.redis._owners import Owners
 from otelstream.hubs.redis._reader import BLOCK_MS, RUNS, Reader
 from otelstream.hubs.redis._registry import RunRegistry
 from otelstream.hubs.redis._seen import first_seen
+from otelstream.hubs.redis._tree import read_tree
 from otelstream.hubs.redis._writer import Writer
 from otelstream.settings import Settings
 
@@ -209,19 +209,11 @@ class RedisHub:
 
     async def _get_run(self, run_id: str) -> dict[str, Any] | None:
         await self._writer.flush(_FLUSH_S)
-        async with self._io.query.pipeline(transaction=False) as pipe:
-            pipe.hgetall(meta_key(self.key_prefix, run_id))
-            pipe.xrange(stream_key(self.key_prefix, run_id))
-            meta, entries = await pipe.execute()
-        if not meta or "seq" not in meta:
+        meta, tree = await read_tree(
+            self._io.query, self.key_prefix, run_id, self.settings.replay_events
+        )
+        if "seq" not in meta:
             return None
-        tree = RunTree(max_spans=self.settings.replay_events)
-        events = [decode(fields) for entry_id, fields in entries if marker_seq(entry_id) is None]
-        if "start" in meta and (not events or events[0].seq != 1):  # trimmed from the stream
-            tree.apply(decode({"e": meta["start"], "t": meta["start_t"]}))
-        end = unrevealed_end(meta)  # stored, on its way to the stream: the run has ended
-        for event in events if end is None else [*events, end]:
-            tree.apply(event)
         run = tree.snapshot(run_id, int(meta["seq"])).to_dict()
         if int(meta.get("lost", 0)):
             run["events_lost"] = int(meta["lost"])

@@ -31,6 +31,7 @@ from typing import Any, Final
 
 from otelstream._errors import logger, report, warn_limited
 from otelstream.events import PIPELINE_COMPLETED, Event
+from otelstream.hubs._run_tree import WORKER_LOST
 from otelstream.hubs.redis._codec import (
     PUBLISH,
     decode,
@@ -41,10 +42,8 @@ from otelstream.hubs.redis._codec import (
 )
 from otelstream.hubs.redis._loop import UNREACHABLE, IOLoop
 from otelstream.hubs.redis._registry import RunRegistry
+from otelstream.hubs.redis._tree import read_tree
 from otelstream.hubs.redis._writer import reveal
-
-WORKER_LOST: Final = "WorkerLost"
-"""The `error_type` of a run whose worker died."""
 
 _NOW = """
 local clock = redis.call('TIME')
@@ -216,14 +215,16 @@ class Owners:
 
     async def end(self, client: Any, run_id: str, lost: str) -> None:
         """Write the end of a run whose worker is gone, then retire it (its slot is freed)."""
-        meta: dict[str, str] = await client.hgetall(meta_key(self.prefix, run_id))
+        maxlen = self._publish_args[0]
+        meta, tree = await read_tree(client, self.prefix, run_id, int(maxlen))
         start = decode({"e": meta["start"], "t": meta["start_t"]}) if "start" in meta else None
         end = self._lost_end(run_id, start, lost)
         result = 0
         keys = (stream_key(self.prefix, run_id), meta_key(self.prefix, run_id))
-        if start is not None:
-            args = (*self._publish_args, "1", *encode(end))
-            result = (await client.eval(PUBLISH, 2, *keys, *args))[0]
+        if start is not None:  # the tasks it left open end first, then the run (one call)
+            events = [*tree.unfinished_ends(end), end]
+            encoded = [part for event in events for part in encode(event)]
+            result = (await client.eval(PUBLISH, 2, *keys, *self._publish_args, "1", *encoded))[-1]
         if result == 0 and "done" in meta:  # its worker stored the end, then died: keep it
             stored = unrevealed_end(meta)
             if stored is None:
@@ -239,7 +240,7 @@ class Owners:
                 lost or "(a worker that was ending it)",
             )
         await self.registry.retire(client, [(run_id, end)])
-        await reveal(client, self.prefix, self._publish_args[0], [run_id])  # after: see _codec
+        await reveal(client, self.prefix, maxlen, [run_id])  # after: see _codec
 
     def _lost_end(self, run_id: str, start: Event | None, lost: str) -> Event:
         now = time.time_ns()

@@ -35,6 +35,7 @@ from otelstream.hubs.redis._codec import (
 )
 from otelstream.hubs.redis._loop import UNREACHABLE, IOLoop, io_reset
 from otelstream.hubs.redis._registry import RunRegistry
+from otelstream.hubs.redis._tree import read_tree
 
 _BACKOFF_S: Final = (0.05, 0.25)
 """Between retries while Redis is down: short, so that runs go on soon after it is back."""
@@ -190,6 +191,7 @@ class Writer:
             if self.before_write is not None:  # after a pause: was a run ended for us?
                 await self.before_write(client)
             batch = await self._admit(client, batch)
+            batch = await self._end_open_tasks(client, batch)
             results, sent = await self._execute(client, batch)
             missing = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
             if missing:  # Redis restarted empty: load the script, send those again
@@ -231,6 +233,30 @@ class Writer:
             await reveal(client, self.prefix, self._maxlen, runs)
             for run_id in runs:
                 del self.unrevealed[run_id]
+
+    async def _end_open_tasks(self, client: Any, batch: list[Item]) -> list[Item]:
+        """Before a run's `pipeline_completed`, the ends of the tasks it leaves open (those of
+        this process and of any other, read from the run's tree: `RunTree.unfinished_ends`).
+        One round trip a run's end; a task of another process that ends meanwhile is still
+        ended in the stream, before the run, and its tree keeps its own end."""
+        ends = [i for i, (_, event) in enumerate(batch) if event.type == PIPELINE_COMPLETED]
+        if not ends:
+            return batch
+        out: list[Item] = []
+        done = 0
+        for index in ends:
+            run_id, end = batch[index]
+            if run_id in self.taken:
+                continue
+            _, tree = await read_tree(client, self.prefix, run_id, int(self._maxlen))
+            for item in batch[:index]:  # not in Redis yet: before the end in this batch
+                if item[0] == run_id:
+                    tree.apply(item[1])
+            out.extend(batch[done:index])
+            out.extend((run_id, unfinished) for unfinished in tree.unfinished_ends(end))
+            done = index
+        out.extend(batch[done:])
+        return out
 
     async def _execute(self, client: Any, batch: list[Item]) -> tuple[list[Any], list[Item]]:
         """One script call per run of the batch, pipelined; a result per event sent."""
