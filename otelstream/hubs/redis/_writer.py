@@ -248,7 +248,12 @@ class Writer:
             run_id, end = batch[index]
             if run_id in self.taken:
                 continue
-            _, tree = await read_tree(client, self.prefix, run_id, int(self._maxlen))
+            try:
+                _, tree = await read_tree(client, self.prefix, run_id, int(self._maxlen))
+            except UNREACHABLE:
+                raise
+            except Exception:  # its keys are not a run's (WRONGTYPE): its events say so
+                continue
             for item in batch[:index]:  # not in Redis yet: before the end in this batch
                 if item[0] == run_id:
                     tree.apply(item[1])
