@@ -109,9 +109,11 @@ class EventStreamResponse(Response):
             # The client stopped reading. A slow one may still take the notice; then the
             # response is left unfinished, so uvicorn closes the connection instead of
             # waiting for a buffer that may never drain.
-            with contextlib.suppress(_Stalled):
-                last_seq = self.subscription.last_seq
-                await self._write(send, notice_frame(SEND_TIMEOUT, self.run_id, last_seq), 0.5)
+            if not self._stopping:  # at shutdown the last words were that chance: time is up
+                with contextlib.suppress(_Stalled):
+                    last_seq = self.subscription.last_seq
+                    notice = notice_frame(SEND_TIMEOUT, self.run_id, last_seq)
+                    await self._write(send, notice, 0.5)
             warn_limited(
                 "otelstream: a client of run %s did not read its stream for %.0f s; the stream "
                 "was cut (it may resume with Last-Event-ID). Raise "
@@ -144,15 +146,18 @@ class EventStreamResponse(Response):
     async def _last_words(self, subscription: Subscription, send: Send) -> None:
         """Send what is already there; then end, saying why unless the run has ended too.
 
-        Bounded in time: on shutdown a stalled client must not hold the process."""
+        Bounded in time, all of it together (not each write): on shutdown a stalled or slow
+        client must not hold the process past the bound uvicorn is given for it."""
         self._ending = True
-        timeout = min(self.send_timeout, LAST_WORDS_SECONDS)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + min(self.send_timeout, LAST_WORDS_SECONDS)
         frames = await subscription.next_frames(0)
         while frames:
-            await self._write(send, frames, timeout)
+            await self._write(send, frames, max(0.0, deadline - loop.time()))
             frames = await subscription.next_frames(0)
         if frames is not None:  # the run goes on without this stream
-            await self._write(send, shutdown_frame(self.run_id, subscription.last_seq), timeout)
+            notice = shutdown_frame(self.run_id, subscription.last_seq)
+            await self._write(send, notice, max(0.0, deadline - loop.time()))
         await _end(send)
 
     async def _pump(self, subscription: Subscription, send: Send) -> None:

@@ -118,7 +118,8 @@ def test_outages_answer_503_end_streams_and_leave_nothing_behind(redis: RedisSer
         for before, process in zip(baseline, (process_a, process_b), strict=True):
             fds, threads = resources(process.pid)
             assert fds <= before[0] + 2, f"file descriptors grew: {before[0]} -> {fds}"
-            assert threads <= before[1] + 1, (
+            # a thread leaked per outage would be +10; a pool may take one or two more under load
+            assert threads <= before[1] + 3, (
                 f"threads grew: {before[1]} -> {thread_names(process.pid)}"
             )
 
