@@ -222,17 +222,24 @@ class Writer:
     async def finish_ends(self, client: Any) -> None:
         """The runs whose end PUBLISH stored: into the runs list (RETIRE), then into their
         streams (REVEAL), in this order (see `_codec.py`: state before notice)."""
-        if self.unretired:
-            ends = list(self.unretired.items())
-            await self.registry.retire(client, ends)
-            for run_id, _ in ends:
-                del self.unretired[run_id]
-                self.unrevealed[run_id] = None
-        if self.unrevealed:
-            runs = list(self.unrevealed)
-            await reveal(client, self.prefix, self._maxlen, runs)
-            for run_id in runs:
-                del self.unrevealed[run_id]
+        try:
+            if self.unretired:
+                ends = list(self.unretired.items())
+                await self.registry.retire(client, ends)
+                for run_id, _ in ends:
+                    del self.unretired[run_id]
+                    self.unrevealed[run_id] = None
+            if self.unrevealed:
+                runs = list(self.unrevealed)
+                await reveal(client, self.prefix, self._maxlen, runs)
+                for run_id in runs:
+                    del self.unrevealed[run_id]
+        except UNREACHABLE:
+            raise  # tried again once Redis answers
+        except Exception:  # Redis refused it: trying again would not help
+            report("RedisHub: recording the end of runs")
+            self.unretired.clear()
+            self.unrevealed.clear()
 
     async def _end_open_tasks(self, client: Any, batch: list[Item]) -> list[Item]:
         """Before a run's `pipeline_completed`, the ends of the tasks it leaves open (those of
