@@ -5,7 +5,9 @@ id becomes `task_log` through the local log path (`processors._sink.LogSink`): t
 same level filter, per-run budget, cuts and redaction. The budget is this
 worker's: each worker that receives a run's records counts them on its own.
 Records of other traces, of ended runs or without a span id are counted in the
-answer's `partial_success`.
+answer's `partial_success`. Each carries its `service` (resource `service.name`), its
+`logger` (the scope's name) and the name of its span when this worker streamed that span,
+so views draw it as the service's line, not as the local task's own.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceResponse,
 )
 
-from otelstream._ingest.spans import attributes, streams_itself, value
+from otelstream._ingest.spans import attributes, service_name, streams_itself, value
 from otelstream._ingest.traces import TraceIngest
 from otelstream.events._levels import level_name
 from otelstream.processors._sink import LogSink
@@ -54,6 +56,7 @@ class LogIngest:
                 continue  # its own process streams it
             span_id = int.from_bytes(record.span_id, "big")
             span_id = self.traces.hidden.get(span_id) or span_id  # under a hidden span
+            scope = scope_logs.scope.name
             number = record.severity_number or None
             body = value(record.body)
             self.sink.log(
@@ -63,8 +66,10 @@ class LogIngest:
                 number,
                 level_name(number, record.severity_text),
                 body if isinstance(body, str) else str(body),
-                scope_logs.scope.name,
+                scope,
                 attributes(record.attributes, self.allowlist) if self.allowlist else None,
+                service_name(resource_logs.resource),
+                self.traces.names.get(span_id) or scope,
             )
         if not refused:
             return ExportLogsServiceResponse()

@@ -5,8 +5,9 @@ ended: on either hub, started on any worker. It is streamed as the local
 processor streams spans (`otelstream.processors._projection`: the same names, allowlist,
 cuts, redaction and span filters), as `task_started` with its real start time and
 `task_completed` or `task_error`, plus the `service` that sent it. Spans of other
-traces, or of runs that have ended, are not stored: they are counted in the
-answer's `partial_success`.
+traces, of runs that have ended, or with no parent in a run's trace (a run has
+one root, streamed by the process that runs it; a second root would have no place in its
+tree) are not stored: they are counted in the answer's `partial_success`, with why.
 """
 
 from __future__ import annotations
@@ -55,6 +56,9 @@ class TraceIngest:
         self.seen = SeenSpans[str](settings.max_open_spans)
         # span id -> its nearest shown ancestor, of spans the filters hide (bounded as `seen`)
         self.hidden = SeenSpans[int](settings.max_open_spans)
+        # span id -> the task name it streamed as: a log record received for it says it
+        self.names: dict[int, str] = {}
+        self._max_names = settings.max_open_spans
 
     async def export(self, request: ExportTraceServiceRequest) -> ExportTraceServiceResponse:
         """Stream what joins a run; raises HubUnavailable when the hub cannot be reached."""
@@ -69,7 +73,7 @@ class TraceIngest:
         # span key (trace id and span id, hex) -> what joins a run, if the hub says it is new
         candidates: dict[str, tuple[str, OtlpSpan, Any, str | None]] = {}
         seen = self.seen.items
-        unknown = ended = 0
+        unknown = ended = orphans = 0
         for resource_spans in request.resource_spans:
             resource = resource_spans.resource
             service, itself = service_name(resource), streams_itself(resource)
@@ -81,9 +85,12 @@ class TraceIngest:
                         unknown += 1
                     elif run_id == "":
                         ended += 1
-                    # not a run's root (the process that runs it streams it), nor a span this
-                    # worker took already (a batch sent again: the cheap filter)
-                    elif span.parent_span_id and not itself:
+                    elif itself:
+                        continue  # its own process streams it
+                    elif not span.parent_span_id:
+                        orphans += 1  # the run's root (its process streams it), or a second root
+                    # not a span this worker took already (a batch sent again: the cheap filter)
+                    else:
                         key = run_id + span.span_id.hex()
                         if key not in seen:
                             candidates[key] = (run_id, span, scope, service)
@@ -97,7 +104,7 @@ class TraceIngest:
         for key in candidates:  # taken only now: a 503 above leaves the retry its spans
             self.seen.add(key)
         self._publish(arrivals)
-        return _answer(unknown, ended)
+        return _answer(unknown, ended, orphans)
 
     async def runs(self, trace_ids: set[bytes]) -> dict[bytes, str]:
         """Trace id -> its run id, or "" for a run that has ended; unknown traces left out."""
@@ -153,20 +160,29 @@ class TraceIngest:
             shown_parent=shown,
             service=arrival.service,
         )
+        names = self.names
+        if len(names) >= self._max_names:
+            del names[next(iter(names))]
+        names[span.context.span_id] = event.name
         self.hub.publish(arrival.run_id, event)
         return event
 
 
-def _answer(unknown: int, ended: int) -> ExportTraceServiceResponse:
-    if not unknown and not ended:
+def _answer(unknown: int, ended: int, orphans: int = 0) -> ExportTraceServiceResponse:
+    if not unknown and not ended and not orphans:
         return ExportTraceServiceResponse()
     reasons = []
     if unknown:
         reasons.append(f"{unknown} spans of traces that are not streamed runs")
     if ended:
         reasons.append(f"{ended} spans of runs that have ended")
+    if orphans:
+        reasons.append(
+            f"{orphans} spans with no parent in a streamed run's trace (a run has one root, "
+            "streamed by the process that runs it; give the span its parent's context)"
+        )
     partial = ExportTracePartialSuccess(
-        rejected_spans=unknown + ended, error_message="; ".join(reasons) + ": not stored"
+        rejected_spans=unknown + ended + orphans, error_message="; ".join(reasons) + ": not stored"
     )
     return ExportTraceServiceResponse(partial_success=partial)
 

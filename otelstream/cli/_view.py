@@ -183,7 +183,11 @@ class RunView:
             level = inert(event.get("level") or "INFO")
             span.log_count += 1
             self.error_logs += level in ERROR_LEVELS
-            span.logs.append((level, inert(event.get("message") or "")))
+            message = inert(event.get("message") or "")
+            service = event.get("service")
+            if isinstance(service, str) and service != span.service:  # received over OTLP
+                message = f"[{inert(service)}] {message}"
+            span.logs.append((level, message))
         return span
 
     def shown_failure(self, span: _Span) -> str | None:

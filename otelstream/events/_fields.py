@@ -105,7 +105,7 @@ FIELDS: Final = (
         {
             "type": "string",
             "description": "task_*: the service (resource `service.name`) that sent the span "
-            "over OTLP; absent for spans of the run's own process",
+            "(or, on task_log, the log record) over OTLP; absent for the run's own process",
         },
         _as_is,
     ),

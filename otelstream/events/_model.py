@@ -130,7 +130,10 @@ class Event:
 
 class DataEvent(Event):
     """An event with fields of its own type: `task_log` (`level`, `message`, `logger`),
-    `task_progress` (`done`, `total`, `message`), `logs_dropped` (`dropped`, `message`)."""
+        `task_progress` (`done`, `total`, `message`), `logs_dropped` (`dropped`, `message`).
+
+    A `task_log` received over OTLP has the `service` that sent it, and the name of its span when
+    that span was seen (else its logger's)."""
 
     __slots__ = ("data",)
 
@@ -145,8 +148,19 @@ class DataEvent(Event):
         *,
         attributes: dict[str, Any] | None = None,
         seq: int = 0,
+        service: str | None = None,
     ) -> None:
-        super().__init__(type, name, run_id, span_id, None, time_ns, attributes=attributes, seq=seq)
+        super().__init__(
+            type,
+            name,
+            run_id,
+            span_id,
+            None,
+            time_ns,
+            attributes=attributes,
+            seq=seq,
+            service=service,
+        )
         self.data = data
 
     def to_dict(self) -> dict[str, Any]:

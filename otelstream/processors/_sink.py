@@ -58,7 +58,10 @@ class LogSink:
         message: str,
         logger: str,
         attributes: Attributes,
+        service: str | None = None,
+        name: str | None = None,
     ) -> None:
+        """One record; `service` and `name` (its span's) for a record received over OTLP."""
         if severity_number is not None and 0 < severity_number < self.min_severity:
             return
         run_id = mark.run_id
@@ -88,7 +91,16 @@ class LogSink:
         picked = policy.attributes(attributes) if policy.allowlist else None
         self.hub.publish(
             run_id,
-            DataEvent(TASK_LOG, logger, run_id, span_id, time_ns, data, attributes=picked),
+            DataEvent(
+                TASK_LOG,
+                name or logger,
+                run_id,
+                span_id,
+                time_ns,
+                data,
+                attributes=picked,
+                service=service,
+            ),
         )
 
     def progress(self, mark: RunMark, span_id: int, time_ns: int, attributes: Attributes) -> None:

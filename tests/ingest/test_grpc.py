@@ -139,8 +139,8 @@ def test_a_python_service_under_opentelemetry_instrument_streams_over_grpc(
     assert (failed["error"], failed["error_type"]) == ("mail server down", "ValueError")
     assert len(by_name) == 6  # three spans, each started and ended once
     logged = [e for e in events if e["type"] == "task_log"]
-    assert [(e["message"], e["level"], e["span_id"]) for e in logged] == [
-        ("card declined once, retried", "WARN", charge["span_id"])
+    assert [(e["message"], e["level"], e["span_id"], e["service"]) for e in logged] == [
+        ("card declined once, retried", "WARN", charge["span_id"], "billing")
     ]
     assert events[-1]["type"] == "pipeline_completed"
 

@@ -115,7 +115,10 @@ def sender(app: App, run_id: str, root: str, encoding: str) -> dict[str, Any]:
 
 
 def service_events(events: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
-    return {(e["type"], e["name"]): e for e in events if e.get("service")}
+    """A service's span events by (type, name) (its log records carry a service too)."""
+    return {
+        (e["type"], e["name"]): e for e in events if e.get("service") and e["type"] != "task_log"
+    }
 
 
 @pytest.mark.parametrize("encoding", ["protobuf", "json"])
@@ -325,19 +328,22 @@ def test_log_records_of_a_service_become_task_logs_under_their_span(app: App) ->
             span_id=span_id.to_bytes(8, "big"),
         )
 
+    service = {"attributes": [KeyValue(key="service.name", value=AnyValue(string_value="billing"))]}
     logs = ExportLogsServiceRequest(
         resource_logs=[
             ResourceLogs(
+                resource=service,
                 scope_logs=[
                     ScopeLogs(
                         scope=InstrumentationScope(name="billing.log"),
                         log_records=[
                             record(run_id, 51, 9, "card charged"),  # INFO
+                            record(run_id, int(root, 16), 13, "slow"),  # in the local root
                             record(run_id, 51, 5, "wire details"),  # DEBUG: below the level
                             record("3" * 32, 51, 9, "elsewhere"),  # no such run
                         ],
                     )
-                ]
+                ],
             )
         ]
     )
@@ -348,8 +354,27 @@ def test_log_records_of_a_service_become_task_logs_under_their_span(app: App) ->
     events = finish(app, run_id)
     logged = [e for e in events if e["type"] == "task_log"]
     assert [(e["message"], e["level"], e["logger"], e["span_id"]) for e in logged] == [
-        ("card charged", "INFO", "billing.log", f"{51:016x}")
+        ("card charged", "INFO", "billing.log", f"{51:016x}"),
+        ("slow", "WARN", "billing.log", root),
     ]
+    # the service's lines say so: its service, and its span's name where this worker saw it
+    assert [(e["service"], e["name"]) for e in logged] == [
+        ("billing", "POST /charge"),
+        ("billing", "billing.log"),
+    ]
+
+
+def test_a_span_with_no_parent_in_a_runs_trace_is_counted_not_dropped_in_silence(
+    app: App,
+) -> None:
+    run_id, root = running(app)
+    body = export(span(run_id, 61, None, "second root"), span(run_id, 62, root, "child"))
+    partial = answer(post(app, body)).partial_success
+    assert partial.rejected_spans == 1 and "no parent" in partial.error_message
+    assert "parent's context" in partial.error_message  # what to do
+    events = finish(app, run_id)
+    assert "child" in [e["name"] for e in events]
+    assert all(e["name"] != "second root" for e in events)
 
 
 def test_the_commands_tree_puts_a_child_under_a_placeholder_until_its_parent_arrives() -> None:
@@ -374,6 +399,11 @@ def test_the_commands_tree_puts_a_child_under_a_placeholder_until_its_parent_arr
     view.apply({"type": "task_started", **parent, "service": "billing"})
     assert drawn(view) == "priced\n└── POST /charge\n    └── query"
     assert "billing" in str(view._label(view.spans[server], 0.0))  # the service is shown
+    # a record the service sent in the local root's span: its line says whose it is
+    view.apply({"type": "task_log", "span_id": root, "message": "slow", "service": "billing"})
+    view.apply({"type": "task_log", "span_id": server, "message": "ok", "service": "billing"})
+    assert list(view.spans[root].logs) == [("INFO", "[billing] slow")]
+    assert list(view.spans[server].logs) == [("INFO", "ok")]  # its own span says billing
 
 
 def test_span_filters_hide_a_services_spans_and_their_children_move_up() -> None:

@@ -101,3 +101,51 @@ def test_a_batch_sent_again_to_the_other_worker_streams_once(
         ("GET /tax", "task_completed"),
         ("GET /tax", "task_started"),
     ]
+
+
+def test_a_services_log_records_and_orphan_spans_on_the_redis_hub(
+    two_workers: tuple[httpx.Client, httpx.Client],
+) -> None:
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+        ExportLogsServiceRequest,
+        ExportLogsServiceResponse,
+    )
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
+    from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
+
+    a, b = two_workers
+    body = {"pipeline_name": "example", "parameters": {"seconds": 1.0}}
+    run_id = a.post("/runs", json=body).json()["run_id"]
+    stream = iter_sse(a, "GET", f"/runs/{run_id}/events")
+    first = json.loads(next(stream).data)
+    root = first["span_id"]
+    spans = export(span(run_id, 5, root, "GET /price"), span(run_id, 6, None, "a second root"))
+    sent = b.post("/v1/traces", content=spans, headers=PROTOBUF)
+    partial = ExportTraceServiceResponse.FromString(sent.content).partial_success
+    assert partial.rejected_spans == 1 and "no parent" in partial.error_message
+    service = [KeyValue(key="service.name", value=AnyValue(string_value="pricing"))]
+    record = LogRecord(
+        time_unix_nano=1_700_000_000_100_000_000,
+        severity_number=9,  # type: ignore[arg-type]
+        body=AnyValue(string_value="priced"),
+        trace_id=bytes.fromhex(run_id),
+        span_id=(5).to_bytes(8, "big"),
+    )
+    logs = ExportLogsServiceRequest(
+        resource_logs=[
+            ResourceLogs(
+                resource={"attributes": service},
+                scope_logs=[
+                    ScopeLogs(scope=InstrumentationScope(name="pricing.log"), log_records=[record])
+                ],
+            )
+        ]
+    )
+    sent = b.post("/v1/logs", content=logs.SerializeToString(), headers=PROTOBUF)
+    assert ExportLogsServiceResponse.FromString(sent.content) == ExportLogsServiceResponse()
+    seen = [first] + [json.loads(message.data) for message in stream]
+    logged = [e for e in seen if e["type"] == "task_log" and e.get("logger") == "pricing.log"]
+    assert [(e["message"], e["service"], e["name"], e["span_id"]) for e in logged] == [
+        ("priced", "pricing", "GET /price", f"{5:016x}")
+    ]
+    assert all(e["name"] != "a second root" for e in seen)

@@ -117,6 +117,8 @@ function applyInside(current, event) {
       level: String(event.level || "INFO"),
       message: String(event.message ?? ""),
       logger: String(event.logger || ""),
+      // a record another service sent over OTLP: shown as that service's line
+      service: typeof event.service === "string" && event.service !== node.service ? event.service : "",
       time: clockTime(event.timestamp),
     });
     if (node.logs.length > MAX_LOG_LINES) {

@@ -9,9 +9,10 @@ function logLine(entry) {
   line.append(
     el("span", "log-time", entry.time),
     el("span", "log-level", entry.level),
-    el("span", "log-message clip", entry.message),
   );
-  if (entry.logger) line.title = entry.logger;
+  if (entry.service) line.append(el("span", "log-service", entry.service));
+  line.append(el("span", "log-message clip", entry.message));
+  if (entry.logger) line.title = entry.service ? `${entry.service} · ${entry.logger}` : entry.logger;
   return line;
 }
 

@@ -170,6 +170,7 @@ def decode(fields: dict[str, str]) -> Event:
             extra,
             attributes=read["attributes"],
             seq=read["seq"],
+            service=read["service"],
         )
     return Event(**read)
 
