@@ -442,3 +442,37 @@ def test_a_run_whose_process_died_gives_its_place_back_after_the_running_ttl(
     assert asyncio.run(hub.position(alive)) is not None, "the dead run's place was given back"
     listed = asyncio.run(hub.list_runs())
     assert [run["run_id"] for run in listed.runs] == [alive]
+
+
+def test_a_worker_that_died_between_storing_its_runs_end_and_telling_it_is_told_for(
+    server: RedisServer, make_hub: Callable[..., RedisHub]
+) -> None:
+    """A run's end is stored (PUBLISH: its hash), then put in the runs list, then in its stream
+    (see `_codec.py`: state before notice). Its worker killed right after the first step: the
+    worker that ends its runs finds that end in the hash and tells it, the end the run had (not
+    WorkerLost)."""
+    import redis as redis_py
+
+    from otelstream.hubs.redis._codec import PUBLISH, encode, meta_key, stream_key
+
+    owner, survivor = make_hub(worker_lease_seconds=1), make_hub(worker_lease_seconds=1)
+    run_id = "d" * 32
+    owner.publish(run_id, event("pipeline_started", run_id, 1))
+    owner.publish(run_id, event("task_started", run_id, 2))
+    asyncio.run(owner.flush())
+    end = event("pipeline_completed", run_id, 1, status="error", error="boom", error_type="E")
+    keys = (stream_key("otelstream", run_id), meta_key("otelstream", run_id))
+    with redis_py.Redis.from_url(server.url) as client:  # the owner's PUBLISH, alone
+        args = (*owner._writer.publish_args, "1", *encode(end))
+        assert client.eval(PUBLISH, 2, *keys, *args) == [3]
+    owner._io.stop(asyncio.sleep(0), 2)  # killed: no RETIRE, no REVEAL, no more renewals
+    owner._closed = True
+    assert asyncio.run(survivor.position(run_id)) == (3, True, "error")  # the stored end
+    events = asyncio.run(asyncio.wait_for(drain(survivor, run_id), 20))
+    assert [(e.type, e.seq, e.error_type) for e in events] == [
+        ("pipeline_started", 1, None),
+        ("task_started", 2, None),
+        ("pipeline_completed", 3, "E"),
+    ]
+    (listed,) = asyncio.run(survivor.list_runs()).runs
+    assert (listed["status"], listed["error_type"]) == ("error", "E")
