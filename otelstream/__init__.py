@@ -5,7 +5,10 @@ neither the OpenTelemetry SDK nor the server side.
 """
 
 import importlib as _importlib
+import importlib.metadata as _metadata
 import typing as _typing
+
+__version__ = _metadata.version("otelstream")  # one place: pyproject.toml's [project] version
 
 if _typing.TYPE_CHECKING:
     from otelstream.events import Event
