@@ -31,6 +31,7 @@ from otelstream._server.shutdown import GracefulShutdown
 from otelstream._server.sse import EventStreamResponse
 from otelstream._server.ui import ui_router
 from otelstream.hubs import Hub
+from otelstream.processors._linger import receiver_feeds
 from otelstream.runs import Pipeline, PipelineRunner
 from otelstream.settings import Settings
 
@@ -72,6 +73,8 @@ def create_router(
     grpc_endpoint = otlp_grpc_endpoint or settings.otlp_grpc_endpoint
     # one core for both front ends: a span sent over both is streamed once
     receiver = _receiver(hub, settings) if http_ingest or grpc_endpoint else None
+    if receiver is not None:
+        receiver_feeds(hub)  # the hub's runs wait for the services they call, whoever built them
     grpc_receiver = (
         _grpc_receiver(receiver, grpc_endpoint, settings)
         if receiver is not None and grpc_endpoint

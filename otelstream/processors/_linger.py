@@ -9,6 +9,11 @@ in the run (the called service's span, on whichever worker received it) or
 
 One daemon thread, while runs are held, looks at the held runs' trees
 through the hub (`get_run`: either hub, any worker) a few times a second.
+
+Whether a receiver is on is one rule, in one place (`Linger.on`): the settings say so
+(`OTELSTREAM_OTLP_INGEST`, `OTELSTREAM_OTLP_GRPC_ENDPOINT`), or a router serving a receiver
+for the same hub said so (`receiver_feeds`), whichever was built first: a processor the user
+built before the router waits as one built by `setup_telemetry` does.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -37,12 +43,29 @@ class _Held:
         self.release = release
 
 
-class Linger:
-    """Holds runs' ends (`hold`) until their calls have children or their time is up."""
+_FED: weakref.WeakSet[Hub] = weakref.WeakSet()
+"""The hubs an OTLP receiver of this process feeds."""
+_LINGERS: weakref.WeakSet[Linger] = weakref.WeakSet()
 
-    def __init__(self, hub: Hub, seconds: float) -> None:
+
+def receiver_feeds(hub: Hub) -> None:
+    """An OTLP receiver feeds `hub`: from now on, runs published to it wait for their calls."""
+    _FED.add(hub)
+    for linger in list(_LINGERS):
+        if linger.hub is hub:
+            linger.on = True
+
+
+class Linger:
+    """Holds runs' ends (`hold`) until their calls have children or their time is up.
+
+    `on`: whether runs wait at all (a receiver is on); read once a CLIENT or PRODUCER span."""
+
+    def __init__(self, hub: Hub, seconds: float, *, receiving: bool = False) -> None:
         self.hub = hub
         self.seconds = seconds
+        self.on = receiving or hub in _FED
+        _LINGERS.add(self)
         self._held: dict[str, _Held] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None

@@ -59,8 +59,8 @@ class EventStreamProcessor(SpanProcessor):
         self._logs = LogSink(hub, settings)  # logfire's log spans
         # with an OTLP receiver on: a run's end waits for the services it called (_linger.py)
         self._linger = (
-            Linger(hub, settings.otlp_linger_seconds)
-            if settings.otlp_receiving and settings.otlp_linger_seconds > 0
+            Linger(hub, settings.otlp_linger_seconds, receiving=settings.otlp_receiving)
+            if settings.otlp_linger_seconds > 0
             else None
         )
         self._calls: dict[str, set[int]] = {}  # run id -> its CLIENT and PRODUCER spans
@@ -101,7 +101,7 @@ class EventStreamProcessor(SpanProcessor):
                     self._logfire_log(span, mark, shown or parent, logfire_attributes)
                     return
                 name = policy.clip(task)
-            if self._linger is not None and span.kind in _CALLS:
+            if span.kind in _CALLS and self._linger is not None and self._linger.on:
                 self._note_call(run_id, context.span_id)
             if self._filter is not None and not self._filter(span):
                 self._hide(context.span_id, mark, shown or (parent.span_id if parent else None))

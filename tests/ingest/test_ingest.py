@@ -245,10 +245,17 @@ def test_children_before_their_parents_wait_under_a_placeholder(app: App) -> Non
 
 
 @contextmanager
-def serve_calling(linger: float) -> Iterator[tuple[App, list[str]]]:
+def serve_calling(
+    linger: float, switched_on_by: str = "settings"
+) -> Iterator[tuple[App, list[str]]]:
     """An app whose `calling` pipeline makes an HTTP call (a CLIENT span) and whose `quiet`
-    pipeline makes none; the receiver on, the run's end lingering up to `linger` seconds."""
-    telemetry = make_telemetry(otlp_ingest=True, otlp_linger_seconds=linger)
+    pipeline makes none; the receiver on, the run's end lingering up to `linger` seconds.
+
+    `switched_on_by`: where the receiver is turned on: the settings the hub and the user's own
+    processor share (`OTELSTREAM_OTLP_INGEST`), or only the router's argument (the README's
+    drop-in: the processor was built with no word of a receiver)."""
+    by_settings = switched_on_by == "settings"
+    telemetry = make_telemetry(otlp_ingest=by_settings, otlp_linger_seconds=linger)
     tracer, calls = telemetry.tracer, []
 
     def calling() -> None:
@@ -265,6 +272,7 @@ def serve_calling(linger: float) -> Iterator[tuple[App, list[str]]]:
             hub=telemetry.hub,
             pipelines={"calling": calling, "quiet": quiet},
             tracer_provider=telemetry.provider,
+            otlp_ingest=None if by_settings else True,
         )
     )
     with UvicornServer(app) as server:
@@ -274,8 +282,10 @@ def serve_calling(linger: float) -> Iterator[tuple[App, list[str]]]:
     telemetry.provider.shutdown()
 
 
-def test_a_runs_end_waits_for_the_service_it_called() -> None:
-    with serve_calling(linger=30) as (app, calls):
+@pytest.mark.parametrize("switched_on_by", ["settings", "router"])
+def test_a_runs_end_waits_for_the_service_it_called(switched_on_by: str) -> None:
+    """One switch, wherever it is turned on, means the same everywhere (issue 29.2)."""
+    with serve_calling(linger=30, switched_on_by=switched_on_by) as (app, calls):
         run_id = app.run("calling")
         seen: list[dict[str, Any]] = []
 
