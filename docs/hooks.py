@@ -1,0 +1,99 @@
+"""mkdocs hook: the reference pages that restate the code are written from it at build time.
+
+A page holds a marker (`<!-- generated: settings -->`, `events`, `http`, `cli`) where the
+generated part goes, so the prose around it stays hand-written and the tables cannot drift:
+settings from `Settings`' fields and the docstring under each, events from `JSON_SCHEMA`, the
+HTTP API from the router's own OpenAPI document, the CLI from its argument parser.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import json
+import re
+from typing import Any
+
+MARKER = re.compile(r"<!-- generated: (\w+) -->")
+
+
+def on_page_markdown(markdown: str, **_: Any) -> str:
+    return MARKER.sub(lambda m: GENERATORS[m.group(1)](), markdown)
+
+
+def _cell(text: object) -> str:
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def settings_table() -> str:
+    from otelstream import settings
+
+    docs: dict[str, str] = {}
+    body = ast.parse(inspect.getsource(settings.Settings)).body[0]
+    assert isinstance(body, ast.ClassDef)
+    for node, after in zip(body.body, body.body[1:], strict=False):
+        documented = isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and documented:
+            assert isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
+            docs[node.target.id] = str(after.value.value)
+    rows = ["| variable | default | what it is |", "| --- | --- | --- |"]
+    for name, field in settings.Settings.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        shown = "" if default is None else f"`{_cell(json.dumps(default, default=str))}`"
+        env = f"`OTELSTREAM_{name.upper()}`"
+        rows.append(f"| {env} | {shown} | {_cell(docs.get(name, field.description or ''))} |")
+    return "\n".join(rows)
+
+
+def events_table() -> str:
+    from otelstream.events import JSON_SCHEMA
+
+    rows = ["| field | type | what it is |", "| --- | --- | --- |"]
+    for key, schema in JSON_SCHEMA["properties"].items():
+        kind = schema.get("type", "")
+        kind = " or ".join(kind) if isinstance(kind, list) else kind
+        if "enum" in schema:
+            kind += ": " + ", ".join(f"`{value}`" for value in schema["enum"])
+        rows.append(f"| `{key}` | {_cell(kind)} | {_cell(schema.get('description', ''))} |")
+    required = ", ".join(f"`{key}`" for key in JSON_SCHEMA.get("required", []))
+    return f"{_cell(JSON_SCHEMA['description'])} Always present: {required}.\n\n" + "\n".join(rows)
+
+
+def http_table() -> str:
+    from fastapi import FastAPI
+
+    from otelstream import MemoryHub
+    from otelstream.fastapi import create_router
+
+    def example(seconds: float = 1.0) -> None:
+        """A pipeline, so that the document shows a run's parameters."""
+
+    app = FastAPI()
+    app.include_router(create_router(hub=MemoryHub(), pipelines={"example": example}))
+    document = app.openapi()
+    rows = ["| method | path | what it does | answers |", "| --- | --- | --- | --- |"]
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            what = operation.get("summary") or operation.get("description", "").split("\n")[0]
+            codes = ", ".join(sorted(operation.get("responses", {})))
+            rows.append(f"| {method.upper()} | `{path}` | {_cell(what)} | {codes} |")
+    return "\n".join(rows)
+
+
+def cli_help() -> str:
+    from otelstream.cli._main import build_parser
+
+    parser = build_parser()
+    parts = [parser.format_help()]
+    for action in parser._subparsers._group_actions if parser._subparsers else []:
+        for name, sub in getattr(action, "choices", {}).items():
+            parts.append(f"$ otelstream {name} --help\n{sub.format_help()}")
+    return "\n".join(parts).strip()
+
+
+GENERATORS = {
+    "settings": settings_table,
+    "events": events_table,
+    "http": http_table,
+    "cli": cli_help,
+}
