@@ -32,6 +32,7 @@ run streams reach the collector too. Unset, logs are streamed, not exported.
 
 from __future__ import annotations
 
+import importlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -96,9 +97,9 @@ class OtelEnvironment(BaseSettings):
         return [name for name in names if name and name != "none"]
 
     def otlp_protocol(self, signal: str = "traces") -> str:
-        specific = self.exporter_otlp_logs_protocol if signal == "logs" else None
-        if signal == "traces":
-            specific = self.exporter_otlp_traces_protocol
+        """The signal's own protocol, else the common one, else OTLP's default (gRPC)."""
+        logs = signal == "logs"
+        specific = self.exporter_otlp_logs_protocol if logs else self.exporter_otlp_traces_protocol
         protocol = specific or self.exporter_otlp_protocol or "grpc"
         return protocol.strip().lower()
 
@@ -108,36 +109,53 @@ class OtelEnvironment(BaseSettings):
         return [name for name in names if name and name != "none"]
 
 
+_OTLP_EXPORTERS = {
+    ("traces", "grpc"): (
+        "opentelemetry.exporter.otlp.proto.grpc.trace_exporter",
+        "OTLPSpanExporter",
+    ),
+    ("traces", "http/protobuf"): (
+        "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+        "OTLPSpanExporter",
+    ),
+    ("logs", "grpc"): ("opentelemetry.exporter.otlp.proto.grpc._log_exporter", "OTLPLogExporter"),
+    ("logs", "http/protobuf"): (
+        "opentelemetry.exporter.otlp.proto.http._log_exporter",
+        "OTLPLogExporter",
+    ),
+}
+"""Where OTLP's exporter is, by signal and protocol: imported only when asked for."""
+
+_CONSOLE: dict[str, Any] = {"traces": ConsoleSpanExporter, "logs": ConsoleLogRecordExporter}
+
+
 def span_exporters(environment: OtelEnvironment | None = None) -> list[SpanExporter]:
     """The exporters `OTEL_TRACES_EXPORTER` asks for; raises ValueError for unsupported values."""
-    environment = environment or OtelEnvironment()
-    exporters: list[SpanExporter] = []
-    for name in environment.exporter_names():
-        if name == "console":
-            exporters.append(ConsoleSpanExporter())
-        elif name == "otlp":
-            exporters.append(_otlp_exporter(environment.otlp_protocol()))
-        else:
-            raise ValueError(
-                f"OTEL_TRACES_EXPORTER={environment.traces_exporter!r}: otelstream builds "
-                "otlp, console or none; set up other exporters on your own tracer provider"
-            )
-    return exporters
+    return _exporters("traces", environment or OtelEnvironment())
 
 
 def log_exporters(environment: OtelEnvironment | None = None) -> list[LogRecordExporter]:
     """The exporters `OTEL_LOGS_EXPORTER` asks for; raises ValueError for unsupported values."""
-    environment = environment or OtelEnvironment()
-    exporters: list[LogRecordExporter] = []
-    for name in environment.log_exporter_names():
+    return _exporters("logs", environment or OtelEnvironment())
+
+
+def _exporters(signal: str, environment: OtelEnvironment) -> list[Any]:
+    """One rule for both signals: `console`, `otlp` (over `OTEL_EXPORTER_OTLP_*_PROTOCOL`) or
+    none; anything else is the app's to set up on a provider of its own."""
+    if signal == "traces":
+        names, asked, owner = environment.exporter_names(), environment.traces_exporter, "tracer"
+    else:
+        names, asked, owner = environment.log_exporter_names(), environment.logs_exporter, "logger"
+    exporters: list[Any] = []
+    for name in names:
         if name == "console":
-            exporters.append(ConsoleLogRecordExporter())
+            exporters.append(_CONSOLE[signal]())
         elif name == "otlp":
-            exporters.append(_otlp_exporter(environment.otlp_protocol("logs"), "logs"))
+            exporters.append(_otlp_exporter(environment.otlp_protocol(signal), signal))
         else:
             raise ValueError(
-                f"OTEL_LOGS_EXPORTER={environment.logs_exporter!r}: otelstream builds "
-                "otlp, console or none; set up other exporters on your own logger provider"
+                f"OTEL_{signal.upper()}_EXPORTER={asked!r}: otelstream builds "
+                f"otlp, console or none; set up other exporters on your own {owner} provider"
             )
     return exporters
 
@@ -145,30 +163,16 @@ def log_exporters(environment: OtelEnvironment | None = None) -> list[LogRecordE
 def _otlp_exporter(protocol: str, signal: str = "traces") -> Any:
     if protocol not in _PROTOCOLS:
         raise ValueError(f"OTLP protocol {protocol!r} is not supported: use grpc or http/protobuf")
+    module, name = _OTLP_EXPORTERS[signal, protocol]
     try:
-        if protocol == "grpc" and signal == "logs":
-            from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
-
-            return OTLPLogExporter()
-        if signal == "logs":
-            from opentelemetry.exporter.otlp.proto.http._log_exporter import (
-                OTLPLogExporter as HttpLogExporter,
-            )
-
-            return HttpLogExporter()
-        if protocol == "grpc":
-            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-        else:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[assignment]
-                OTLPSpanExporter,
-            )
+        exporter = getattr(importlib.import_module(module), name)
     except ImportError as exc:
         package = "grpc" if protocol == "grpc" else "http"
         raise ImportError(
             f"OTLP over {protocol} needs opentelemetry-exporter-otlp-proto-{package} "
             "(or the `example` extra of otelstream)"
         ) from exc
-    return OTLPSpanExporter()
+    return exporter()
 
 
 @dataclass
