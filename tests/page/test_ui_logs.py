@@ -97,6 +97,11 @@ def test_a_task_shows_its_logs_and_progress_while_it_runs(
     assert attributes == ["files", "6"]
     assert page.locator("#detail-logs .log").count() == 6
     assert page.is_hidden("#detail-error")
+    # beside the tree, not below it: the page does not grow by the details' height
+    tree = page.locator(".waterfall").bounding_box()
+    panel = page.locator("#detail").bounding_box()
+    assert tree is not None and panel is not None
+    assert panel["x"] >= tree["x"] + tree["width"] and abs(panel["y"] - tree["y"]) < 2
     page.screenshot(path=str(ROOT / "artifacts" / "ui-logs-detail.png"), full_page=True)
     page.click("#detail-close")
     assert page.is_hidden("#detail")
@@ -110,18 +115,22 @@ def test_the_runs_list_is_live_and_opens_a_run(
     page.goto(f"{base}/ui")
     first = example.post("/runs", json={"pipeline_name": "nested", "parameters": {"seconds": 0}})
     first_id = first.json()["run_id"]
-    item = page.locator(f'#runs-list .run-item[data-run-id="{first_id}"][data-status="success"]')
-    item.wait_for()  # arrived through GET /runs/live, with no reload
+    row = page.locator(f'#overview-rows tr[data-run-id="{first_id}"][data-status="success"]')
+    row.wait_for()  # arrived through GET /runs/live, with no reload
+    assert page.is_hidden("#runs")  # the landing page lists the runs once: in its table
     second = example.post("/runs", json={"pipeline_name": "failing", "parameters": {"seconds": 0}})
     second_id = second.json()["run_id"]
-    page.wait_for_selector(f'#runs-list .run-item[data-run-id="{second_id}"][data-status="error"]')
-    ids = page.eval_on_selector_all("#runs-list .run-item", "els => els.map(e => e.dataset.runId)")
+    page.wait_for_selector(f'#overview-rows tr[data-run-id="{second_id}"][data-status="error"]')
+    ids = page.eval_on_selector_all("#overview-rows tr", "els => els.map(e => e.dataset.runId)")
     assert ids.index(second_id) < ids.index(first_id)  # newest first
-    item.locator("a").click()
+    row.locator("a").click()
     page.wait_for_url(f"**/ui/runs/{first_id}")
     wait_for_status(page, "success")
     assert rows(page)[0] == ("nested", "done", 0)
-    assert item.get_attribute("aria-current") == "true"
+    item = page.locator(f'#runs-list .run-item[data-run-id="{first_id}"]')
+    assert item.is_visible() and item.get_attribute("aria-current") == "true"  # beside the run
+    ids = page.eval_on_selector_all("#runs-list .run-item", "els => els.map(e => e.dataset.runId)")
+    assert ids.index(second_id) < ids.index(first_id)
 
 
 def test_log_levels_are_coloured(page: Page, example: httpx.Client) -> None:

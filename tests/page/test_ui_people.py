@@ -8,7 +8,7 @@ ui-long-error.png, ui-overview.png.
 
 from __future__ import annotations
 
-import time
+import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -134,6 +134,11 @@ def test_a_422_is_shown_beside_its_field(page: Page, people: httpx.Client) -> No
         "Input should be less than or equal to 120"
     )
     assert page.get_attribute('.param[data-field="seconds"] input', "aria-invalid") == "true"
+    # said once: under the field; below the form only that the run did not start, and why
+    below = page.text_content("#form-error")
+    assert below == "The run did not start: a parameter is not valid (see its field)"
+    assert "120" not in (below or "")
+    shot(page, "ui-422-once.png")
     # the raw JSON fallback carries what the form holds, and back
     page.check("#params-raw")
     assert '"seconds": 500' in page.input_value("#parameters")
@@ -170,7 +175,7 @@ def test_a_run_that_logged_errors_says_so_without_failing(page: Page, people: ht
     page.wait_for_selector(f'.run-item[data-run-id="{run_id}"][data-logged="yes"]')
     assert "failed" not in (page.text_content("#run-counts") or "")
     page.goto(f"{base_of(people)}/ui")  # a fresh page, the run not opened: the summary says so
-    page.wait_for_selector(f'.run-item[data-run-id="{run_id}"][data-logged="yes"]')
+    page.wait_for_selector(f'#overview-rows tr[data-run-id="{run_id}"][data-logged="yes"]')
     row = page.locator("#overview-rows tr", has=page.locator(f'code[title="{run_id}"]'))
     assert (row.locator("td").last.text_content() or "") == "2 errors logged"
 
@@ -187,16 +192,22 @@ def test_before_a_run_is_opened_the_right_pane_lists_the_runs(
         row.wait_for()
         assert page.is_visible("#overview") and page.is_hidden("#run")
         assert row.locator("code").text_content() == run_id[:8]  # a short id, the whole in title
-        item = f'.run-item[data-run-id="{run_id}"]'
-        assert page.text_content(f"{item} .run-item-id") == run_id[:8]
-        first = page.text_content(f"{item} .duration")
-        time.sleep(1.3)
-        later = page.text_content(f"{item} .duration")
+        assert page.is_hidden("#runs")  # listed once: the side list waits for an open run
+        started = row.locator("td").nth(3).text_content() or ""
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", started), started  # a date
+        first = row.locator("td.duration").text_content()
+        took = f'#overview-rows tr[data-run-id="{run_id}"] td.duration'
+        page.wait_for_function(
+            f"""() => document.querySelector('{took}').textContent !== {first!r}"""
+        )
+        later = row.locator("td.duration").text_content()
         assert first and later and first.endswith(" s") and first != later  # its age ticks
         shot(page, "ui-overview.png")
         row.locator("a").click()
         page.wait_for_url(f"**/ui/runs/{run_id}")
         assert page.is_hidden("#overview") and page.is_visible("#run")
+        item = f'.run-item[data-run-id="{run_id}"]'
+        assert page.is_visible("#runs") and page.text_content(f"{item} .run-item-id") == run_id[:8]
         # opened by its address: its parameters come from the pipeline span (allowlisted here)
         page.wait_for_selector("#run-params:not([hidden])")
         assert page.eval_on_selector_all(
@@ -211,10 +222,39 @@ def test_log_boxes_show_whole_lines_only(page: Page, people: httpx.Client) -> No
     wait_for_status(page, "success")
     box = '#tree .node[data-name="talk"] > .row .log-lines'
     page.wait_for_function(f"() => document.querySelector('{box}').childElementCount === 30")
-    cut = page.eval_on_selector(
+    assert cut_lines(page, box) == 0
+    assert round(lines_of(page, f"{box} li:first-child .log-message")) == 1  # a long one, cut
+    shot(page, "ui-log-box.png")
+    # the details' box too, beside the tree
+    page.click('#tree .node[data-name="talk"] > .row .name')
+    page.wait_for_selector("#detail:not([hidden])")
+    assert page.locator("#detail-logs .log").count() == 30
+    assert cut_lines(page, "#detail-logs") == 0
+    # scrolled by hand to anywhere, the boxes come to rest on whole lines
+    for where in (box, "#detail-logs"):
+        for offset in (9, 100, 203):
+            assert cut_lines(page, where, offset) == 0, (where, offset)
+    shot(page, "ui-log-box-detail.png")
+
+
+def cut_lines(page: Page, box: str, offset: int | None = None) -> int:
+    """Lines of a log box, scrolled to its newest (or by `offset` px from its top, as a wheel
+    does), that show only in part (at its top or bottom), once its scrolling came to rest."""
+    page.eval_on_selector(
+        box,
+        "(box, offset) => box.scrollTo({top: offset === null ? box.scrollHeight : offset})",
+        offset,
+    )
+    page.wait_for_function(  # at rest: the same position two frames running
+        """box => new Promise(done => requestAnimationFrame(() => {
+            const first = box.scrollTop;
+            requestAnimationFrame(() => requestAnimationFrame(() => done(box.scrollTop === first)));
+        }))""",
+        arg=page.query_selector(box),
+    )
+    cut: int = page.eval_on_selector(
         box,
         """box => {
-            box.scrollTop = box.scrollHeight;
             const inner = box.getBoundingClientRect();
             const top = inner.top + box.clientTop + parseFloat(getComputedStyle(box).paddingTop);
             const bottom = top + box.clientHeight - parseFloat(getComputedStyle(box).paddingTop)
@@ -226,8 +266,7 @@ def test_log_boxes_show_whole_lines_only(page: Page, people: httpx.Client) -> No
             }).length;
         }""",
     )
-    assert cut == 0
-    assert round(lines_of(page, f"{box} li:first-child .log-message")) == 1  # a long one, cut
+    return cut
 
 
 def test_run_tokens_are_honoured(page: Page, people: httpx.Client) -> None:

@@ -190,12 +190,12 @@
       // A 422's errors beside the fields they are about; true if one was placed
       flag(errors) {
         for (const one of fields) one.flag("");
-        let placed = false;
+        const placed = new Set(); // the names whose error now shows under their field
         for (const [name, message] of errors) {
           const one = fields.find((f) => f.name === name);
           if (one) {
             one.flag(message);
-            placed = true;
+            placed.add(name);
           }
         }
         return placed;

@@ -59,6 +59,13 @@ function clockTime(timestamp) {
   return at.toISOString().slice(11, 23); // UTC, as the server writes its times
 }
 
+// A date and time, to the second (the runs of other days look like today's without it)
+function dateTime(timestamp) {
+  const at = new Date(timestamp);
+  if (!Number.isFinite(at.getTime())) return "";
+  return `${at.toISOString().slice(0, 19).replace("T", " ")} UTC`;
+}
+
 function failureText(node) {
   if (node.error === null && node.errorType === null) return null;
   return node.errorType ? `${node.errorType}: ${node.error ?? ""}` : String(node.error);

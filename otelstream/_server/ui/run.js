@@ -55,6 +55,7 @@ function closeRun() {
   run = null;
   $("run").hidden = true;
   $("overview").hidden = false;
+  $("runs").hidden = true; // the overview lists them: once on a page
   setConnection("idle", "");
   markOpenRun();
 }
@@ -66,6 +67,7 @@ function openRun(runId, fresh = false) {
   run.parameters = remembered(runId);
   window.otelstream.run = run;
   $("overview").hidden = true;
+  $("runs").hidden = false; // the runs beside the open one
   $("tree").replaceChildren();
   $("axis-ticks").replaceChildren();
   $("run").hidden = false;

@@ -32,6 +32,7 @@ function listRun(summary) {
     item.append(link);
     item.dataset.runId = summary.run_id;
     item.overview = overviewRow(summary.run_id);
+    item.overview.row.dataset.runId = summary.run_id;
     runsList.set(summary.run_id, item);
     $("runs-list").prepend(item); // run_started events come in start order: newest on top
     $("overview-rows").prepend(item.overview.row);
@@ -52,19 +53,22 @@ function listRun(summary) {
   item.startedMs = Date.parse(summary.started_at);
   item.durationMs = typeof summary.duration_ms === "number" ? summary.duration_ms : null;
   time.textContent = clockTime(summary.started_at).slice(0, 8); // to the second: room for the id
+  time.title = dateTime(summary.started_at);
   id.textContent = shortId(summary.run_id);
   id.title = summary.run_id;
   item.dataset.status = summary.status;
+  item.overview.row.dataset.status = summary.status;
   // the summary counts a finished run's ERROR records (every process's); the open run: as seen
   const seen = run && run.runId === summary.run_id ? run.errorLogs : 0;
   const logged = Number.isInteger(summary.errors_logged) ? summary.errors_logged : seen;
   item.dataset.logged = logged ? "yes" : "no";
+  item.overview.row.dataset.logged = item.dataset.logged;
   item.title = logged ? `${logged} error${logged === 1 ? "" : "s"} logged` : "";
   const cells = item.overview.cells;
   cells.name.textContent = name.textContent;
   cells.status.dataset.status = summary.status;
   cells.status.textContent = status.textContent;
-  cells.started.textContent = time.textContent;
+  cells.started.textContent = time.title;
   const failed = summary.status === "cancelled" ? "" : summary.error_type || "";
   cells.error.textContent = [failed, logged ? item.title : ""].filter(Boolean).join(", ");
   drawAge(item);

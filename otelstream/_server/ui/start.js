@@ -109,12 +109,20 @@ async function startRun(event) {
       body: JSON.stringify({ pipeline_name: chosen.value, parameters }),
     });
     if (response.status === 422 && form && body && Array.isArray(body.detail)) {
-      form.flag(
-        body.detail
-          .map((item) => [validationLoc(item), item.msg])
-          .filter(([loc]) => loc[0] === "parameters" && loc.length > 1)
-          .map(([loc, msg]) => [String(loc[1]), String(msg)]),
+      const field = (item) => {
+        const loc = validationLoc(item);
+        return loc[0] === "parameters" && loc.length > 1 ? String(loc[1]) : null;
+      };
+      const placed = form.flag(
+        body.detail.filter((item) => field(item) !== null).map((item) => [field(item), String(item.msg)]),
       );
+      // each error is said once: under its field, or here when it has no field of its own
+      const rest = body.detail.filter((item) => !placed.has(field(item)));
+      if (placed.size && !rest.length) {
+        const what = placed.size === 1 ? "a parameter is not valid (see its field)" : `${placed.size} parameters are not valid (see their fields)`;
+        throw new Error(what);
+      }
+      if (placed.size) throw new Error(rest.map(validationError).join("; "));
     }
     if (response.status !== 202) throw new Error(detail(body, response));
     const token = typeof body.token === "string" ? body.token : null;
