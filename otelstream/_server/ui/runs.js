@@ -17,7 +17,9 @@ function connectRuns() {
     if (event.type === "run_started" || event.type === "run_ended") listRun(event);
   };
   es.onerror = () => {
-    if (es.readyState === EventSource.CLOSED) $("runs-empty").textContent = "The runs list is not available.";
+    if (es.readyState !== EventSource.CLOSED) return;
+    $("runs-empty").textContent = "The runs list is not available.";
+    $("overview-empty").textContent = "The runs list is not available."; // the landing page's
   };
 }
 
