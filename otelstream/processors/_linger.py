@@ -7,8 +7,9 @@ PRODUCER span) holds its `pipeline_completed` until every such call has a child
 in the run (the called service's span, on whichever worker received it) or
 `otlp_linger_seconds` have passed. A run that made no call ends at once.
 
-One daemon thread, while runs are held, looks at the held runs' trees
-through the hub (`get_run`: either hub, any worker) a few times a second.
+One daemon thread, while runs are held, reads each held run's events as they arrive (a
+subscription of the hub's, so either hub and any worker's receiver count), a few times a
+second: it asks only for what is new, never for the run's whole tree again.
 
 Whether a receiver is on is one rule, in one place (`Linger.on`): the settings say so
 (`OTELSTREAM_OTLP_INGEST`, `OTELSTREAM_OTLP_GRPC_ENDPOINT`), or a router serving a receiver
@@ -22,17 +23,17 @@ import asyncio
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
 
 from otelstream._errors import report
-from otelstream.hubs import Hub
+from otelstream.hubs import Hub, Subscription
+from otelstream.hubs._entries import decode_chunk
 
 _POLL_SECONDS = 0.1
 
 
 class _Held:
-    __slots__ = ("calls", "deadline", "release", "run_id")
+    __slots__ = ("calls", "deadline", "reader", "release", "run_id")
 
     def __init__(
         self, run_id: str, calls: set[int], deadline: float, release: Callable[[], None]
@@ -41,6 +42,7 @@ class _Held:
         self.calls = calls
         self.deadline = deadline
         self.release = release
+        self.reader: Subscription | None = None  # the run's events, from the first on
 
 
 _FED: weakref.WeakSet[Hub] = weakref.WeakSet()
@@ -94,42 +96,54 @@ class Linger:
 
     async def _loop(self) -> None:
         """Until no run is held (the next `hold` starts another thread)."""
+        held: list[_Held] = []
         while True:
             await asyncio.sleep(_POLL_SECONDS)
+            before = held
             with self._lock:
                 held = list(self._held.values())
                 if not held:
                     self._thread = None
-                    return
+            for gone in before:  # released by release_all meanwhile: its reader goes too
+                if gone.reader is not None and gone not in held:
+                    await _close(gone)
+            if not held:
+                return
             for run in held:
                 if time.monotonic() < run.deadline and not await self._answered(run):
                     continue
                 with self._lock:
-                    if self._held.get(run.run_id) is not run:
-                        continue  # released by release_all
-                    del self._held[run.run_id]
-                _release(run)
+                    released = self._held.get(run.run_id) is not run  # by release_all
+                    if not released:
+                        del self._held[run.run_id]
+                await _close(run)
+                if not released:
+                    _release(run)
 
     async def _answered(self, run: _Held) -> bool:
-        """Whether every call of the run has a child in the hub's tree of it."""
+        """Whether every call of the run has a child among the run's events read so far."""
         try:
-            tree = await self.hub.get_run(run.run_id)
-        except Exception:  # Redis down: wait on, up to the deadline
+            if run.reader is None:  # from the first event: a call may be answered already
+                run.reader = await self.hub.subscribe(run.run_id, 0).__aenter__()
+            chunk = await run.reader.next_frames(0)
+        except Exception:  # Redis down, or the run not known yet: wait on, up to the deadline
+            await _close(run)
             return False
-        root = (tree or {}).get("tree")
-        if root is None:
+        if chunk is None:  # cut (fell behind the replay buffer): read again from the start
+            await _close(run)
             return False
-        parents = {
-            node.get("parent_span_id") for node in _nodes(root) if not node.get("placeholder")
-        }
-        run.calls -= {call for call in run.calls if format(call, "016x") in parents}
+        for event in decode_chunk(chunk):
+            run.calls.discard(event.parent_span_id or 0)
         return not run.calls
 
 
-def _nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    yield node
-    for child in node.get("children", ()):
-        yield from _nodes(child)
+async def _close(run: _Held) -> None:
+    reader, run.reader = run.reader, None
+    if reader is not None:
+        try:
+            await reader.__aexit__(None, None, None)
+        except Exception:  # closing: nothing left to tell
+            report("Linger._close")
 
 
 def _release(run: _Held) -> None:
