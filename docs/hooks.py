@@ -1,6 +1,6 @@
 """mkdocs hook: the reference pages that restate the code are written from it at build time.
 
-A page holds a marker (`<!-- generated: settings -->`, `events`, `http`, `cli`) where the
+A page holds a marker (`<!-- generated: settings -->`, `events`, `http`, `cli`, `wings`) where the
 generated part goes, so the prose around it stays hand-written and the tables cannot drift:
 settings from `Settings`' fields and the docstring under each, events from `JSON_SCHEMA`, the
 HTTP API from the router's own OpenAPI document, the CLI from its argument parser.
@@ -36,12 +36,51 @@ def settings_table() -> str:
         if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and documented:
             assert isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
             docs[node.target.id] = str(after.value.value)
-    rows = ["| variable | default | what it is |", "| --- | --- | --- |"]
+    rows = ["| variable | type | default | what it is |", "| --- | --- | --- | --- |"]
     for name, field in settings.Settings.model_fields.items():
         default = field.get_default(call_default_factory=True)
         shown = "" if default is None else f"`{_cell(json.dumps(default, default=str))}`"
         env = f"`OTELSTREAM_{name.upper()}`"
-        rows.append(f"| {env} | {shown} | {_cell(docs.get(name, field.description or ''))} |")
+        kind = _cell(_kind(field.annotation, field.metadata))
+        rows.append(
+            f"| {env} | {kind} | {shown} | {_cell(docs.get(name, field.description or ''))} |"
+        )
+    return "\n".join(rows)
+
+
+def _kind(annotation: object, metadata: list[Any]) -> str:
+    """A field's type as a reader writes it in an environment variable, with its bounds."""
+    text = getattr(annotation, "__name__", None) if isinstance(annotation, type) else None
+    text = text or str(annotation).replace("pydantic.types.", "").replace("typing.", "")
+    if text.startswith(("frozenset[str]", "tuple[str")):
+        text = "comma-separated list"
+    bounds = [
+        f"{sign} {getattr(rule, attr)}"
+        for rule in metadata
+        for attr, sign in (("ge", "≥"), ("gt", ">"), ("le", "≤"), ("lt", "<"))
+        if getattr(rule, attr, None) is not None
+    ]
+    return " ".join([f"`{text}`", *bounds])
+
+
+def wings_table() -> str:
+    """Every module of every wing, with the first sentence of its docstring: the tree as it is."""
+    import importlib
+    import pkgutil
+
+    import otelstream
+
+    rows = ["| module | why it is there |", "| --- | --- |"]
+    for info in sorted(
+        pkgutil.walk_packages(otelstream.__path__, "otelstream."), key=lambda i: i.name
+    ):
+        if info.name.endswith("__main__"):
+            continue
+        module = importlib.import_module(info.name)
+        first = (inspect.getdoc(module) or "").split("\n\n")[0]
+        shown = info.name.removeprefix("otelstream.").replace(".", "/")
+        shown += "/" if info.ispkg else ".py"
+        rows.append(f"| `{shown}` | {_cell(first)} |")
     return "\n".join(rows)
 
 
@@ -96,4 +135,5 @@ GENERATORS = {
     "events": events_table,
     "http": http_table,
     "cli": cli_help,
+    "wings": wings_table,
 }
