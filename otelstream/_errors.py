@@ -43,7 +43,12 @@ def warn_limited(message: str, *args: object) -> None:
     """A warning about a bound reached on the hot path, rate limited like internal errors."""
     may, suppressed = warnings_limit.admit()
     if may:
-        logger.warning(message + " (%d more not logged)", *args, suppressed)
+        logger.warning(message + held_back(suppressed), *args)
+
+
+def held_back(count: int) -> str:
+    """What a rate-limited line says of the lines held back since the last one: nothing if none."""
+    return f" ({count} more not logged)" if count else ""
 
 
 @contextmanager
@@ -69,7 +74,6 @@ def report(where: str) -> None:
     if not may:
         return
     logger.exception(
-        "otelstream: internal error in %s (the application goes on; %d more not logged)",
+        "otelstream: internal error in %s (the application goes on)" + held_back(suppressed),
         where,
-        suppressed,
     )

@@ -67,7 +67,7 @@ class OtlpReceiver:
                 return await self.traces.export(parsed)
             return await self.logs.export(parsed)
         except HubUnavailable as exc:
-            raise IngestError(503, f"{exc}: retry later", exc.retry_after) from None
+            raise IngestError(503, exc.advice(), exc.retry_after) from None
 
     async def export_traces(self, request: Request) -> Response:
         return await self._export(request, ExportTraceServiceRequest)

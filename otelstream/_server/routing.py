@@ -113,7 +113,7 @@ def body_limited_route(limit: int) -> type[APIRoute]:
                     return await handler(request)
                 except HubUnavailable as exc:
                     return JSONResponse(
-                        {"detail": f"{exc}: retry later"},
+                        {"detail": exc.advice()},
                         status_code=503,
                         headers={"Retry-After": str(exc.retry_after)},
                     )

@@ -101,11 +101,15 @@ class GracefulShutdown:
         """On the loop: refuse new runs, then end the rest within the grace period."""
         if self._deadline is not None:
             return
-        logger.info(
-            "otelstream: shutting down; %d runs have %.1f s to finish",
-            self.runner.running,
-            self.grace_seconds,
-        )
+        running = self.runner.running
+        if running:
+            logger.info(
+                "otelstream: shutting down; %d run(s) have %.1f s to finish",
+                running,
+                self.grace_seconds,
+            )
+        else:
+            logger.info("otelstream: shutting down; no run is running")
         self.runner.close()
         self._deadline = time.monotonic() + self.grace_seconds
         self._check()

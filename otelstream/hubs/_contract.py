@@ -22,6 +22,10 @@ class HubUnavailable(RuntimeError):
         super().__init__(message)
         self.retry_after = retry_after
 
+    def advice(self) -> str:
+        """What a 503 says: the fault, then when to ask again (one sentence, one full stop)."""
+        return f"{str(self).rstrip(' .')}; retry in {self.retry_after} s"
+
 
 class RunPosition(NamedTuple):
     """Where a run stands, known in O(1) of its length: what opening a stream needs."""

@@ -60,6 +60,15 @@ class SafeLoggingHandler(LoggingHandler):
             self.handleError(record)
 
 
+class _OwnLineFormat(logging.Formatter):
+    """`INFO:     otelstream._server.shutdown: shutting down …`: the logger's name already says
+    otelstream, so the message's own `otelstream: ` (there for the app's handlers) is dropped."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = record.message.removeprefix("otelstream: ")
+        return super().formatMessage(record)
+
+
 class ConsoleFallback(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes otelstream's own records to stderr when no other handler would show them.
 
@@ -71,7 +80,7 @@ class ConsoleFallback(logging.StreamHandler):  # type: ignore[type-arg]
 
     def __init__(self) -> None:
         logging.Handler.__init__(self, logging.INFO)  # no stream of its own: see `stream`
-        self.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
+        self.setFormatter(_OwnLineFormat("%(levelname)s:     %(name)s: %(message)s"))
 
     @property
     def stream(self) -> TextIO:

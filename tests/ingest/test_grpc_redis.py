@@ -101,7 +101,7 @@ def test_a_redis_that_is_down_is_unavailable_with_the_delay_to_retry_after(
         trailing = dict(refused.trailing_metadata() or ())  # type: ignore[attr-defined]
         retry = error_details_pb2.RetryInfo.FromString(trailing["google.rpc.retryinfo-bin"])
         assert retry.retry_delay.seconds >= 1
-        assert "retry later" in (refused.details() or "")
+        assert "; retry in " in (refused.details() or "")
     finally:
         redis.start()
 

@@ -164,7 +164,7 @@ def test_the_examples_console_shows_otelstreams_own_lines() -> None:
     assert f"WARNING:     otelstream.runs.outcome: run {run_id} failed: ValueError" in stderr, (
         stderr
     )
-    assert "otelstream._server.shutdown: otelstream: shutting down; 1 runs have" in stderr, stderr
+    assert "otelstream._server.shutdown: shutting down; 1 run(s) have" in stderr, stderr
 
 
 def _wait_until_up(client: httpx.Client, url: str, process: subprocess.Popen[str]) -> None:
