@@ -8,7 +8,7 @@ logged, inside a run or not. Every stdlib handler reports such a record with `ha
 
 With that handler on the root logger, Python's last-resort handler never fires, and in an app
 whose root logger has no other handler (uvicorn configures only its own loggers) otelstream's
-warnings ("run … failed", "shutting down; N runs have 10.0 s to finish") would reach no console.
+warnings ("run … failed", "shutting down; N run(s) have 10.0 s to finish") would reach no console.
 `ConsoleFallback` writes them to stderr exactly then, and stands aside as soon as the app
 configures a handler of its own for them.
 """
