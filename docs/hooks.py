@@ -99,6 +99,8 @@ def events_table() -> str:
 
 
 def http_table() -> str:
+    """Every route of the router's own OpenAPI document (the receiver's too): a table, then each
+    route with its docstring's first paragraph, its parameters and every answer it documents."""
     from fastapi import FastAPI
 
     from otelstream import MemoryHub
@@ -108,15 +110,45 @@ def http_table() -> str:
         """A pipeline, so that the document shows a run's parameters."""
 
     app = FastAPI()
-    app.include_router(create_router(hub=MemoryHub(), pipelines={"example": example}))
+    router = create_router(hub=MemoryHub(), pipelines={"example": example}, otlp_ingest=True)
+    app.include_router(router)
     document = app.openapi()
     rows = ["| method | path | what it does | answers |", "| --- | --- | --- | --- |"]
+    sections: list[str] = []
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
-            what = operation.get("summary") or operation.get("description", "").split("\n")[0]
-            codes = ", ".join(sorted(operation.get("responses", {})))
-            rows.append(f"| {method.upper()} | `{path}` | {_cell(what)} | {codes} |")
-    return "\n".join(rows)
+            text = operation.get("description") or operation.get("summary", "")
+            first = " ".join(text.split("\n\n")[0].split())
+            if path.startswith("/v1/"):
+                first += " (with `otlp_ingest`)"
+            responses = operation.get("responses", {})
+            rows.append(
+                f"| {method.upper()} | [`{path}`](#{_anchor(method, path)}) | {_cell(first)} "
+                f"| {', '.join(sorted(responses))} |"
+            )
+            lines = [f"### {method.upper()} `{path}` {{ #{_anchor(method, path)} }}", "", first, ""]
+            for parameter in operation.get("parameters", []):
+                schema = parameter.get("schema", {})
+                about = parameter.get("description") or schema.get("description", "")
+                where = parameter["in"] + (", required" if parameter.get("required") else "")
+                enum = [
+                    v for part in [schema, *schema.get("anyOf", [])] for v in part.get("enum", [])
+                ]
+                if enum:
+                    where += ": " + ", ".join(f"`{value}`" for value in enum)
+                if schema.get("default") not in (None, ""):
+                    where += f", default `{schema['default']}`"
+                lines.append(f"- `{parameter['name']}` ({where}) {_cell(about)}".rstrip())
+            lines += [
+                f"- **{code}** {_cell(answer.get('description', ''))}"
+                for code, answer in sorted(responses.items())
+            ]
+            sections.append("\n".join(lines))
+    return "\n".join(rows) + "\n\n" + "\n\n".join(sections)
+
+
+def _anchor(method: str, path: str) -> str:
+    return "-".join([method, *re.findall(r"[a-z0-9_]+", path)]).replace("_", "-")
 
 
 def cli_help() -> str:
