@@ -28,6 +28,12 @@ class Settings(BaseSettings):
     max_retained_bytes: int = Field(256 * 1024 * 1024, ge=0)
     """What finished runs keep in memory at most (their events' frames and span trees); the
     oldest finished runs go first."""
+    history_runs: int = Field(50, ge=1)
+    """Runs a pipeline's history keeps (issue 31): the outcomes of its last runs, and the
+    durations of its last successful runs and of their tasks, which say what is usual."""
+    history_ttl_seconds: float = Field(30 * 86_400.0, gt=0)
+    """How long the Redis hub keeps a pipeline's history after its last run ended: longer
+    than the runs' own retention, so what is usual outlives the runs it was learnt from."""
     send_timeout_seconds: float = Field(30.0, gt=0)
     """How long a stream's client may take to accept a write (the socket's buffer counts)
     before the stream is cut with a `send_timeout` notice; it may resume."""

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, Self
 from otelstream.events import Event
 
 if TYPE_CHECKING:
+    from otelstream.hubs._history import Outcome
     from otelstream.settings import Settings
 
 
@@ -142,6 +143,18 @@ class Hub(Protocol):
         for every process sharing the hub: an exporter's retry may reach another worker. Those
         returned are remembered (bounded, freed with the run); a run the hub does not know
         remembers nothing and every key is new. May raise HubUnavailable."""
+        ...
+
+    async def record_history(self, pipeline: str, outcome: Outcome) -> None:
+        """Add a finished run to its pipeline's history (the hub does it itself when a run
+        ends, off the span thread; see `hubs/_history.py`). May raise HubUnavailable."""
+        ...
+
+    async def history(self, pipeline: str) -> dict[str, Any]:
+        """The pipeline's history (`hubs._history.view`): its last runs, newest first, the
+        durations of its last successful runs and of their tasks by path, with the median
+        and p90 once there are 3 samples; empty for a pipeline that has not run. May raise
+        HubUnavailable."""
         ...
 
     def subscriber_count(self, run_id: str | None = None) -> int:

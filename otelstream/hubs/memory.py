@@ -14,6 +14,7 @@ from otelstream.events import PIPELINE_COMPLETED, PIPELINE_STARTED, Event
 from otelstream.hubs._contract import RunPage, RunPosition, UnknownRun
 from otelstream.hubs._fanout import Feed, FeedSubscription
 from otelstream.hubs._handoffs import Handoffs
+from otelstream.hubs._history import MemoryHistory, Outcome, outcome_of
 from otelstream.hubs._run_tree import RunTree
 from otelstream.hubs._runs_list import RunEvent, RunsList
 from otelstream.hubs._sealer import Sealer
@@ -107,6 +108,7 @@ class MemoryHub:
         # gets the whole stream again (a reset) instead of silence until the count catches up.
         self._lifecycle = Feed("runs", self.settings.replay_events, base=self.started_ns // 1000)
         self._handoffs = Handoffs()  # hand-offs to other threads (`otelstream.propagation`)
+        self._history = MemoryHistory(self.settings.history_runs)  # what is usual, per pipeline
 
     # -- the hot path -------------------------------------------------------------------------
 
@@ -166,11 +168,26 @@ class MemoryHub:
 
     def _seal(self, run: _Run) -> None:
         retained = run.seal()
+        self._learn(run)
         with self._lock:
             if self._runs.get(run.run_id) is run:  # not evicted meanwhile
                 run.retained = retained
                 self.retained_bytes += retained
                 self._evict()
+
+    def _learn(self, run: _Run) -> None:
+        """Fold the sealed run into its pipeline's history (on the sealing thread)."""
+        with run.lock:
+            snapshot = run.tree.snapshot(run.run_id, run.feed.last_seq)
+        learnt = outcome_of(snapshot.to_dict())
+        if learnt is not None:
+            self._history.record(*learnt)
+
+    async def record_history(self, pipeline: str, outcome: Outcome) -> None:
+        self._history.record(pipeline, outcome)
+
+    async def history(self, pipeline: str) -> dict[str, Any]:
+        return self._history.get(pipeline)
 
     def _admit(self) -> bool:
         self._evict()

@@ -905,3 +905,103 @@ def test_a_reader_woken_with_a_runs_end_reads_the_run_as_ended_everywhere(
             "live": ["run_started", "run_ended"],
         }
     ]
+
+
+# -- history (issue 31) -----------------------------------------------------------------------
+
+
+def run_once(hub: Hub, run_id: str, took_ms: float, status: str = "success") -> None:
+    """A run of `p` of `took_ms`, its task `outer / inner` half of it."""
+    t0 = time.time_ns() - int(took_ms * 1e6)
+    half = int(took_ms * 1e6 / 2)
+    hub.publish(run_id, Event("pipeline_started", "p", run_id, 1, None, t0))
+    hub.publish(run_id, Event("task_started", "outer", run_id, 2, 1, t0))
+    hub.publish(run_id, Event("task_started", "inner", run_id, 3, 2, t0))
+    end = Event("task_completed", "inner", run_id, 3, 2, t0 + half, duration_ns=half)
+    hub.publish(run_id, end)
+    end = Event("task_completed", "outer", run_id, 2, 1, t0 + half, duration_ns=half)
+    hub.publish(run_id, end)
+    hub.publish(
+        run_id,
+        Event("pipeline_completed", "p", run_id, 1, None, t0 + int(took_ms * 1e6), status=status),
+    )
+
+
+def history_of(hub: Hub, runs: int, pipeline: str = "p") -> dict[str, Any]:
+    """The pipeline's history once it holds `runs` runs (the hub learns off the span thread)."""
+    deadline = time.monotonic() + 10
+    while True:
+        history = asyncio.run(hub.history(pipeline))
+        if len(history["runs"]) >= runs or time.monotonic() > deadline:
+            return history
+        time.sleep(0.02)
+
+
+def run_id_of(i: int) -> str:
+    return f"{i:032x}"
+
+
+def test_a_pipeline_that_has_not_run_has_no_history(make_hub: MakeHub) -> None:
+    history = asyncio.run(make_hub().history("never"))
+    assert history["runs"] == [] and history["durations_ms"] == [] and history["tasks"] == {}
+    assert "expected_duration_ms" not in history and history["last_status"] is None
+
+
+def test_history_keeps_the_durations_of_successful_runs_and_their_tasks(
+    make_hub: MakeHub,
+) -> None:
+    hub = make_hub()
+    for i, took in enumerate([100.0, 300.0, 200.0], start=1):
+        run_once(hub, run_id_of(i), took)
+    history = history_of(hub, 3)
+    assert [r["run_id"] for r in history["runs"]] == [run_id_of(3), run_id_of(2), run_id_of(1)]
+    assert history["durations_ms"] == pytest.approx([200.0, 300.0, 100.0])
+    assert history["expected_duration_ms"] == pytest.approx(200.0)
+    assert history["expected_p90_ms"] == pytest.approx(280.0)
+    assert set(history["tasks"]) == {"outer", "outer / inner"}
+    inner = history["tasks"]["outer / inner"]
+    assert inner["durations_ms"] == pytest.approx([100.0, 150.0, 50.0])
+    assert inner["expected_duration_ms"] == pytest.approx(100.0)
+    assert history["success_rate"] == 1.0 and history["last_status"] == "success"
+
+
+def test_failed_and_cancelled_runs_are_outcomes_not_usual_durations(make_hub: MakeHub) -> None:
+    hub = make_hub()
+    run_once(hub, run_id_of(1), 100.0)
+    run_once(hub, run_id_of(2), 900.0, status="error")
+    run_once(hub, run_id_of(3), 800.0, status="cancelled")
+    history = history_of(hub, 3)
+    assert [r["status"] for r in history["runs"]] == ["cancelled", "error", "success"]
+    assert history["durations_ms"] == pytest.approx([100.0])
+    assert "expected_duration_ms" not in history  # fewer than 3 samples
+    assert history["tasks"]["outer"]["durations_ms"] == pytest.approx([50.0])
+    assert history["success_rate"] == pytest.approx(1 / 3)
+    assert history["last_status"] == "cancelled"
+
+
+def test_history_is_bounded_to_the_last_runs(make_hub: MakeHub) -> None:
+    hub = make_hub(history_runs=3)
+    for i in range(1, 6):
+        run_once(hub, run_id_of(i), 10.0 * i)
+    deadline = time.monotonic() + 10
+    while asyncio.run(hub.history("p"))["runs"][0]["run_id"] != run_id_of(5):
+        assert time.monotonic() < deadline, "the last run was never learnt"
+        time.sleep(0.02)
+    history = asyncio.run(hub.history("p"))
+    assert [r["run_id"] for r in history["runs"]] == [run_id_of(5), run_id_of(4), run_id_of(3)]
+    assert history["durations_ms"] == pytest.approx([50.0, 40.0, 30.0])
+
+
+def test_a_recorded_outcome_is_read_back(make_hub: MakeHub) -> None:
+    hub = make_hub()
+    outcome = {
+        "run_id": RUN,
+        "status": "success",
+        "started_at": None,
+        "duration_ms": 5.0,
+        "tasks": {"a / b": 2.0},
+    }
+    asyncio.run(hub.record_history("q{x}", outcome))  # type: ignore[arg-type]
+    history = asyncio.run(hub.history("q{x}"))
+    assert history["runs"][0]["run_id"] == RUN and history["durations_ms"] == [5.0]
+    assert history["tasks"] == {"a / b": {"durations_ms": [2.0]}}

@@ -13,9 +13,11 @@ from otelstream.events import Event
 from otelstream.events._notices import EVENTS_LOST
 from otelstream.hubs._contract import HubUnavailable, RunPage, RunPosition, UnknownRun
 from otelstream.hubs._fanout import Feed, FeedSubscription
+from otelstream.hubs._history import Outcome
 from otelstream.hubs.redis._cancels import CancelListeners
 from otelstream.hubs.redis._codec import meta_key
 from otelstream.hubs.redis._handoffs import RedisHandoffs
+from otelstream.hubs.redis._history import RedisHistory
 from otelstream.hubs.redis._loop import IOLoop
 from otelstream.hubs.redis._owners import Owners
 from otelstream.hubs.redis._reader import BLOCK_MS, RUNS, Reader
@@ -89,6 +91,10 @@ class RedisHub:
             redact_errors=settings.redact_errors,
         )
         self._writer.before_write = self._owners.fresh
+        self._history = RedisHistory(
+            key_prefix, settings.history_runs, settings.history_ttl_seconds, settings.replay_events
+        )
+        self._writer.after_ends = self._history.learn
         self._handoffs = RedisHandoffs(
             self._io, self._writer, key_prefix, max(1, int(running * 1000))
         )
@@ -249,6 +255,21 @@ class RedisHub:
             )
 
         return await self._io.call(fresh())
+
+    async def record_history(self, pipeline: str, outcome: Outcome) -> None:
+        async def record() -> None:
+            await self._history.record(self._io.query, [(pipeline, outcome)])
+
+        await self._io.call(record())
+
+    async def history(self, pipeline: str) -> dict[str, Any]:
+        """Every worker's history of the pipeline, after what this process wrote is there."""
+
+        async def read() -> dict[str, Any]:
+            await self._writer.flush(_FLUSH_S)
+            return await self._history.read(self._io.query, pipeline)
+
+        return await self._io.call(read())
 
     def subscriber_count(self, run_id: str | None = None) -> int:
         """Open subscriptions in this process, of one run or of all."""

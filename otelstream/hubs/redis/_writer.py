@@ -80,6 +80,7 @@ class Writer:
         self.unretired: dict[str, Event] = {}  # ends stored, not yet in the runs list
         self.unrevealed: dict[str, None] = {}  # ends in the runs list, not yet in the stream
         self.before_write: Callable[[Any], Awaitable[None]] | None = None  # the lease's check
+        self.after_ends: Callable[[Any, list[str]], Awaitable[None]] | None = None  # history
         io.tasks.append(self.run)
 
     # -- from any thread ----------------------------------------------------------------------
@@ -217,6 +218,11 @@ class Writer:
         if self.unretired or self.unrevealed:
             with contextlib.suppress(*UNREACHABLE):  # tried again after the next batch
                 await self.finish_ends(client)
+        if ended and self.after_ends is not None:  # the runs' histories (`hubs/_history.py`)
+            try:
+                await self.after_ends(client, [run_id for run_id, _ in ended])
+            except Exception:  # a history missed is no event lost
+                report("RedisHub: recording the history of runs")
         return True
 
     async def finish_ends(self, client: Any) -> None:
