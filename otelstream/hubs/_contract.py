@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, Self
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, Self, TypedDict
 
 from otelstream.events import Event
 
 if TYPE_CHECKING:
-    from otelstream.hubs._history import Outcome
     from otelstream.settings import Settings
 
 
@@ -56,6 +55,17 @@ class SubscriberLagged(Exception):
     def __init__(self, last_seq: int) -> None:
         super().__init__(f"events after {last_seq} are no longer in the replay buffer")
         self.last_seq = last_seq
+
+
+class Outcome(TypedDict):
+    """One finished run, as a pipeline's history keeps it (`hubs/_history.py`)."""
+
+    run_id: str
+    status: str
+    started_at: str | None
+    duration_ms: float | None
+    tasks: dict[str, float]
+    """Successful tasks' durations by path (empty for a run that did not succeed)."""
 
 
 class Subscription(Protocol):
@@ -181,6 +191,7 @@ class Hub(Protocol):
 __all__ = [
     "Hub",
     "HubUnavailable",
+    "Outcome",
     "RunPage",
     "RunPosition",
     "SubscriberLagged",

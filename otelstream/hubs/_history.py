@@ -15,7 +15,9 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict, deque
-from typing import Any, Final, TypedDict
+from typing import Any, Final
+
+from otelstream.hubs._contract import Outcome
 
 MAX_TASK_PATHS: Final = 200
 """Task paths a run's outcome keeps at most (the first met, in start order): a pipeline's
@@ -25,17 +27,6 @@ MAX_PIPELINES: Final = 1_000
 MIN_SAMPLES: Final = 3
 """Samples below which there is no expectation: a usual duration of one run is a guess."""
 SEPARATOR: Final = " / "
-
-
-class Outcome(TypedDict):
-    """One finished run, as a pipeline's history keeps it."""
-
-    run_id: str
-    status: str
-    started_at: str | None
-    duration_ms: float | None
-    tasks: dict[str, float]
-    """Successful tasks' durations by path (empty for a run that did not succeed)."""
 
 
 def outcome_of(run: dict[str, Any]) -> tuple[str, Outcome] | None:

@@ -11,10 +11,10 @@ from typing import Any
 
 from otelstream._errors import warn_limited
 from otelstream.events import PIPELINE_COMPLETED, PIPELINE_STARTED, Event
-from otelstream.hubs._contract import RunPage, RunPosition, UnknownRun
+from otelstream.hubs._contract import Outcome, RunPage, RunPosition, UnknownRun
 from otelstream.hubs._fanout import Feed, FeedSubscription
 from otelstream.hubs._handoffs import Handoffs
-from otelstream.hubs._history import MemoryHistory, Outcome, outcome_of
+from otelstream.hubs._history import MemoryHistory, outcome_of
 from otelstream.hubs._run_tree import RunTree
 from otelstream.hubs._runs_list import RunEvent, RunsList
 from otelstream.hubs._sealer import Sealer

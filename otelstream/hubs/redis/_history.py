@@ -15,7 +15,8 @@ import contextlib
 import hashlib
 from typing import Any
 
-from otelstream.hubs._history import Outcome, decode, encode, outcome_of, view
+from otelstream.hubs._contract import Outcome
+from otelstream.hubs._history import decode, encode, outcome_of, view
 from otelstream.hubs.redis._loop import UNREACHABLE
 from otelstream.hubs.redis._tree import read_tree
 

@@ -11,9 +11,8 @@ from typing import Any, Final, Self, cast
 from otelstream._errors import warn_limited
 from otelstream.events import Event
 from otelstream.events._notices import EVENTS_LOST
-from otelstream.hubs._contract import HubUnavailable, RunPage, RunPosition, UnknownRun
+from otelstream.hubs._contract import HubUnavailable, Outcome, RunPage, RunPosition, UnknownRun
 from otelstream.hubs._fanout import Feed, FeedSubscription
-from otelstream.hubs._history import Outcome
 from otelstream.hubs.redis._cancels import CancelListeners
 from otelstream.hubs.redis._codec import meta_key
 from otelstream.hubs.redis._handoffs import RedisHandoffs
