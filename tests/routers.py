@@ -67,9 +67,16 @@ class App:
         return wait_for_run(self.client, run_id)
 
 
-def serve_app(*, otlp_ingest: bool = False, **settings: Any) -> Iterator[App]:
-    """The router on a real uvicorn (its OTLP receiver on with `otlp_ingest`); the hub and the
-    router share `settings`. Every test app with a hub and the router is this one."""
+def serve_app(
+    *,
+    otlp_ingest: bool = False,
+    otlp_grpc_endpoint: str | None = None,
+    port: int | None = None,
+    **settings: Any,
+) -> Iterator[App]:
+    """The router on a real uvicorn (on `port`, else a free one), its OTLP receivers on with
+    `otlp_ingest` and `otlp_grpc_endpoint`; the hub and the router share `settings`. Every test
+    app with a hub and the router is this one."""
     telemetry, gate = make_telemetry(**settings), Gate()
     app = FastAPI()
     app.include_router(
@@ -78,6 +85,7 @@ def serve_app(*, otlp_ingest: bool = False, **settings: Any) -> Iterator[App]:
             pipelines=pipelines_for(telemetry.provider, gate),
             tracer_provider=telemetry.provider,
             otlp_ingest=otlp_ingest,
+            otlp_grpc_endpoint=otlp_grpc_endpoint,
         )
     )
 
@@ -88,7 +96,7 @@ def serve_app(*, otlp_ingest: bool = False, **settings: Any) -> Iterator[App]:
         entered.set()
         time.sleep(seconds)  # blocks the event loop on purpose
 
-    with UvicornServer(app) as server:
+    with UvicornServer(app, **({} if port is None else {"port": port})) as server:
         client = App(telemetry, server, gate)
         client.blocking = entered
         yield client

@@ -29,8 +29,8 @@ from pydantic import ValidationError
 
 from otelstream import Settings
 from otelstream.fastapi import create_router
-from otelstream.testing import UvicornServer, free_port
-from tests.conftest import ROOT, Gate, make_telemetry
+from otelstream.testing import free_port
+from tests.conftest import ROOT, make_telemetry
 from tests.ingest.test_ingest import (
     TOKEN,
     answer,
@@ -41,7 +41,7 @@ from tests.ingest.test_ingest import (
     service_events,
     span,
 )
-from tests.routers import App, pipelines_for
+from tests.routers import App, serve_app
 
 TRACES = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 LOGS = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
@@ -68,29 +68,14 @@ class Served:
 
 
 def serve_grpc(**settings: Any) -> Iterator[Served]:
-    telemetry, gate, port = make_telemetry(**settings), Gate(), free_port()
-    app = FastAPI()
-    app.include_router(
-        create_router(
-            hub=telemetry.hub,
-            pipelines=pipelines_for(telemetry.provider, gate),
-            tracer_provider=telemetry.provider,
-            otlp_ingest=True,
-            otlp_grpc_endpoint=f"127.0.0.1:{port}",
-        )
-    )
-    http_port = free_port()
+    """The test app (`serve_app`) with both receivers on, and a channel to its gRPC port."""
+    port, http_port = free_port(), free_port()
     while http_port == port:  # two picks may meet; the gRPC port is bound first, by the lifespan
         http_port = free_port()
-    with (
-        UvicornServer(app, port=http_port) as server,
-        grpc.insecure_channel(f"127.0.0.1:{port}") as channel,
-    ):
-        client = App(telemetry, server, gate)
-        yield Served(client, channel, port)
-        gate.opened.set()
-        client.client.close()
-    telemetry.provider.shutdown()
+    endpoint = f"127.0.0.1:{port}"
+    for app in serve_app(otlp_ingest=True, otlp_grpc_endpoint=endpoint, port=http_port, **settings):
+        with grpc.insecure_channel(endpoint) as channel:
+            yield Served(app, channel, port)
 
 
 @pytest.fixture
