@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import itertools
 import json
 import re
 from typing import Any
@@ -18,7 +19,31 @@ MARKER = re.compile(r"<!-- generated: (\w+) -->")
 
 
 def on_page_markdown(markdown: str, **_: Any) -> str:
+    if "<!-- generated: events -->" in markdown:
+        check_events_prose(markdown)
     return MARKER.sub(lambda m: GENERATORS[m.group(1)](), markdown)
+
+
+def check_events_prose(markdown: str) -> None:
+    """The events page's hand-written field table may not drift from `JSON_SCHEMA`: every field it
+    names is in the schema, and every field of the schema is either described there or in it."""
+    from mkdocs.exceptions import PluginError
+
+    from otelstream.events import JSON_SCHEMA
+
+    properties = JSON_SCHEMA["properties"]
+    lines = markdown.splitlines()
+    table = lines.index("| field | in | meaning |")
+    rows = itertools.takewhile(lambda line: line.startswith("|"), lines[table + 2 :])
+    written = {name for line in rows for name in re.findall(r"`(\w+)`", line.split("|")[1])}
+    stale = sorted(written - set(properties))
+    missing = sorted(
+        k for k, v in properties.items() if k not in written and not v.get("description")
+    )
+    if stale or missing:
+        raise PluginError(
+            f"events page vs JSON_SCHEMA: not in the schema {stale}, undescribed {missing}"
+        )
 
 
 def _cell(text: object) -> str:
@@ -89,13 +114,28 @@ def events_table() -> str:
 
     rows = ["| field | type | what it is |", "| --- | --- | --- |"]
     for key, schema in JSON_SCHEMA["properties"].items():
-        kind = schema.get("type", "")
-        kind = " or ".join(kind) if isinstance(kind, list) else kind
-        if "enum" in schema:
-            kind += ": " + ", ".join(f"`{value}`" for value in schema["enum"])
-        rows.append(f"| `{key}` | {_cell(kind)} | {_cell(schema.get('description', ''))} |")
+        about = schema.get("description", "")
+        rows.append(f"| `{key}` | {_cell(_schema_kind(schema))} | {_cell(about)} |")
     required = ", ".join(f"`{key}`" for key in JSON_SCHEMA.get("required", []))
     return f"{_cell(JSON_SCHEMA['description'])} Always present: {required}.\n\n" + "\n".join(rows)
+
+
+def _schema_kind(schema: dict[str, Any]) -> str:
+    """A JSON Schema as a reader says it: `string (16 hex)`, `string or null`, one of …"""
+    if "anyOf" in schema:
+        return " or ".join(_schema_kind(part) for part in schema["anyOf"])
+    if "enum" in schema:
+        return "one of " + ", ".join(f"`{value}`" for value in schema["enum"])
+    kind = schema.get("type", "any")
+    kind = " or ".join(kind) if isinstance(kind, list) else kind
+    if schema.get("pattern") == "^[0-9a-f]+$":
+        size = schema.get("minLength")
+        kind += (
+            f" ({size} hex characters)" if size and size == schema.get("maxLength") else " (hex)"
+        )
+    elif schema.get("format"):
+        kind += f" ({schema['format']})"
+    return kind
 
 
 def http_table() -> str:
