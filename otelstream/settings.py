@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     hub: str = "memory"
     """Where runs live: `memory` (this process only) or `redis://host:port/db`, shared by
     every worker and process that publishes or streams (needs the `redis` extra)."""
+    auto_instrument: bool = True
+    """Under `opentelemetry-instrument` with `OTELSTREAM_HUB` set, otelstream adds its span and
+    log processors to the providers the distro built (the `opentelemetry_post_instrument` entry
+    point); `false` leaves them alone."""
     redis_buffer_bytes: int = Field(64 * 1024 * 1024, ge=1024)
     """Bytes of events waiting to be written to Redis; past it new events are counted as lost
     (their runs' streams end with `events_lost`). A burst of spans outruns the writer (it

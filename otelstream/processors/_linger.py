@@ -20,6 +20,7 @@ built before the router waits as one built by `setup_telemetry` does.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 import weakref
@@ -144,6 +145,18 @@ async def _close(run: _Held) -> None:
             await reader.__aexit__(None, None, None)
         except Exception:  # closing: nothing left to tell
             report("Linger._close")
+
+
+def _forked() -> None:
+    """In a forked child (Celery prefork, gunicorn --preload): the parent's thread and held
+    runs are not the child's; the next `hold` starts a thread of its own."""
+    for linger in list(_LINGERS):
+        linger._lock = threading.Lock()
+        linger._held = {}
+        linger._thread = None
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 def _release(run: _Held) -> None:

@@ -21,6 +21,7 @@ from typing import TextIO
 
 from opentelemetry import _logs
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
+from opentelemetry.sdk._logs import LoggingHandler as SdkLoggingHandler
 
 __all__ = [
     "OTELSTREAM_LOGGER",
@@ -74,7 +75,8 @@ class ConsoleFallback(logging.StreamHandler):  # type: ignore[type-arg]
 
     A handler on the `otelstream` logger: for each record it walks the loggers the record
     propagates through, and if any handler there is the app's (not OpenTelemetry's, not a
-    `NullHandler`), the app has chosen what to show and this one does nothing.
+    `NullHandler`; the SDK's `LoggingHandler` is the one `opentelemetry-instrument` adds), the
+    app has chosen what to show and this one does nothing.
     Only otelstream's own (rare) lines pay for the walk.
     """
 
@@ -97,7 +99,7 @@ class ConsoleFallback(logging.StreamHandler):  # type: ignore[type-arg]
         while logger is not None:
             for handler in logger.handlers:
                 if handler is not self and not isinstance(
-                    handler, LoggingHandler | logging.NullHandler
+                    handler, LoggingHandler | SdkLoggingHandler | logging.NullHandler
                 ):
                     return True  # the app's: it shows what its level lets through
             logger = logger.parent if logger.propagate else None

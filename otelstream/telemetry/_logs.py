@@ -87,7 +87,8 @@ def setup_logs(
     level = severity_to_logging(settings.log_level)
     if root.level == logging.WARNING and level < logging.WARNING:
         root.setLevel(level)
-    root.addHandler(handler)
+    if not any(getattr(other, "_logger_provider", None) is provider for other in root.handlers):
+        root.addHandler(handler)  # not when one already feeds it (`opentelemetry-instrument`'s)
     return LogTelemetry(provider, processor, handler, owns, exported, install_console_fallback())
 
 

@@ -1,0 +1,85 @@
+"""Zero-code enablement (issue 29.4): `opentelemetry-instrument` with `OTELSTREAM_HUB` set streams
+a program's runs through the `opentelemetry_post_instrument` entry point, once each, whether the
+program also wires otelstream itself or not; off with `OTELSTREAM_AUTO_INSTRUMENT=false`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from otelstream.events import Event
+from otelstream.hubs.redis import RedisHub
+from otelstream.testing import RedisServer, next_batch
+
+ROOT = Path(__file__).resolve().parents[2]
+INSTRUMENT = Path(sys.executable).with_name("opentelemetry-instrument")
+
+
+def run_program(url: str, order: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "OTELSTREAM_HUB": url,
+        "OTEL_TRACES_EXPORTER": "console",  # the distro's provider, exporting nowhere that matters
+        "OTEL_METRICS_EXPORTER": "none",
+        "OTEL_LOGS_EXPORTER": "none",
+        "OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED": "true",
+        "PYTHONPATH": str(ROOT),
+        **extra,
+    }
+    return subprocess.run(
+        [str(INSTRUMENT), sys.executable, "-m", "tests.apps.zero_code", order],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+async def events_of(url: str, run_id: str) -> list[Event]:
+    hub = RedisHub(url)
+    try:
+        events: list[Event] = []
+        async with hub.subscribe(run_id) as subscription:
+            while (batch := await next_batch(subscription, 10)) is not None:
+                assert batch, "the run did not end in the stream"
+                events.extend(batch)
+        return events
+    finally:
+        hub.close()
+
+
+@pytest.mark.parametrize("order", ["none", "setup_telemetry", "processor"])
+def test_zero_code_streams_each_span_once(empty_redis: RedisServer, order: str) -> None:
+    done = run_program(empty_redis.url, order)
+    assert done.returncode == 0, done.stderr
+    assert "zero-code streaming on, to hub redis://" in done.stderr
+    run_id = done.stdout.split()[-1]
+    events = asyncio.run(events_of(empty_redis.url, run_id))
+    kinds = Counter((event.type, event.name) for event in events)
+    assert kinds[("task_started", "work")] == 1, kinds
+    assert kinds[("task_completed", "work")] == 1, kinds
+    assert kinds[("pipeline_completed", "zero_code")] == 1, kinds
+    assert sum(1 for event in events if event.type == "task_log") == 1, kinds
+
+
+def test_zero_code_off(empty_redis: RedisServer) -> None:
+    done = run_program(empty_redis.url, "none", OTELSTREAM_AUTO_INSTRUMENT="false")
+    assert done.returncode == 0, done.stderr
+    assert "zero-code" not in done.stderr
+    run_id = done.stdout.split()[-1]
+
+    async def stored() -> object:
+        hub = RedisHub(empty_redis.url)
+        try:
+            return await hub.get_run(run_id)
+        finally:
+            hub.close()
+
+    assert asyncio.run(stored()) is None
