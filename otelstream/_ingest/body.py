@@ -28,6 +28,9 @@ M = TypeVar("M", bound=Message)
 # Fields that hold ids, by the OTLP JSON names (and protobuf's), with their length in bytes.
 _IDS = {"traceId": 16, "trace_id": 16, "spanId": 8, "span_id": 8}
 _PARENT = ("parentSpanId", "parent_span_id")
+MAX_DEPTH = 100
+"""JSON nested deeper than this is refused (400): protobuf's own bound on nested messages,
+which a binary body meets in `ParseFromString`. A real export nests a dozen levels."""
 
 
 class IngestError(Exception):
@@ -87,6 +90,8 @@ def parse(body: bytes, kind: str, message: type[M]) -> M:
     if kind == PROTOBUF:
         try:
             parsed.ParseFromString(body)
+        except RecursionError:
+            raise IngestError(400, f"the body is nested deeper than {MAX_DEPTH} levels") from None
         except DecodeError as exc:
             raise IngestError(400, f"the body is not a valid {message.__name__}: {exc}") from None
         return parsed
@@ -94,23 +99,31 @@ def parse(body: bytes, kind: str, message: type[M]) -> M:
         data = json.loads(body)
         _hex_ids_to_base64(data)
         json_format.ParseDict(data, parsed, ignore_unknown_fields=True)
+    except RecursionError:  # json's own decoder, past Python's stack: nested far too deep
+        raise IngestError(400, f"the body is nested deeper than {MAX_DEPTH} levels") from None
     except (ValueError, json_format.ParseError, TypeError, AttributeError) as exc:
         raise IngestError(400, f"the body is not a valid {message.__name__}: {exc}") from None
     return parsed
 
 
-def _hex_ids_to_base64(node: Any) -> None:
-    """OTLP JSON writes ids as hex; protobuf's JSON mapping reads bytes as base64."""
-    if isinstance(node, list):
-        for item in node:
-            _hex_ids_to_base64(item)
-    elif isinstance(node, dict):
-        for key, value in node.items():
-            if key in _IDS or key in _PARENT:
-                size = 8 if key in _PARENT else _IDS[key]
-                node[key] = _hex_id(key, value, size)
-            elif isinstance(value, (dict, list)):
-                _hex_ids_to_base64(value)
+def _hex_ids_to_base64(data: Any) -> None:
+    """OTLP JSON writes ids as hex; protobuf's JSON mapping reads bytes as base64. Walked
+    without recursion, and refused past `MAX_DEPTH`, so no body can exhaust the stack of the
+    parser that reads it next."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ValueError(f"the body is nested deeper than {MAX_DEPTH} levels")
+        if isinstance(node, list):
+            stack.extend((item, depth + 1) for item in node if isinstance(item, (dict, list)))
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                if key in _IDS or key in _PARENT:
+                    size = 8 if key in _PARENT else _IDS[key]
+                    node[key] = _hex_id(key, value, size)
+                elif isinstance(value, (dict, list)):
+                    stack.append((value, depth + 1))
 
 
 def _hex_id(key: str, value: Any, size: int) -> str:
