@@ -5,8 +5,16 @@ const MAX_RUNS_LISTED = 50;
 
 const runsList = new Map(); // run id -> its list item
 
+const RUNS_RETRY_MS = [1000, 2000, 5000, 10000]; // after the browser gave up on the stream
+let runsRetries = 0;
+
 function connectRuns() {
   const es = new EventSource(`${base}/runs/live`);
+  es.onopen = () => {
+    runsRetries = 0;
+    $("runs-empty").textContent = "No runs yet.";
+    $("overview-empty").textContent = "No runs yet: pick a pipeline on the left and start it.";
+  };
   es.onmessage = (message) => {
     let event;
     try {
@@ -17,9 +25,15 @@ function connectRuns() {
     if (event.type === "run_started" || event.type === "run_ended") listRun(event);
   };
   es.onerror = () => {
-    if (es.readyState !== EventSource.CLOSED) return;
-    $("runs-empty").textContent = "The runs list is not available.";
-    $("overview-empty").textContent = "The runs list is not available."; // the landing page's
+    if (es.readyState !== EventSource.CLOSED) return; // the browser reconnects by itself
+    // It gave up (an error status: a 503 while the hub is down): try again, later and later,
+    // from the start, so runs started meanwhile are listed too (a run is listed once).
+    es.close();
+    $("runs-empty").textContent = "The runs list is not available: trying again…";
+    $("overview-empty").textContent = "The runs list is not available: trying again…";
+    const delay = RUNS_RETRY_MS[Math.min(runsRetries, RUNS_RETRY_MS.length - 1)];
+    runsRetries += 1;
+    setTimeout(connectRuns, delay);
   };
 }
 
