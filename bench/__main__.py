@@ -1,6 +1,6 @@
 """`python -m bench [--smoke] [--only PART ...]`: every benchmark, one markdown report.
 
-The full run writes bench/RESULTS.md and the block of README.md between
+The full run writes bench/RESULTS.md and the block of the docs' performance page between
 `<!-- bench:begin -->` and `<!-- bench:end -->`, both from the same figures and
 stamped with the commit, so the two always agree and neither is edited by hand.
 `--smoke` runs every part at tiny sizes, writes nothing, and exits non-zero when
@@ -135,15 +135,18 @@ def _write(sections: list[Section], report: str, elapsed: float) -> None:
     ]
     results = Path(__file__).with_name("RESULTS.md")
     results.write_text("\n".join(head) + "\n\n" + report + "\n")
-    readme = ROOT / "README.md"
+    readme = ROOT / "docs" / "operating" / "performance.md"
     text = readme.read_text()
     pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.DOTALL)
     if not pattern.search(text):
-        raise SystemExit(f"README.md has no {BEGIN} … {END} block to write the figures into")
+        raise SystemExit(f"{readme.name} has no {BEGIN} … {END} block to write the figures into")
     stamp = f"on {when} at commit `{commit[:12]}`{commit[40:]} ({os.cpu_count()} CPUs)"
     block = _readme_block(sections, stamp)
     readme.write_text(pattern.sub(lambda _: block, text))
-    print(f"\nwrote {results.name} and README.md's figures ({elapsed:.0f} s)", file=sys.stderr)
+    print(
+        f"\nwrote {results.name} and the performance page's figures ({elapsed:.0f} s)",
+        file=sys.stderr,
+    )
 
 
 def main() -> int:
