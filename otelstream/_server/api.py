@@ -9,6 +9,7 @@ not code inside the endpoints.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -18,6 +19,7 @@ from opentelemetry import trace
 from otelstream._server.access import RunTokens
 from otelstream._server.models import (
     RUN_ID,
+    PipelineHistory,
     PipelineInfo,
     PipelineList,
     ResumeAfter,
@@ -32,7 +34,7 @@ from otelstream._server.parameters import call_arguments
 from otelstream._server.routing import Route
 from otelstream._server.sse import EventStreamResponse, OpenStreams
 from otelstream.events import format_time
-from otelstream.hubs import Hub, RunPosition, Subscription, UnknownRun
+from otelstream.hubs import Hub, HubUnavailable, RunPosition, Subscription, UnknownRun
 from otelstream.runs import Pipeline, PipelineRunner, RunHandle, RunsFull
 from otelstream.settings import Settings
 
@@ -111,12 +113,25 @@ class RunsAPI:
 
     async def list_pipelines(self) -> PipelineList:
         """The registered pipelines, with the first line of each one's docstring."""
-        return PipelineList(
-            pipelines=[
-                PipelineInfo(name=name, description=_summary(pipeline))
-                for name, pipeline in self.runner.pipelines.items()
-            ]
-        )
+        names = list(self.runner.pipelines)
+        try:  # the list is the process's own: a hub away or slow leaves the history untold
+            async with asyncio.timeout(HISTORY_WAIT_S):
+                histories = await asyncio.gather(*(self.hub.history(name) for name in names))
+        except (HubUnavailable, TimeoutError):
+            histories = [{} for _ in names]
+        infos = []
+        for name, history in zip(names, histories, strict=True):
+            info = PipelineInfo(name=name, description=_summary(self.runner.pipelines[name]))
+            for field in USUAL:
+                setattr(info, field, history.get(field))
+            infos.append(info)
+        return PipelineList(pipelines=infos)
+
+    async def pipeline_history(self, name: str) -> PipelineHistory:
+        """The pipeline's last runs (newest first) and its tasks' usual durations."""
+        if name not in self.runner.pipelines:
+            raise HTTPException(404, f"no pipeline named {name!r}")
+        return PipelineHistory.model_validate(await self.hub.history(name))
 
     async def start_run(self, request: RunRequest) -> RunStarted:
         """Start a run; its events are at `events_url`."""
@@ -280,6 +295,10 @@ def _summary(pipeline: Pipeline) -> str | None:
     return doc.strip().splitlines()[0] if doc else None
 
 
+HISTORY_WAIT_S = 1.0
+"""How long `GET /pipelines` waits for the hub's histories before answering without."""
+USUAL = ("expected_duration_ms", "expected_p90_ms", "success_rate", "last_status")
+"""What `GET /pipelines` tells of each pipeline's history."""
 EVENTS = "The run's events, as they happen."
 OTLP_ANSWERS: dict[int | str, dict[str, Any]] = {
     code: {"description": text}
@@ -296,6 +315,7 @@ ROUTES = (
     Route("POST", "/run-workflow", "run_workflow", "start", ("stream_room",),
           errors=(404, 409, 413, 503), stream=EVENTS, typed_body=True),
     Route("GET", "/pipelines", "list_pipelines", "start"),
+    Route("GET", "/pipelines/{name}/history", "pipeline_history", "start", errors=(404, 503)),
     Route("POST", "/runs", "start_run", "start", status_code=202,
           errors=(404, 409, 413, 503), typed_body=True, exclude_none=True),
     # GET /runs and /runs/live before /runs/{run_id}: `live` is never taken for a run id

@@ -32,17 +32,55 @@ class RunStarted(BaseModel):
     """Present when `require_run_token` is set: reading the run needs it."""
 
 
+RunStatus = Literal["running", "success", "error", "cancelled"]
+"""A run's status (`events._fields.RUN_STATUSES`, which a test checks it against)."""
+
+
 class PipelineInfo(BaseModel):
     name: str
     description: str | None = None
+    expected_duration_ms: float | None = None
+    """The median duration of its last successful runs (from 3 of them; issue 31)."""
+    expected_p90_ms: float | None = None
+    """Their 90th percentile."""
+    success_rate: float | None = None
+    """The share of its last runs that succeeded (None before its first run ends)."""
+    last_status: str | None = None
+    """How its last run ended."""
+
+
+class HistoryRun(BaseModel):
+    run_id: str
+    status: RunStatus
+    started_at: str | None = None
+    duration_ms: float | None = None
+
+
+class TaskHistory(BaseModel):
+    durations_ms: list[float]
+    """The task's durations in the pipeline's last successful runs, newest first."""
+    expected_duration_ms: float | None = None
+    expected_p90_ms: float | None = None
+
+
+class PipelineHistory(BaseModel):
+    """`GET /pipelines/{name}/history`: what the hub keeps of a pipeline's last runs."""
+
+    pipeline: str
+    runs: list[HistoryRun]
+    """Its last runs, newest first (`OTELSTREAM_HISTORY_RUNS` at most)."""
+    durations_ms: list[float]
+    """Its last successful runs' durations, newest first."""
+    expected_duration_ms: float | None = None
+    expected_p90_ms: float | None = None
+    success_rate: float | None = None
+    last_status: str | None = None
+    tasks: dict[str, TaskHistory]
+    """Its tasks by their path of names from the run's root (`parallel / fetch_shard_0`)."""
 
 
 class PipelineList(BaseModel):
     pipelines: list[PipelineInfo]
-
-
-RunStatus = Literal["running", "success", "error", "cancelled"]
-"""A run's status (`events._fields.RUN_STATUSES`, which a test checks it against)."""
 
 
 class RunSummary(BaseModel):

@@ -85,7 +85,7 @@ def test_every_endpoint_answers_503_while_redis_is_away(
     without_redis: tuple[httpx.Client, str], method: str, path: str
 ) -> None:
     client, run_id = without_redis
-    url = path.replace("{run_id}", run_id)
+    url = path.replace("{run_id}", run_id).replace("{name}", RUN["pipeline_name"])
     body = _body(method, path, run_id) if method in ("POST", "PUT", "PATCH") else None
     with client.stream(method, url, json=body) as response:  # a stream's 200 would not end
         response.read() if response.status_code != 200 else None

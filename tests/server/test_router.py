@@ -287,14 +287,20 @@ def test_get_run_shows_status_times_and_the_span_tree() -> None:
         ]
 
 
+NO_HISTORY = dict.fromkeys(
+    ("expected_duration_ms", "expected_p90_ms", "success_rate", "last_status")
+)
+"""What `GET /pipelines` tells of a pipeline that has not run yet."""
+
+
 def test_pipelines_are_listed(app: App) -> None:
     response = app.client.get("/pipelines")
     assert response.status_code == 200
     assert response.json() == {
         "pipelines": [
-            {"name": "two_steps", "description": "extract, then load."},
-            {"name": "gated", "description": None},
-            {"name": "failing", "description": None},
+            {"name": "two_steps", "description": "extract, then load.", **NO_HISTORY},
+            {"name": "gated", "description": None, **NO_HISTORY},
+            {"name": "failing", "description": None, **NO_HISTORY},
         ]
     }
 
