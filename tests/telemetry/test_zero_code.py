@@ -83,3 +83,50 @@ def test_zero_code_off(empty_redis: RedisServer) -> None:
             hub.close()
 
     assert asyncio.run(stored()) is None
+
+
+def test_zero_code_worker_joins_a_run_started_elsewhere(empty_redis: RedisServer) -> None:
+    """The worker's code knows only OpenTelemetry: the carrier's run header and the entry point
+    put its span into the run this process streams, once."""
+    import json
+
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from otelstream.processors import EventStreamProcessor
+    from otelstream.propagation import propagator
+    from otelstream.runs import streamed_run
+
+    hub = RedisHub(empty_redis.url)
+    provider = TracerProvider()
+    provider.add_span_processor(EventStreamProcessor(hub))
+    try:
+        with streamed_run("dispatch", tracer_provider=provider) as run:
+            carrier: dict[str, str] = {}
+            propagator().inject(carrier)
+            env = {
+                **os.environ,
+                "OTELSTREAM_HUB": empty_redis.url,
+                "OTEL_TRACES_EXPORTER": "none",
+                "OTEL_METRICS_EXPORTER": "none",
+                "OTEL_LOGS_EXPORTER": "none",
+                "OTEL_PROPAGATORS": "tracecontext,baggage,otelstream_run",
+                "CARRIER": json.dumps(carrier),
+            }
+            worker = ROOT / "tests" / "apps" / "zero_code_worker.py"
+            done = subprocess.run(
+                [str(INSTRUMENT), sys.executable, str(worker)],
+                env=env,
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert done.returncode == 0, done.stderr
+        provider.force_flush()
+    finally:
+        provider.shutdown()
+        hub.close()
+    events = asyncio.run(events_of(empty_redis.url, run.run_id))
+    kinds = Counter((event.type, event.name) for event in events)
+    assert kinds[("task_started", "remote_work")] == 1, kinds
+    assert kinds[("task_completed", "remote_work")] == 1, kinds
