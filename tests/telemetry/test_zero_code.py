@@ -130,3 +130,85 @@ def test_zero_code_worker_joins_a_run_started_elsewhere(empty_redis: RedisServer
     kinds = Counter((event.type, event.name) for event in events)
     assert kinds[("task_started", "remote_work")] == 1, kinds
     assert kinds[("task_completed", "remote_work")] == 1, kinds
+
+
+def test_zero_code_celery_prefork_worker_streams_live(empty_redis: RedisServer) -> None:
+    """A prefork Celery worker started by `opentelemetry-instrument` only (no otelstream code):
+    its task's spans stream live under the dispatching task's, once each."""
+    broker = empty_redis.url[: -len("/0")] + "/1"
+    env = {
+        **os.environ,
+        "OTELSTREAM_HUB": empty_redis.url,
+        "CELERY_BROKER": broker,
+        "OTEL_PROPAGATORS": "tracecontext,baggage,otelstream_run",
+        "OTEL_TRACES_EXPORTER": "none",
+        "OTEL_METRICS_EXPORTER": "none",
+        "OTEL_LOGS_EXPORTER": "none",
+        "PYTHONPATH": str(ROOT),
+    }
+    celery = Path(sys.executable).with_name("celery")
+    command = [str(INSTRUMENT), str(celery), "-A", "tests.apps.zero_code_celery", "worker"]
+    worker = subprocess.Popen(
+        [*command, "--pool=prefork", "-c", "1", "--loglevel=warning", "--without-mingle"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    dispatcher = subprocess.Popen(
+        [str(INSTRUMENT), sys.executable, "-m", "tests.apps.zero_code_celery"],
+        env=env,
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert dispatcher.stdout is not None and dispatcher.stdin is not None
+        run_id = dispatcher.stdout.readline().strip()
+        assert run_id, "the dispatcher printed no run"
+
+        async def watch() -> list[Event]:
+            hub = RedisHub(empty_redis.url)
+            events: list[Event] = []
+            try:
+                while await hub.position(run_id) is None:  # its first event is being written
+                    await asyncio.sleep(0.05)
+                async with hub.subscribe(run_id) as subscription:
+                    while not any(
+                        e.type == "task_completed" and e.name == "run/zero_code_celery.resize"
+                        for e in events
+                    ):
+                        batch = await next_batch(subscription, 60)
+                        assert batch, f"the worker's task never streamed: {events}"
+                        events.extend(batch)
+                    assert dispatcher.stdin is not None
+                    dispatcher.stdin.write("end\n")
+                    dispatcher.stdin.flush()
+                    while (batch := await next_batch(subscription, 30)) is not None:
+                        assert batch, "the run did not end"
+                        events.extend(batch)
+            finally:
+                hub.close()
+            return events
+
+        events = asyncio.run(asyncio.wait_for(watch(), 120))
+        assert dispatcher.wait(30) == 0
+        spans = {e.span_id: e for e in events if e.type == "task_started"}
+        kinds = Counter((e.type, e.name) for e in events)
+        for name in ("run/zero_code_celery.resize", "resize-image"):
+            assert kinds[("task_started", name)] == 1, kinds
+            assert kinds[("task_completed", name)] == 1, kinds
+        task = next(e for e in spans.values() if e.name == "run/zero_code_celery.resize")
+        publish = spans[task.parent_span_id]  # the dispatcher's apply_async span
+        assert publish.name == "apply_async/zero_code_celery.resize"
+        assert spans[publish.parent_span_id].name == "dispatch"
+        assert events[-1].type == "pipeline_completed"
+    finally:
+        for process in (dispatcher, worker):
+            process.kill()
+            process.wait(10)
+        for stream in (dispatcher.stdin, dispatcher.stdout):
+            if stream is not None:
+                stream.close()
