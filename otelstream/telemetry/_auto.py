@@ -40,18 +40,26 @@ class _Standby:
     """Whether another of otelstream's processors sits on the same provider (then this one
     stands by); cached on the identity of the SDK's processor tuple."""
 
-    def __init__(self, holder: Any, field: str, kind: type) -> None:
-        self._holder, self._field, self._kind = holder, field, kind
+    def __init__(self, holder: Any, field: str, kind: type, besides: type | None = None) -> None:
+        self._holder, self._field, self._kind, self._besides = holder, field, kind, besides
         self._seen: object = None
         self._standing_by = False
+        self.other: Any = None
+        """The other processor, if any: the one that streams instead."""
 
     def __call__(self, me: object) -> bool:
         current = getattr(self._holder, self._field, ())
         if current is not self._seen:
             self._seen = current
-            self._standing_by = any(
-                isinstance(other, self._kind) and other is not me for other in current
-            )
+            others = [
+                other
+                for other in current
+                if isinstance(other, self._kind)
+                and other is not me
+                and not (self._besides is not None and isinstance(other, self._besides))
+            ]
+            self.other = others[0] if others else None
+            self._standing_by = bool(others)
         return self._standing_by
 
 
@@ -84,17 +92,36 @@ class AutoSpanProcessor(EventStreamProcessor):
 class AutoLogProcessor(EventLogProcessor):
     """The log processor `post_instrument` adds: silent while the provider holds another."""
 
-    def __init__(self, hub: Hub, settings: Settings, provider: LoggerProvider) -> None:
+    def __init__(
+        self,
+        hub: Hub,
+        settings: Settings,
+        provider: LoggerProvider,
+        tracer_provider: TracerProvider | None = None,
+    ) -> None:
         super().__init__(hub, settings)
         self._standby = _Standby(
             getattr(provider, "_multi_log_record_processor", None),
             "_log_record_processors",
             EventLogProcessor,
         )
+        # A span processor of the app's own streams the runs, to its own hub: the records go
+        # there too, or they could reach the run after its end (two hubs, two writers).
+        self._streamer = _Standby(
+            getattr(tracer_provider, "_active_span_processor", None),
+            "_span_processors",
+            EventStreamProcessor,
+            besides=AutoSpanProcessor,
+        )
+        self._own_sink = self._sink
 
     def on_emit(self, log_record: ReadWriteLogRecord, _key: str = RUN_KEY) -> None:
-        if not self._standby(self):
-            super().on_emit(log_record, _key)
+        if self._standby(self):
+            return
+        self._streamer(self)
+        other = self._streamer.other
+        self._sink = self._own_sink if other is None else other._logs
+        super().on_emit(log_record, _key)
 
 
 def post_instrument(settings: Settings | None = None) -> Hub | None:
@@ -126,7 +153,9 @@ def _install(settings: Settings) -> Hub | None:
     logger_provider = _logs.get_logger_provider()
     logs = isinstance(logger_provider, LoggerProvider)
     if isinstance(logger_provider, LoggerProvider):
-        logger_provider.add_log_record_processor(AutoLogProcessor(hub, settings, logger_provider))
+        logger_provider.add_log_record_processor(
+            AutoLogProcessor(hub, settings, logger_provider, tracer_provider)
+        )
     install_console_fallback()
     # shown whatever the logger's level: the one line that says this process streams, and where
     logger.handle(
