@@ -34,6 +34,13 @@ class Settings(BaseSettings):
     history_ttl_seconds: float = Field(30 * 86_400.0, gt=0)
     """How long the Redis hub keeps a pipeline's history after its last run ended: longer
     than the runs' own retention, so what is usual outlives the runs it was learnt from."""
+    overdue_factor: float = Field(2.0, ge=1.0)
+    """A task (or a run) whose pipeline has a history is overdue once it has run this many
+    times its usual p90 and `overdue_margin_seconds` past it: one `task_overdue`
+    (`pipeline_overdue`) event says so while it still runs."""
+    overdue_margin_seconds: float = Field(1.0, ge=0)
+    """The least time past its usual p90 a task runs before it is overdue: a task of a few
+    milliseconds is not flagged for a few more."""
     send_timeout_seconds: float = Field(30.0, gt=0)
     """How long a stream's client may take to accept a write (the socket's buffer counts)
     before the stream is cut with a `send_timeout` notice; it may resume."""

@@ -35,6 +35,7 @@ from otelstream._server.routing import Route
 from otelstream._server.sse import EventStreamResponse, OpenStreams
 from otelstream.events import format_time
 from otelstream.hubs import Hub, HubUnavailable, RunPosition, Subscription, UnknownRun
+from otelstream.hubs._history import Expectations, expectations
 from otelstream.runs import Pipeline, PipelineRunner, RunHandle, RunsFull
 from otelstream.settings import Settings
 
@@ -245,12 +246,22 @@ class RunsAPI:
             # the run id is the trace id: a client that sends the traceparent of a trace that
             # already has a run must start a new trace for the next one
             raise HTTPException(409, f"trace {parent.trace_id:032x} already has a run")
+        expected = await self.expectations(request.pipeline_name)
         try:
-            handle = self.runner.start(request.pipeline_name, parameters)
+            handle = self.runner.start(request.pipeline_name, parameters, expected=expected)
         except RunsFull as exc:
             raise HTTPException(503, str(exc), headers={"Retry-After": "1"}) from None
         await self.hub.flush()  # its start is stored: every worker knows the run from now on
         return handle
+
+    async def expectations(self, name: str) -> Expectations | None:
+        """What the pipeline's history says is usual; none when the hub is slow to say (a run
+        is not held up for it: its events then carry no expectation)."""
+        try:
+            async with asyncio.timeout(EXPECTATIONS_WAIT_S):
+                return expectations(await self.hub.history(name))
+        except (HubUnavailable, TimeoutError):
+            return None
 
     async def position(self, run_id: str) -> RunPosition:
         position = await self.hub.position(run_id) if RUN_ID.fullmatch(run_id) else None
@@ -297,6 +308,8 @@ def _summary(pipeline: Pipeline) -> str | None:
 
 HISTORY_WAIT_S = 1.0
 """How long `GET /pipelines` waits for the hub's histories before answering without."""
+EXPECTATIONS_WAIT_S = 0.25
+"""How long a run's start waits for its pipeline's history (the hub answered a moment ago)."""
 USUAL = ("expected_duration_ms", "expected_p90_ms", "success_rate", "last_status")
 """What `GET /pipelines` tells of each pipeline's history."""
 EVENTS = "The run's events, as they happen."

@@ -109,6 +109,26 @@ FIELDS: Final = (
         },
         _as_is,
     ),
+    Field(
+        "expected_duration_ms",
+        "expected_ns",
+        {
+            "type": "number",
+            "description": "pipeline_started, task_started, *_overdue: how long the run or "
+            "the task usually takes (the median of its last successful runs); absent "
+            "before there are 3",
+        },
+        _ns_of_ms,
+    ),
+    Field(
+        "expected_p90_ms",
+        "expected_p90_ns",
+        {
+            "type": "number",
+            "description": "with expected_duration_ms: the 90th percentile of the same runs",
+        },
+        _ns_of_ms,
+    ),
 )
 """Every event's fields, in the order its JSON has them."""
 
@@ -128,6 +148,10 @@ KIND_FIELDS: Final[dict[str, dict[str, Any]]] = {
     "total": {"type": ["number", "null"], "description": "task_progress: all the work"},
     "dropped": {"type": "integer", "description": "logs_dropped: records not sent"},
     "started_at": {"type": "string", "format": "date-time", "description": "run_*"},
+    "running_ms": {
+        "type": "number",
+        "description": "task_overdue, pipeline_overdue: how long it had run when flagged",
+    },
 }
 """The fields of one kind of event only (a `DataEvent`'s `data`, a notice, a run summary),
 with their schema: on the wire after the common ones."""

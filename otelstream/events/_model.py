@@ -17,6 +17,11 @@ TASK_PROGRESS: Final = "task_progress"
 """A task's progress (`done`, `total` or null, `message`), at most ~10 a second per task."""
 LOGS_DROPPED: Final = "logs_dropped"
 """Once per run, at its end, when its log budget was spent: `dropped` records were not sent."""
+TASK_OVERDUE: Final = "task_overdue"
+"""Once per task, while it runs: it has run well past its usual time (`running_ms`, with the
+task's `expected_duration_ms` and `expected_p90_ms`; `span_id` is the task)."""
+PIPELINE_OVERDUE: Final = "pipeline_overdue"
+"""Once per run, while it runs: the run as a whole has run well past its usual time."""
 RUN_STARTED: Final = "run_started"
 """On the runs stream: a run began (`run_id`, `name`, `status`, `started_at`, ...)."""
 RUN_ENDED: Final = "run_ended"
@@ -80,6 +85,8 @@ class Event:
         seq: int = 0,
         errors_logged: int = 0,
         service: str | None = None,
+        expected_ns: int | None = None,
+        expected_p90_ns: int | None = None,
     ) -> None:
         self.type = type
         self.name = name
@@ -95,6 +102,8 @@ class Event:
         self.seq = seq
         self.errors_logged = errors_logged  # pipeline_completed: the run's ERROR log records
         self.service = service  # a span another service sent over OTLP: its `service.name`
+        self.expected_ns = expected_ns  # what is usual (the run's or task's history), if known
+        self.expected_p90_ns = expected_p90_ns
         self._sse: bytes | None = None
 
     def __repr__(self) -> str:
@@ -130,7 +139,8 @@ class Event:
 
 class DataEvent(Event):
     """An event with fields of its own type: `task_log` (`level`, `message`, `logger`),
-        `task_progress` (`done`, `total`, `message`), `logs_dropped` (`dropped`, `message`).
+        `task_progress` (`done`, `total`, `message`), `logs_dropped` (`dropped`, `message`),
+        `task_overdue` and `pipeline_overdue` (`running_ms`).
 
     A `task_log` received over OTLP has the `service` that sent it, and the name of its span when
     that span was seen (else its logger's)."""
@@ -149,6 +159,8 @@ class DataEvent(Event):
         attributes: dict[str, Any] | None = None,
         seq: int = 0,
         service: str | None = None,
+        expected_ns: int | None = None,
+        expected_p90_ns: int | None = None,
     ) -> None:
         super().__init__(
             type,
@@ -160,6 +172,8 @@ class DataEvent(Event):
             attributes=attributes,
             seq=seq,
             service=service,
+            expected_ns=expected_ns,
+            expected_p90_ns=expected_p90_ns,
         )
         self.data = data
 
@@ -202,6 +216,8 @@ JSON_SCHEMA: Final[dict[str, Any]] = {
             TASK_LOG,
             TASK_PROGRESS,
             LOGS_DROPPED,
+            TASK_OVERDUE,
+            PIPELINE_OVERDUE,
             RUN_STARTED,
             RUN_ENDED,
             STREAM_OVERFLOW,
@@ -238,6 +254,7 @@ __all__ = [
     "KEEPALIVE",
     "LOGS_DROPPED",
     "PIPELINE_COMPLETED",
+    "PIPELINE_OVERDUE",
     "PIPELINE_STARTED",
     "RUN_ENDED",
     "RUN_STARTED",
@@ -249,6 +266,7 @@ __all__ = [
     "TASK_COMPLETED",
     "TASK_ERROR",
     "TASK_LOG",
+    "TASK_OVERDUE",
     "TASK_PROGRESS",
     "TASK_STARTED",
     "DataEvent",

@@ -91,6 +91,10 @@ def event_dict(event: Event) -> dict[str, Any]:
         data["errors_logged"] = event.errors_logged
     if event.service is not None:
         data["service"] = event.service
+    if event.expected_ns is not None:
+        data["expected_duration_ms"] = event.expected_ns / 1e6
+        if event.expected_p90_ns is not None:
+            data["expected_p90_ms"] = event.expected_p90_ns / 1e6
     return data
 
 
@@ -99,7 +103,7 @@ def plain_json(event: Event) -> str | None:
     the encoder; None for any other (`to_json(event_dict(event))` writes it)."""
     if event.status is not None or event.error is not None or event.error_type is not None:
         return None
-    if event.attributes or event.errors_logged:
+    if event.attributes or event.errors_logged or event.expected_ns is not None:
         return None
     parent = "null" if event.parent_span_id is None else f'"{event.parent_span_id:016x}"'
     head = (

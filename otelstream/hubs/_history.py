@@ -117,6 +117,23 @@ def view(pipeline: str, outcomes: list[Outcome], successes: list[Outcome]) -> di
     return answer
 
 
+Expectations = dict[str, tuple[float, float]]
+"""(median, p90) in ms by task path; the run's own under `RUN_PATH`."""
+RUN_PATH: Final = ""
+
+
+def expectations(history: dict[str, Any]) -> Expectations | None:
+    """What a run of the pipeline should expect, from `view`'s answer: None when nothing is
+    known yet (no samples enough), so a pipeline without a history costs its spans nothing."""
+    expected: Expectations = {}
+    if "expected_duration_ms" in history:
+        expected[RUN_PATH] = (history["expected_duration_ms"], history["expected_p90_ms"])
+    for path, entry in (history.get("tasks") or {}).items():
+        if "expected_duration_ms" in entry:
+            expected[path] = (entry["expected_duration_ms"], entry["expected_p90_ms"])
+    return expected or None
+
+
 class _Pipeline:
     __slots__ = ("outcomes", "successes")
 

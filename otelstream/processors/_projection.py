@@ -198,6 +198,8 @@ class SpanEvent(Event):
     def _project(self, span: ReadableSpan, opened: SpanEvent | None) -> None:
         context, parent = span.context, span.parent
         self.span_id = context.span_id
+        if not _has(self, "expected_ns"):  # set on the span thread for a run with a history
+            self.expected_ns = self.expected_p90_ns = None
         policy = self._policy
         if self.type in STARTED_TYPES:
             self.parent_span_id = (
@@ -235,7 +237,8 @@ class SpanEvent(Event):
         for field, value in (("span_id", 0), ("parent_span_id", None), ("time_ns", 0)):
             if not _has(self, field):
                 setattr(self, field, value)
-        for field in ("duration_ns", "status", "error", "error_type", "attributes"):
+        fields = ("duration_ns", "status", "error", "error_type", "attributes", "expected_ns")
+        for field in (*fields, "expected_p90_ns"):
             if not _has(self, field):
                 setattr(self, field, None)
         if not _has(self, "name"):

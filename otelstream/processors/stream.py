@@ -13,10 +13,12 @@ from otelstream._errors import report, warn_limited
 from otelstream.events import PIPELINE_COMPLETED, PIPELINE_STARTED, TASK_STARTED
 from otelstream.events._levels import level_name
 from otelstream.hubs import Hub, _handoffs
+from otelstream.hubs._history import SEPARATOR
 from otelstream.processors import _projection as projection
 from otelstream.processors import _span_end
 from otelstream.processors._filters import GlobFilter, SpanFilter, combined
 from otelstream.processors._linger import Linger
+from otelstream.processors._overdue import OverdueWatch
 from otelstream.processors._sink import LogSink
 from otelstream.processors._span_end import hooks as _end_hooks
 from otelstream.runs._mark import RUN_KEY, RunCancelled, RunMark, current_context
@@ -65,6 +67,9 @@ class EventStreamProcessor(SpanProcessor):
         )
         self._calls: dict[str, set[int]] = {}  # run id -> its CLIENT and PRODUCER spans
         self._runs: dict[int, RunMark] = {}  # root span id -> its run's mark (errors_logged)
+        # runs with a history: each open task's path of names from the root, and their deadlines
+        self._paths: dict[int, str] = {}
+        self._overdue = OverdueWatch(hub, settings.overdue_factor, settings.overdue_margin_seconds)
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         mark = (current_context() if parent_context is None else parent_context).get(RUN_KEY)
@@ -114,7 +119,35 @@ class EventStreamProcessor(SpanProcessor):
             kind, run_id, span, policy, name=name, attributes=attributes, shown_parent=shown
         )
         self._open[context.span_id] = event
+        if mark.expected is not None:  # its pipeline has a history: say what is usual
+            self._expect(event, span, mark, name, shown or (parent.span_id if parent else 0))
         self.hub.publish(run_id, event)
+
+    def _expect(
+        self, event: projection.SpanEvent, span: Span, mark: RunMark, name: str | None, above: int
+    ) -> None:
+        """Name the span by its path from the root (as the history does), give its start event
+        the path's usual durations and watch it for overdue."""
+        expected = mark.expected
+        assert expected is not None
+        span_id = span.context.span_id
+        if event.type == PIPELINE_STARTED:
+            path = ""
+            self._paths[span_id] = path
+        else:
+            if name is None:
+                task = projection.task_name(span.name, None)
+                name = self._policy.clip(span.name if task is None else task)
+            parent_path = self._paths.get(above)
+            if parent_path is None:  # under a span this process did not see start
+                return
+            path = f"{parent_path}{SEPARATOR}{name}" if parent_path else name
+            self._paths[span_id] = path
+        usual = expected.get(path)
+        if usual is None:
+            return
+        event.expected_ns, event.expected_p90_ns = round(usual[0] * 1e6), round(usual[1] * 1e6)
+        self._overdue.watch(event.run_id, span_id, name or "", usual, run=not path)
 
     def _note_call(self, run_id: str, span_id: int) -> None:
         calls = self._calls.get(run_id)
@@ -162,6 +195,9 @@ class EventStreamProcessor(SpanProcessor):
             return
         opened = self._open.pop(span.context.span_id, None)
         if opened is not None:
+            if self._paths:  # a run with a history: not overdue once ended (before its end)
+                self._paths.pop(span.context.span_id, None)
+                self._overdue.ended(span.context.span_id)
             try:
                 kind = projection.end_type(span, opened)
                 event = projection.SpanEvent(kind, opened.run_id, span, self._policy, opened)
@@ -184,11 +220,13 @@ class EventStreamProcessor(SpanProcessor):
                 mark.hidden.pop(span.context.span_id, None)
 
     def shutdown(self) -> None:
+        self._overdue.close()
         if self._linger is not None:
             self._linger.release_all()
         self._open.clear()
         self._hidden.clear()
         self._runs.clear()
+        self._paths.clear()
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         return True

@@ -44,6 +44,7 @@ class RunMark:
     __slots__ = (
         "cancelled",
         "errors_logged",
+        "expected",
         "hidden",
         "log_bytes",
         "log_events",
@@ -54,7 +55,12 @@ class RunMark:
         "run_id",
     )
 
-    def __init__(self, name: str, origin_span_id: int) -> None:
+    def __init__(
+        self,
+        name: str,
+        origin_span_id: int,
+        expected: dict[str, tuple[float, float]] | None = None,
+    ) -> None:
         self.name = name
         self.origin_span_id = origin_span_id
         self.run_id: str | None = None  # set once the root span has started
@@ -67,6 +73,9 @@ class RunMark:
         self.errors_logged = 0  # its ERROR-and-above log records, dropped ones too
         self.hidden: dict[int, int | None] | None = None
         """Span filters: each filtered-out open span -> its nearest shown ancestor."""
+        self.expected = expected
+        """What is usual for this pipeline: (median, p90) ms by task path, the run's own
+        under "" (`hubs._history.expectations`); None when it has no history yet."""
 
 
 class RunCancelled(Exception):
@@ -103,11 +112,16 @@ def check_cancelled() -> None:
         raise RunCancelled(mark.run_id or mark.name)
 
 
-def marked_context(name: str, parent: otel_context.Context | None = None) -> otel_context.Context:
-    """The context to start a run's root span in: `parent` (default: current) plus a mark."""
+def marked_context(
+    name: str,
+    parent: otel_context.Context | None = None,
+    expected: dict[str, tuple[float, float]] | None = None,
+) -> otel_context.Context:
+    """The context to start a run's root span in: `parent` (default: current) plus a mark
+    (with what the pipeline's history says is usual, when the caller knows it)."""
     from opentelemetry import trace
 
     ctx = otel_context.get_current() if parent is None else parent
     origin = trace.get_current_span(ctx).get_span_context()
     origin_span_id = origin.span_id if origin.is_valid else 0
-    return otel_context.set_value(RUN_KEY, RunMark(name, origin_span_id), ctx)
+    return otel_context.set_value(RUN_KEY, RunMark(name, origin_span_id, expected), ctx)

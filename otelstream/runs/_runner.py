@@ -114,9 +114,14 @@ class PipelineRunner:
         self._jobs: dict[str, _Job] = {}  # run id -> every run started here and not yet ended
 
     def start(
-        self, name: str, parameters: Mapping[str, Any] | None = None, context: Context | None = None
+        self,
+        name: str,
+        parameters: Mapping[str, Any] | None = None,
+        context: Context | None = None,
+        expected: dict[str, tuple[float, float]] | None = None,
     ) -> RunHandle:
-        """Start `name` under `context` (default: the current one).
+        """Start `name` under `context` (default: the current one); `expected` is what its
+        history says is usual (`hubs._history.expectations`), for its events and overdue watch.
 
         Raises UnknownPipeline, or RunsFull when every worker and queue place is taken.
         """
@@ -132,7 +137,7 @@ class PipelineRunner:
                 f"{self.settings.max_queued_runs} waiting"
             )
         try:
-            marked = marked_context(name, context)
+            marked = marked_context(name, context, expected)
             shown = _parameters_text(parameters, self.settings.max_string_length)
             span = self._tracer.start_span(
                 f"pipeline:{name}", context=marked, attributes={PARAMETERS_ATTRIBUTE: shown}

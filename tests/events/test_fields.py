@@ -24,7 +24,7 @@ def every_field() -> Event:
         "pipeline_completed", "nightly", RUN, 0xB7AD6B7169203331, 0x00F067AA0BA902B7,
         1_700_000_000_123_456_000, duration_ns=1_500_000, status="error", error="boom",
         error_type="ValueError", attributes={"rows": 3}, seq=9, errors_logged=2,
-        service="pricing",
+        service="pricing", expected_ns=1_200_000, expected_p90_ns=1_400_000,
     )  # fmt: skip
 
 

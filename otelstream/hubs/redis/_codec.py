@@ -171,6 +171,8 @@ def decode(fields: dict[str, str]) -> Event:
             attributes=read["attributes"],
             seq=read["seq"],
             service=read["service"],
+            expected_ns=read["expected_ns"],
+            expected_p90_ns=read["expected_p90_ns"],
         )
     return Event(**read)
 
