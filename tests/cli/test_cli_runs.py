@@ -55,7 +55,8 @@ def test_piped_every_value_is_whole(url: str, runs: dict[str, str]) -> None:
     (failed,) = [line for line in piped.stdout.splitlines() if line.startswith(runs["failed"])]
     # columns are aligned: two spaces or more between values, as wide as the widest
     assert re.fullmatch(
-        rf"{runs['failed']}  failing  failed  \d{{4}}-\d\d-\d\dT[\d:.]+Z  [\d.]+ m?s {{2,}}ValueError",
+        rf"{runs['failed']}  failing  failed  \d{{4}}-\d\d-\d\dT[\d:.]+Z"
+        r"  [\d.]+ m?s {2,}ValueError",
         failed,
     ), failed
 
