@@ -207,9 +207,17 @@ class RunsAPI:
 
     async def cancel_run(self, run_id: str) -> dict[str, str]:
         """Cancel a run, wherever it runs: it stops at its next span, `status: cancelled`."""
+        # The hub first, so every worker answers alike: a worker whose lease lapsed still runs
+        # the pipeline of a run that another worker ended (WorkerLost), and must not say 202.
+        try:
+            position: RunPosition | None = await self.position(run_id)
+        except HubUnavailable:
+            position = None  # a run started here is still cancelled without the hub
+        if position is not None and position.finished:
+            raise HTTPException(409, f"run {run_id} has already ended ({position.status})")
         if self.runner.cancel(run_id):
             return {"run_id": run_id, "status": "cancelling"}
-        position = await self.position(run_id)
+        position = position or await self.position(run_id)
         if position.finished:
             raise HTTPException(409, f"run {run_id} has already ended ({position.status})")
         if await self.hub.cancel(run_id):  # the worker that runs it hears it

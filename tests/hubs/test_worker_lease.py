@@ -234,9 +234,9 @@ def test_a_renewal_says_runs_were_taken_only_after_another_worker_claimed_some(
     as taken, unless another worker did claim runs of this one; then it is, once."""
     import redis as redis_py
 
-    from otelstream.hubs.redis._owners import BEAT
+    from otelstream.hubs.redis._beat import BEAT
 
-    names = ("workers", "owners", "active", "finished", "robbed")
+    names = ("workers", "owners", "active", "finished", "robbed", "claimed", "heard")
     keys = [f"t:{{runs}}:{name}" for name in names]
     me, other = "host:1:aaaaaa", "host:2:bbbbbb"
     with redis_py.Redis.from_url(redis_url) as client:
@@ -245,8 +245,8 @@ def test_a_renewal_says_runs_were_taken_only_after_another_worker_claimed_some(
         client.zadd(keys[2], {"mine": 1, "retired": 1})
 
         def beat() -> list[list[bytes]]:
-            args = (me, "20000", "", "86400000", 2, "mine", "retired")
-            return client.eval(BEAT, 5, *keys, *args)  # type: ignore[no-any-return]
+            args = (me, "20000", "", "86400000", "0", 2, "mine", "retired")
+            return client.eval(BEAT, len(keys), *keys, *args)  # type: ignore[no-any-return]
 
         assert beat() == [[], []]  # nobody claimed anything: nothing looked up, nothing taken
         client.hset(keys[1], "mine", "!" + other)  # another worker claimed it (this one lapsed)

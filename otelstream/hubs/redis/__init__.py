@@ -5,8 +5,8 @@
 
 One concept a module: `_loop.py` the I/O thread and whether Redis answers,
 `_buffer.py` the bounded buffer, `_writer.py` its batches to Redis, `_owners.py` the
-workers' leases and the runs of lost ones, `_reader.py` what feeds the
-shared fan-out engine, `_registry.py` what every process knows of all runs (bounds,
+workers' leases and the runs of lost ones (`_beat.py` its renewal script), `_reader.py`
+what feeds the shared fan-out engine, `_registry.py` what every process knows of all runs (bounds,
 the runs list, cancel requests), `_codec.py` the keys and scripts of one run,
 `_hub.py` the hub itself.
 """

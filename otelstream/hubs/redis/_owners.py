@@ -10,13 +10,22 @@ Two keys in the `{runs}` slot, beside the registry's (see `_registry.py`):
   the last renewal, so a pause shorter than the lease (a long GC, SIGSTOP) is never a death.
 - `PREFIX:{runs}:owners`, a hash: run id -> its owner's worker id, set when the run is
   admitted, removed when it retires. A worker ending another's run first writes `!` and its
-  own id there: that is the claim, made in one script, so exactly one worker makes it; the
-  claim is retried until the run's end is stored, and passes on if the claimer dies too.
+  own id there: that is the claim, made in one script, so exactly one worker makes it. The
+  claimed run stays in `{runs}:claimed` until it retires, and every renewal names it again to
+  its claimer (and passes it on if the claimer dies too): a claim whose reply was lost, as when
+  Redis is paused past the client's timeout and runs the script anyway, is still ended.
 
 The run's end itself goes through the run's PUBLISH script (its own slot), which refuses any
-event after a `pipeline_completed`: so one terminal event, whoever writes it. A worker that
-comes back after its lease lapsed finds its runs owned by another (`BEAT` says which), says so
-in its log and publishes nothing more into them.
+event after a `pipeline_completed`, and RETIRE does nothing for a run already retired: so one
+terminal event, whoever writes it and however often. A worker that comes back after its lease
+lapsed finds its runs owned by another (`BEAT` says which; after a renewal whose reply it lost
+it looks at each of its runs), says so in its log and publishes nothing more into them. Its
+`GET` and `DELETE` answer from Redis, as every worker's do: the run has ended, `WorkerLost`.
+
+A pause of Redis itself is no death: time in which Redis heard no renewal from anyone for
+longer than a lease is not counted against any lease (see `_beat.py`), so live workers keep
+their runs, which end as they would have. Only a worker silent while others were heard loses
+its runs, a lease and a renewal interval after its last renewal.
 """
 
 from __future__ import annotations
@@ -27,11 +36,12 @@ import secrets
 import socket
 import time
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any
 
 from otelstream._errors import logger, report, warn_limited
 from otelstream.events import PIPELINE_COMPLETED, Event
 from otelstream.hubs._run_tree import WORKER_LOST
+from otelstream.hubs.redis._beat import BEAT
 from otelstream.hubs.redis._codec import (
     PUBLISH,
     decode,
@@ -44,71 +54,6 @@ from otelstream.hubs.redis._loop import UNREACHABLE, IOLoop
 from otelstream.hubs.redis._registry import RunRegistry
 from otelstream.hubs.redis._tree import read_tree
 from otelstream.hubs.redis._writer import reveal
-
-_NOW = """
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-"""
-
-# KEYS: workers, owners, active, finished, robbed. ARGV: this worker, its lease + interval (ms),
-# a run id to look at alone ('' for none), how long a claim is remembered (ms), the number N of
-# runs this worker thinks it owns, those N, then runs it claimed and has not ended yet. Renews
-# the lease; finds this worker's runs that another took, only when another did (it is in
-# `robbed`: so a renewal costs O(1), not a look-up a run, and a run this worker retired itself
-# meanwhile is never mistaken for one taken); and claims runs whose owner lapsed: the run given,
-# or every running run, but only when some worker has lapsed (cheap when none has: no scan; a
-# lapsed worker is forgotten once its runs are all claimed). Returns {taken, claimed}, claimed
-# as pairs (run id, the worker it was claimed from; '' for a claim of this worker's own).
-BEAT: Final = (
-    _NOW
-    + """
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
-local mine, count = '!' .. ARGV[1], tonumber(ARGV[5])
-local taken, claimed, runs = {}, {}, {}
-if redis.call('ZREM', KEYS[5], ARGV[1]) == 1 then
-  for i = 6, 5 + count do
-    local owner = redis.call('HGET', KEYS[2], ARGV[i])
-    if owner then
-      if owner ~= ARGV[1] then table.insert(taken, ARGV[i]) end
-    elseif redis.call('ZSCORE', KEYS[4], ARGV[i]) then  -- ended and retired by another
-      table.insert(taken, ARGV[i])
-    end
-  end
-end
-for i = 6 + count, #ARGV do table.insert(runs, ARGV[i]) end
-local lapsed = {}
-if ARGV[3] ~= '' then
-  table.insert(runs, ARGV[3])
-else
-  lapsed = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. now)
-  if #lapsed > 0 then
-    for _, run in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do table.insert(runs, run) end
-  end
-end
-for _, run in ipairs(runs) do
-  local owner = redis.call('HGET', KEYS[2], run)
-  if owner == mine then
-    table.insert(claimed, run)
-    table.insert(claimed, '')
-  elseif owner and owner ~= ARGV[1] then
-    local worker = owner
-    if string.sub(owner, 1, 1) == '!' then worker = string.sub(owner, 2) end
-    local lease = redis.call('ZSCORE', KEYS[1], worker)
-    if not lease or tonumber(lease) < now then
-      redis.call('HSET', KEYS[2], run, mine)
-      redis.call('ZADD', KEYS[5], now, worker)  -- its next renewal looks at its runs
-      table.insert(claimed, run)
-      table.insert(claimed, worker)
-    end
-  end
-end
-for _, worker in ipairs(lapsed) do redis.call('ZREM', KEYS[1], worker) end
-if #lapsed > 0 then  -- a worker back after its runs' keys expired has nothing to learn
-  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', '(' .. (now - tonumber(ARGV[4])))
-end
-return {taken, claimed}
-"""
-)
 
 
 def worker_id() -> str:
@@ -142,9 +87,10 @@ class Owners:
         self.id = worker_id()
         self.renewed = time.monotonic()
         self._ending: set[str] = set()  # ends being written here: a beat may overlap another
-        self._pending: set[str] = set()  # runs claimed here whose end is not stored yet
-        # workers, owners, active, finished, and workers whose runs were claimed, when
-        self.keys = [*registry.keys[6:8], *registry.keys[0:2], f"{prefix}:{{runs}}:robbed"]
+        self._look = False  # the last renewal failed: look at each of this worker's runs
+        # workers, owners, active, finished, then robbed, claimed and heard (see `_beat.py`)
+        runs = [f"{prefix}:{{runs}}:{name}" for name in ("robbed", "claimed", "heard")]
+        self.keys = [*registry.keys[6:8], *registry.keys[0:2], *runs]
         self._remembered_ms = str(int(float(publish_args[1]) * 1000))  # the runs' keys' TTL
         registry.owner = self.lease_args
         io.tasks.append(self._beat_forever)
@@ -152,7 +98,7 @@ class Owners:
 
     def _forked(self) -> None:
         self.id = worker_id()  # a child is a worker of its own, with runs of its own
-        self._ending, self._pending = set(), set()
+        self._ending, self._look = set(), False
 
     def lease_args(self) -> tuple[str, str]:
         """What `ADMIT` renews: this worker and its lease span."""
@@ -181,9 +127,10 @@ class Owners:
         just that one); True when `only` was claimed and ended here."""
         started = time.monotonic()
         mine = self._running()
-        args = (self.id, self._span_ms, only, self._remembered_ms, len(mine), *mine)
-        reply: Any = await client.eval(BEAT, 5, *self.keys, *args, *self._pending)
-        gap, self.renewed = started - self.renewed, started
+        look, self._look = self._look, True  # until a reply is read: it may be lost
+        args = (self.id, self._span_ms, only, self._remembered_ms, "1" if look else "0")
+        reply: Any = await client.eval(BEAT, len(self.keys), *self.keys, *args, len(mine), *mine)
+        gap, self.renewed, self._look = started - self.renewed, started, False
         still = set(self._running())  # not one this process retired while the beat was out
         taken = [str(run_id) for run_id in reply[0] if str(run_id) in still]
         if taken:
@@ -203,13 +150,11 @@ class Owners:
             run_id, lost = str(claimed[i]), str(claimed[i + 1])
             if run_id in self._ending:
                 continue
-            self._ending.add(run_id)
-            self._pending.add(run_id)  # until its end is stored: tried again at each beat
+            self._ending.add(run_id)  # named again at each beat until its end is retired
             try:
                 await self.end(client, run_id, lost)
             finally:
                 self._ending.discard(run_id)
-            self._pending.discard(run_id)
             ended = ended or run_id == only
         return ended
 

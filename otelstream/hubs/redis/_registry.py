@@ -75,10 +75,13 @@ return 1
 # KEYS: as ADMIT. ARGV: run id, now (ms), max finished runs, the end (ms) before which a run
 # has expired, its end (`"status":...` to the closing brace), the lifecycle event's JSON up
 # to its seq, the stream's length. Returns the run ids evicted: the caller deletes their keys.
+# A run retired already (its end told twice: a reply lost, a claimer and its owner) is left be.
 RETIRE: Final = (
     """
-redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[8], ARGV[1])
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 and redis.call('ZSCORE', KEYS[2], ARGV[1]) then
+  return {}
+end
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 local summary = redis.call('HGET', KEYS[4], ARGV[1])
 if summary then
