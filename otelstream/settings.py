@@ -98,7 +98,8 @@ class Settings(BaseSettings):
     """Redis hub: how long a process that runs pipelines may go without renewing its liveness
     record before another worker ends its running runs as failed (`WorkerLost`). It renews
     every third of it, on the hub's I/O thread; a pause shorter than the lease (a long GC, a
-    stopped container) is never taken for a death."""
+    stopped container) is never taken for a death, nor is a pause of Redis itself, however
+    long: time in which Redis heard no worker at all counts against no lease."""
     attribute_allowlist: Annotated[frozenset[str], NoDecode] = frozenset()
     """Span and log attributes copied into events (comma separated); none by default."""
     log_level: str = "INFO"
