@@ -86,13 +86,17 @@ def test_a_pipeline_that_calls_the_node_service_streams_its_spans(
     port = free_port()
     env = {"OTELSTREAM_OTLP_INGEST": "true", "PRICING_URL": f"http://127.0.0.1:{port}"}
     with ExitStack() as stack:
+        more = {}
         if hub == "redis":
             env["OTELSTREAM_HUB"] = request.getfixturevalue("redis").url
+            # the memory case proves the SDK's defaults (a batch every 5 s, which each run
+            # waits for); here the same flows, sent sooner
+            more["OTEL_BSP_SCHEDULE_DELAY"] = "300"
             watch = stack.enter_context(app_process(APP, **env))
             receive = stack.enter_context(app_process(APP, **env))  # the service sends here
         else:
             watch = receive = stack.enter_context(app_process(APP, **env))
-        stack.enter_context(node_service(node, port, f"{receive}/v1/traces"))
+        stack.enter_context(node_service(node, port, f"{receive}/v1/traces", **more))
         with httpx.Client(base_url=watch, timeout=30) as client:
             body = {"pipeline_name": "priced", "parameters": {"items": 4}}
             events = read_events(client, "POST", "/run-workflow", json=body)
@@ -132,7 +136,8 @@ def test_the_node_services_grpc_exporter_streams_its_spans(node: str) -> None:
     }
     with app_process(APP, **env) as app:
         grpc_url = f"http://127.0.0.1:{grpc_port}"
-        with node_service(node, port, grpc_url, OTEL_EXPORTER_OTLP_PROTOCOL="grpc"):
+        grpc = {"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_BSP_SCHEDULE_DELAY": "300"}
+        with node_service(node, port, grpc_url, **grpc):
             with httpx.Client(base_url=app, timeout=30) as client:
                 assert client.post("/v1/traces").status_code == 404  # only gRPC is on
                 body = {"pipeline_name": "priced", "parameters": {"items": 2}}
