@@ -28,10 +28,27 @@ def from_url(url: str = "memory", settings: Settings | None = None) -> Hub:
     )
 
 
+_streaming: dict[str, tuple[Settings, Hub]] = {}
+"""The hub the zero-code entry point streams to, by its URL (`stream_to`)."""
+
+
+def stream_to(hub: Hub, settings: Settings) -> None:
+    """This process's span processors stream to `hub`, built for `settings` (zero-code)."""
+    _streaming[settings.hub] = (settings, hub)
+
+
 def hub_from_settings(settings: Settings | None = None) -> Hub:
-    """The hub `OTELSTREAM_HUB` (`Settings.hub`) names, built with these settings."""
+    """The hub `OTELSTREAM_HUB` (`Settings.hub`) names, built with these settings.
+
+    Under `opentelemetry-instrument`, the very hub its entry point streams to (when built with
+    the same settings): a router on it starts each run on the hub its spans are published to,
+    and its receiver's runs wait for the services they call. A second hub on the same Redis
+    would be a second writer, and a second memory hub would never hear of the runs."""
     settings = settings or Settings()
+    streaming = _streaming.get(settings.hub)
+    if streaming is not None and streaming[0] == settings:
+        return streaming[1]
     return from_url(settings.hub, settings)
 
 
-__all__ = ["from_url", "hub_from_settings"]
+__all__ = ["from_url", "hub_from_settings", "stream_to"]

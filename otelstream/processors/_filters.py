@@ -29,7 +29,9 @@ def _pattern(globs: Iterable[str]) -> re.Pattern[str] | None:
 class GlobFilter:
     """The settings' globs as a `SpanFilter`: exclude wins, then include (if any) must match.
 
-    Verdicts are cached by (scope, name), which are few in any real program.
+    Verdicts are cached by (scope, name), which are few in any real program. logfire names a
+    span by its template (`task:{name}`) and shows it by the rendered text (`logfire.msg`,
+    as the stream does): a glob on either name matches it.
     """
 
     def __init__(self, include: Iterable[str] = (), exclude: Iterable[str] = ()) -> None:
@@ -39,14 +41,19 @@ class GlobFilter:
         self._exclude_names = _pattern(g for g in exclude if not g.startswith(_SCOPE))
         self._exclude_scopes = _pattern(g[len(_SCOPE) :] for g in exclude if g.startswith(_SCOPE))
         self._including = bool(include)
-        self._cache: dict[tuple[str, str], bool] = {}
+        self._cache: dict[tuple[str, str, str | None], bool] = {}
 
     def __bool__(self) -> bool:
         return self._including or self._exclude_names is not None or bool(self._exclude_scopes)
 
     def __call__(self, span: ReadableSpan) -> bool:
         scope = span.instrumentation_scope
-        key = ("" if scope is None else scope.name, span.name)
+        name, rendered = span.name, None
+        if "{" in name:  # a template: the task is shown, and so globbed, by its rendered text
+            attributes = span.attributes
+            text = attributes.get("logfire.msg") if attributes else None
+            rendered = text if isinstance(text, str) else None
+        key = ("" if scope is None else scope.name, name, rendered)
         shown = self._cache.get(key)
         if shown is None:
             shown = self.shows(*key)
@@ -54,12 +61,18 @@ class GlobFilter:
                 self._cache[key] = shown
         return shown
 
-    def shows(self, scope: str, name: str) -> bool:
-        if _match(self._exclude_names, name) or _match(self._exclude_scopes, scope):
+    def shows(self, scope: str, name: str, rendered: str | None = None) -> bool:
+        """Whether a span of `scope` named `name` (shown as `rendered`, if given) is a task."""
+        names = (name,) if rendered is None else (name, rendered)
+        if _match(self._exclude_scopes, scope) or any(
+            _match(self._exclude_names, each) for each in names
+        ):
             return False
         if not self._including:
             return True
-        return _match(self._include_names, name) or _match(self._include_scopes, scope)
+        return _match(self._include_scopes, scope) or any(
+            _match(self._include_names, each) for each in names
+        )
 
 
 def _match(pattern: re.Pattern[str] | None, text: str) -> bool:

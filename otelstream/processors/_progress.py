@@ -19,6 +19,7 @@ import threading
 import time
 from typing import Any
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.context import Context
@@ -101,7 +102,13 @@ def _ended(span_id: int) -> None:
     with _lock:
         slot = _slots.pop(span_id, None)
     if slot is not None and slot.pending is not None:
-        _emit(*slot.pending)
+        # in the task's context, as when it was held back: not in the one its span ends in,
+        # where logfire's processor wrapper suppresses instrumentation (and so the record)
+        token = otel_context.attach(slot.pending[0])
+        try:
+            _emit(*slot.pending)
+        finally:
+            otel_context.detach(token)
 
 
 def _start_timer() -> None:

@@ -97,9 +97,10 @@ class EventStreamProcessor(SpanProcessor):
             run_id = task_run_id
             hidden = mark.hidden  # under a filtered-out span: its nearest shown ancestor instead
             shown = hidden.get(parent.span_id) if hidden and parent is not None else None
-            # only logfire's spans need their attributes read to be named (or skipped)
+            # only logfire's spans need their attributes read to be named (or skipped): its own
+            # (`logfire`) and its integrations' (`logfire.stdlib.logging`: logging's records)
             scope = span.instrumentation_scope
-            if scope is not None and scope.name == "logfire":
+            if scope is not None and (scope.name == "logfire" or scope.name.startswith("logfire.")):
                 logfire_attributes = span.attributes or {}
                 task = projection.task_name(span.name, logfire_attributes)
                 if task is None:
@@ -176,6 +177,7 @@ class EventStreamProcessor(SpanProcessor):
         number = attributes.get("logfire.level_num")
         number = number if isinstance(number, int) else None
         message = attributes.get("logfire.msg", span.name)
+        logger = attributes.get("logfire.logger_name")  # a `logging` record's, through logfire
         parent_id = parent if isinstance(parent, int) else getattr(parent, "span_id", None)
         self._logs.log(
             mark,
@@ -184,7 +186,7 @@ class EventStreamProcessor(SpanProcessor):
             number,
             level_name(number),
             message if isinstance(message, str) else str(message),
-            "logfire",
+            logger if isinstance(logger, str) else "logfire",
             attributes,
         )
 

@@ -26,6 +26,7 @@ from opentelemetry.sdk._logs import LoggerProvider, ReadWriteLogRecord
 from opentelemetry.sdk.trace import ReadableSpan, Span, TracerProvider
 
 from otelstream.hubs import Hub, from_url
+from otelstream.hubs._select import stream_to
 from otelstream.processors import EventLogProcessor, EventStreamProcessor
 from otelstream.processors._log_handlers import install_console_fallback
 from otelstream.runs._mark import RUN_KEY
@@ -149,6 +150,7 @@ def _install(settings: Settings) -> Hub | None:
         )
         return None
     hub = from_url(settings.hub, settings)
+    stream_to(hub, settings)  # the app's `hub_from_settings()` is this hub: one hub, one writer
     tracer_provider.add_span_processor(AutoSpanProcessor(hub, settings, tracer_provider))
     logger_provider = _logs.get_logger_provider()
     logs = isinstance(logger_provider, LoggerProvider)

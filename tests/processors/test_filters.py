@@ -82,3 +82,14 @@ def test_globs_read_from_the_environment(monkeypatch) -> None:  # type: ignore[n
     assert not globs.shows("app", "SELECT * FROM t")
     assert globs.shows("app", "task:load")
     assert not GlobFilter()  # nothing configured: no filter at all
+
+
+def test_a_templated_span_matches_by_its_template_or_its_rendered_name() -> None:
+    """logfire names a span `task:{name}` and shows it as `task:compute` (`logfire.msg`)."""
+    by_rendered = GlobFilter(exclude=["task:comp*"])
+    assert not by_rendered.shows("logfire", "task:{name}", "task:compute")
+    assert by_rendered.shows("logfire", "task:{name}", "task:load")
+    assert not GlobFilter(exclude=["task:{name}"]).shows("logfire", "task:{name}", "task:load")
+    only = GlobFilter(include=["task:load"])
+    assert only.shows("logfire", "task:{name}", "task:load")
+    assert not only.shows("logfire", "task:{name}", "task:compute")
