@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-import sys
-from array import array
-from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 from otelstream.events import (
     ENDED_TYPES,
     PIPELINE_COMPLETED,
+    PIPELINE_OVERDUE,
     PIPELINE_STARTED,
     STARTED_TYPES,
     TASK_ERROR,
+    TASK_OVERDUE,
     Event,
-    format_time,
 )
+from otelstream.hubs._sealed_nodes import SealedNodes
+from otelstream.hubs._span_node import SpanNode
+
+OVERDUE_TYPES = frozenset({TASK_OVERDUE, PIPELINE_OVERDUE})
+
 
 WORKER_LOST = "WorkerLost"
 """The `error_type` of a run whose worker died (the Redis hub's lease)."""
@@ -35,56 +38,6 @@ def _unfinished_error(end: Event) -> str:
     return UNFINISHED_ERROR
 
 
-class SpanNode(NamedTuple):
-    """Immutable, so a snapshot of the tree is a copy of the node list, not of every node."""
-
-    span_id: int
-    parent_span_id: int | None
-    name: str
-    start_ns: int
-    end_ns: int | None = None
-    status: str = "running"
-    error: str | None = None
-    error_type: str | None = None
-    service: str | None = None  # another service's span, received over OTLP
-
-    def finished(self, event: Event) -> SpanNode:
-        if event.type == PIPELINE_COMPLETED:
-            status = event.status or "success"
-        else:
-            status = "error" if event.type == TASK_ERROR else "success"
-        # built directly: `_replace` goes through a dict and `_make` (a span's end, per span)
-        return SpanNode(
-            self.span_id,
-            self.parent_span_id,
-            self.name,
-            self.start_ns,
-            event.time_ns,
-            status,
-            event.error,
-            event.error_type,
-            self.service,
-        )
-
-    def to_dict(self, children: list[dict[str, Any]]) -> dict[str, Any]:
-        end = self.end_ns
-        return {
-            "span_id": format(self.span_id, "016x"),
-            "parent_span_id": (
-                None if self.parent_span_id is None else format(self.parent_span_id, "016x")
-            ),
-            "name": self.name,
-            "status": self.status,
-            "started_at": format_time(self.start_ns),
-            "ended_at": None if end is None else format_time(end),
-            "duration_ms": None if end is None else (end - self.start_ns) / 1e6,
-            "error": self.error,
-            "error_type": self.error_type,
-            **({} if self.service is None else {"service": self.service}),
-            "children": children,
-        }
-
-
 class RunTree:
     """The spans of one run by id, bounded: past `max_spans` new spans are counted, not kept.
 
@@ -96,7 +49,7 @@ class RunTree:
 
     def __init__(self, max_spans: int) -> None:
         self.nodes: dict[int, SpanNode] = {}
-        self.sealed: _SealedNodes | None = None
+        self.sealed: SealedNodes | None = None
         self.root_span_id: int | None = None
         self.max_spans = max_spans
         self.dropped_spans = 0
@@ -112,6 +65,11 @@ class RunTree:
                 event.name,
                 event.time_ns,
                 service=event.service,
+                expected=(
+                    None
+                    if event.expected_ns is None
+                    else (event.expected_ns, event.expected_p90_ns)
+                ),
             )
             if event.type == PIPELINE_STARTED:
                 self.root_span_id = event.span_id
@@ -121,6 +79,10 @@ class RunTree:
                 self.nodes[event.span_id] = node.finished(event)
             if event.type == PIPELINE_COMPLETED:
                 self._fail_unfinished()
+        elif event.type in OVERDUE_TYPES:
+            node = self.nodes.get(event.span_id)
+            if node is not None and node.end_ns is None:
+                self.nodes[event.span_id] = node._replace(overdue=True)
 
     def unfinished_ends(self, end: Event) -> list[Event]:
         """The ends a run's `pipeline_completed` brings to the tasks still open in it, to go
@@ -163,72 +125,13 @@ class RunTree:
         """The run is over: keep its spans in flat arrays (about 45 bytes a span instead of
         300), read back only by `snapshot`; returns the bytes kept."""
         if self.sealed is None:
-            self.sealed = _SealedNodes(self.nodes.values())
+            self.sealed = SealedNodes(self.nodes.values())
             self.nodes = {}
         return self.sealed.nbytes()
 
     def snapshot(self, run_id: str, last_seq: int) -> TreeSnapshot:
         nodes = list(self.nodes.values()) if self.sealed is None else self.sealed.nodes()
         return TreeSnapshot(run_id, last_seq, nodes, self.root_span_id, self.dropped_spans)
-
-
-_STATUSES = ("running", "success", "error", "cancelled")
-
-
-class _SealedNodes:
-    """A finished run's span nodes as columns: ids, times and status codes in arrays, names
-    interned (tasks share a few names), errors only for the spans that have one."""
-
-    __slots__ = ("ends", "errors", "ids", "names", "parents", "services", "starts", "statuses")
-
-    def __init__(self, nodes: Iterable[SpanNode]) -> None:
-        self.ids, self.parents = array("Q"), array("Q")  # span id 0 is invalid: 0 is "none"
-        self.starts, self.ends = array("q"), array("q")  # -1: not ended
-        self.statuses = array("b")
-        self.names: list[str] = []
-        self.errors: dict[int, tuple[str | None, str | None]] = {}
-        self.services: dict[int, str] = {}  # only the spans of another service
-        for index, node in enumerate(nodes):
-            self.ids.append(node.span_id)
-            self.parents.append(node.parent_span_id or 0)
-            self.starts.append(node.start_ns)
-            self.ends.append(-1 if node.end_ns is None else node.end_ns)
-            self.statuses.append(_STATUSES.index(node.status))
-            self.names.append(sys.intern(node.name))
-            if node.error is not None or node.error_type is not None:
-                self.errors[index] = (node.error, node.error_type)
-            if node.service is not None:
-                self.services[index] = sys.intern(node.service)
-
-    def nodes(self) -> list[SpanNode]:
-        nodes = []
-        for index, span_id in enumerate(self.ids):
-            end, parent = self.ends[index], self.parents[index]
-            error, error_type = self.errors.get(index, (None, None))
-            nodes.append(
-                SpanNode(
-                    span_id,
-                    parent or None,
-                    self.names[index],
-                    self.starts[index],
-                    None if end < 0 else end,
-                    _STATUSES[self.statuses[index]],
-                    error,
-                    error_type,
-                    self.services.get(index),
-                )
-            )
-        return nodes
-
-    def nbytes(self) -> int:
-        size = sum(
-            sys.getsizeof(column)
-            for column in (self.ids, self.parents, self.starts, self.ends, self.statuses)
-        )
-        size += (
-            sys.getsizeof(self.names) + sys.getsizeof(self.errors) + sys.getsizeof(self.services)
-        )
-        return size + sum(sys.getsizeof(a) + sys.getsizeof(b) for a, b in self.errors.values())
 
 
 class TreeSnapshot(NamedTuple):

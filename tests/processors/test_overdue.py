@@ -108,6 +108,9 @@ def test_a_pipeline_with_a_history_says_what_is_usual_in_its_started_events(
     assert "expected_duration_ms" not in started["new"]  # a task it never saw: nothing
     ended = [e for e in events if e["type"] in ("task_completed", "pipeline_completed")]
     assert all("expected_duration_ms" not in e for e in ended)
+    tree = httpx.get(f"{served.url}/runs/{events[0]['run_id']}", timeout=10).json()["tree"]
+    (new,) = [kid for kid in tree["children"] if kid["name"] == "new"]
+    assert "expected_duration_ms" not in new and "overdue" not in tree
     assert not [e for e in events if e["type"].endswith("_overdue")]  # all within the usual
 
 
@@ -139,6 +142,12 @@ def test_a_task_past_its_usual_time_is_flagged_once_while_it_still_runs(served: 
     assert seqs == list(range(1, len(seqs) + 1))  # numbered like every event
     assert kinds[-1] == "pipeline_completed"
     assert not [e for e in seen if e["type"] == "task_overdue" and e["name"] == "quick"]
+    # and in the run's tree, for whoever reads it later (the client's get_run, dashboards)
+    tree = httpx.get(f"{served.url}/runs/{seen[0]['run_id']}", timeout=10).json()["tree"]
+    assert tree["overdue"] is True and tree["expected_duration_ms"] == pytest.approx(300.0)
+    kids = {kid["name"]: kid for kid in tree["children"]}
+    assert kids["stuck"]["overdue"] is True and kids["stuck"]["expected_p90_ms"] == 300.0
+    assert "overdue" not in kids["quick"] and kids["quick"]["expected_duration_ms"] == 5.0
 
 
 def test_the_default_threshold_flags_a_stuck_short_task_soon_and_never_one_within_its_spread() -> (
