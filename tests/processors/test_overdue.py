@@ -2,7 +2,8 @@
 its expectations in `pipeline_started` and `task_started`, and a task (or the run) that runs
 well past its usual time gets one `task_overdue` (`pipeline_overdue`) while it still runs.
 On a real uvicorn, with the memory hub and a real redis-server; the history is the hub's own,
-recorded through its contract (`record_history`) so each test knows what is usual."""
+recorded through its contract (`record_history`) so each test knows what is usual; on Redis
+by another worker's hub than the one that streams the run."""
 
 from __future__ import annotations
 
@@ -27,8 +28,9 @@ from tests.redis_server import RedisServer
 
 
 class Served:
-    def __init__(self, hub: Hub, url: str, release: threading.Event) -> None:
+    def __init__(self, hub: Hub, learner: Hub, url: str, release: threading.Event) -> None:
         self.hub = hub
+        self.learner = learner  # on Redis another worker's hub: history is every worker's
         self.url = url
         self.release = release  # lets the slow task end
 
@@ -42,18 +44,20 @@ class Served:
                 "duration_ms": run_ms,
                 "tasks": tasks,
             }
-            asyncio.run(self.hub.record_history(pipeline, outcome))
+            asyncio.run(self.learner.record_history(pipeline, outcome))
 
 
 @pytest.fixture(params=["memory", "redis"])
 def served(request: pytest.FixtureRequest) -> Iterator[Served]:
     if request.param == "memory":
         hub: Hub = MemoryHub(Settings())
+        learner = hub
     else:
         from otelstream.hubs.redis import RedisHub
 
         server: RedisServer = request.getfixturevalue("empty_redis")
         hub = RedisHub(server.url, Settings())
+        learner = RedisHub(server.url, Settings())
     provider = TracerProvider(id_generator=UrandomIdGenerator())
     provider.add_span_processor(EventStreamProcessor(hub))
     tracer = provider.get_tracer("tests")
@@ -77,11 +81,12 @@ def served(request: pytest.FixtureRequest) -> Iterator[Served]:
         create_router(hub=hub, pipelines={"steps": steps, "slow": slow}, tracer_provider=provider)
     )
     with UvicornServer(app) as server_:
-        yield Served(hub, server_.url, release)
+        yield Served(hub, learner, server_.url, release)
         release.set()
     provider.shutdown()
-    if hasattr(hub, "close"):
-        hub.close()
+    for each in {id(hub): hub, id(learner): learner}.values():
+        if hasattr(each, "close"):
+            each.close()
 
 
 def stream(url: str, pipeline: str, until: str | None = None) -> Iterator[dict[str, Any]]:
