@@ -40,6 +40,13 @@ def long_error() -> None:
         raise ConnectionError(LONG_ERROR)
 
 
+def gives_up() -> None:
+    """a task succeeds, then the pipeline itself raises (no task did)."""
+    with tracer.start_as_current_span("task:try"):
+        pass
+    raise TimeoutError("gave up after 3 tries")
+
+
 def logs_errors() -> None:
     """logs two ERROR records and still succeeds."""
     with tracer.start_as_current_span("task:check"):
@@ -108,6 +115,7 @@ app.include_router(
         pipelines={
             "hostile": hostile,
             "long_error": long_error,
+            "gives_up": gives_up,
             "logs_errors": logs_errors,
             "slow": slow,
             "chatty": chatty,

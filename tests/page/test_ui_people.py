@@ -166,6 +166,18 @@ def test_a_long_error_is_one_line_shown_once_and_opens_on_click(
     assert round(lines_of(page, task_error)) == 1
 
 
+def test_a_runs_own_error_is_said_once_in_its_header_not_again_on_its_row(
+    page: Page, people: httpx.Client
+) -> None:
+    """The run raised it itself (as a WorkerLost end does): the header says it, the run's row
+    in the tree does not say it again."""
+    start_from_page(page, base_of(people), "gives_up", "{}")
+    wait_for_status(page, "error")
+    assert page.text_content("#run-error") == "TimeoutError: gave up after 3 tries"
+    assert page.locator("#run-error").is_visible()
+    assert page.locator("#tree .error:visible").count() == 0
+
+
 def test_a_run_that_logged_errors_says_so_without_failing(page: Page, people: httpx.Client) -> None:
     run_id = start_from_page(page, base_of(people), "logs_errors", "{}")
     wait_for_status(page, "success")

@@ -65,10 +65,11 @@ function drawNode(current, node) {
 }
 
 // A failure shows on the row that raised it: not on its parents, which the same exception
-// went through, and not for a cancelled task (its status says it)
+// went through, not for a cancelled task (its status says it), and not on the run's own row
+// (the run's header says it)
 function shownFailure(current, node) {
   const failure = failureText(node);
-  if (failure === null || node.status === "cancelled") return null;
+  if (failure === null || node.status === "cancelled" || node === current.root) return null;
   for (const child of current.nodes.values()) {
     if (child.parentId === node.spanId && child !== node && failureText(child) === failure) {
       return null;
