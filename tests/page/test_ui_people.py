@@ -176,6 +176,10 @@ def test_a_runs_own_error_is_said_once_in_its_header_not_again_on_its_row(
     assert page.text_content("#run-error") == "TimeoutError: gave up after 3 tries"
     assert page.locator("#run-error").is_visible()
     assert page.locator("#tree .error:visible").count() == 0
+    page.click('#tree .node[data-name="try"] > .row')  # its details: no empty log box
+    page.wait_for_selector("#detail:visible")
+    assert page.locator("#detail-no-logs").is_visible()
+    assert not page.locator("#detail-logs").is_visible()
 
 
 def test_a_run_that_logged_errors_says_so_without_failing(page: Page, people: httpx.Client) -> None:

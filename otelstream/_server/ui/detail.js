@@ -31,7 +31,8 @@ function drawDetail(current, node) {
   if (node.endMs !== null) timing.push(["ended", new Date(node.endMs).toISOString()]);
   if (node.durationMs !== null) timing.push(["duration", formatMs(node.durationMs)]);
   if (node.startMs !== null && current.startMs !== null && node !== current.root) {
-    timing.push(["after the run's start", formatMs(node.startMs - current.startMs)]);
+    const after = node.startMs - current.startMs;
+    timing.push(["after the run's start", after === 0 ? "0 ms" : formatMs(after)]);
   }
   if (node.progress) {
     const { done, total, message } = node.progress;
@@ -50,5 +51,6 @@ function drawDetail(current, node) {
   const logs = $("detail-logs");
   logs.replaceChildren(...node.logs.map(logLine));
   logs.scrollTop = logs.scrollHeight;
+  logs.hidden = node.logs.length === 0; // no empty box above "No log lines."
   $("detail-no-logs").hidden = node.logs.length > 0;
 }
