@@ -1,10 +1,12 @@
-"""A real OTLP trace and log receiver on 127.0.0.1, over gRPC or HTTP, for end-to-end export tests.
+"""A real OTLP receiver of traces, logs and metrics on 127.0.0.1, over gRPC or HTTP, for
+end-to-end export tests.
 
 It stands in for the OpenTelemetry Collector, which cannot run here: the
 exporters under test speak the real protocol to it (grpcio with the
 `TraceService/Export` method, or `POST /v1/traces` with a protobuf
 `ExportTraceServiceRequest`; `LogsService/Export` or `POST /v1/logs` for log
-records), and it keeps every span and log record it decodes.
+records; `MetricsService/Export` or `POST /v1/metrics` for metrics), and it keeps every span,
+log record and metric data point it decodes.
 """
 
 from __future__ import annotations
@@ -21,6 +23,10 @@ from typing import Any
 
 import grpc
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
+from opentelemetry.proto.collector.metrics.v1 import (
+    metrics_service_pb2,
+    metrics_service_pb2_grpc,
+)
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as ProtoSpan
@@ -54,6 +60,20 @@ class ReceivedLog:
     event_name: str
 
 
+@dataclass(frozen=True)
+class ReceivedPoint:
+    """One exported metric data point: a sum's or gauge's `value`, a histogram's `count`
+    and `sum` (the other's fields None)."""
+
+    metric: str
+    unit: str
+    scope: str
+    attributes: dict[str, Any]
+    value: float | None
+    count: int | None
+    sum: float | None
+
+
 class OtlpReceiver:
     """Collects the spans of every export request; `spans()` and `wait_for()` read them."""
 
@@ -64,6 +84,7 @@ class OtlpReceiver:
         self.requests = 0
         self._spans: list[ReceivedSpan] = []
         self._logs: list[ReceivedLog] = []
+        self._points: list[ReceivedPoint] = []
         self._changed = threading.Condition()
 
     def accept_logs(self, request: logs_service_pb2.ExportLogsServiceRequest) -> None:
@@ -83,6 +104,23 @@ class OtlpReceiver:
         with self._changed:
             self._logs.extend(received)
             self._changed.notify_all()
+
+    def accept_metrics(self, request: metrics_service_pb2.ExportMetricsServiceRequest) -> None:
+        received = [
+            _point(metric, scope_metrics.scope.name, point)
+            for resource_metrics in request.resource_metrics
+            for scope_metrics in resource_metrics.scope_metrics
+            for metric in scope_metrics.metrics
+            for point in getattr(metric, metric.WhichOneof("data") or "sum").data_points
+        ]
+        with self._changed:
+            self._points.extend(received)
+            self._changed.notify_all()
+
+    def points(self, metric: str | None = None) -> list[ReceivedPoint]:
+        """Every data point received (of `metric`), in the order they came."""
+        with self._changed:
+            return [p for p in self._points if metric is None or p.metric == metric]
 
     def logs(self, trace_id: str | None = None) -> list[ReceivedLog]:
         with self._changed:
@@ -127,6 +165,22 @@ def _span(span: ProtoSpan, resource: dict[str, Any]) -> ReceivedSpan:
     )
 
 
+def _point(metric: Any, scope: str, point: Any) -> ReceivedPoint:
+    histogram = metric.WhichOneof("data") in ("histogram", "exponential_histogram")
+    value = None
+    if not histogram:
+        value = point.as_double if point.WhichOneof("value") == "as_double" else point.as_int
+    return ReceivedPoint(
+        metric.name,
+        metric.unit,
+        scope,
+        _attributes(point.attributes),
+        value,
+        point.count if histogram else None,
+        point.sum if histogram else None,
+    )
+
+
 def _attributes(pairs: Any) -> dict[str, Any]:
     return {pair.key: _value(pair.value) for pair in pairs if isinstance(pair, KeyValue)}
 
@@ -162,6 +216,19 @@ class _LogsService(logs_service_pb2_grpc.LogsServiceServicer):
         return logs_service_pb2.ExportLogsServiceResponse()
 
 
+class _MetricsService(metrics_service_pb2_grpc.MetricsServiceServicer):
+    def __init__(self, receiver: OtlpReceiver) -> None:
+        self.receiver = receiver
+
+    def Export(
+        self,
+        request: metrics_service_pb2.ExportMetricsServiceRequest,
+        context: grpc.ServicerContext,
+    ) -> metrics_service_pb2.ExportMetricsServiceResponse:
+        self.receiver.accept_metrics(request)
+        return metrics_service_pb2.ExportMetricsServiceResponse()
+
+
 @contextmanager
 def grpc_receiver() -> Iterator[OtlpReceiver]:
     """OTLP/gRPC on a free port of 127.0.0.1; `endpoint` is `http://127.0.0.1:PORT`."""
@@ -170,6 +237,9 @@ def grpc_receiver() -> Iterator[OtlpReceiver]:
         server = grpc.server(pool)
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_TraceService(receiver), server)
         logs_service_pb2_grpc.add_LogsServiceServicer_to_server(_LogsService(receiver), server)
+        metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(
+            _MetricsService(receiver), server
+        )
         port = server.add_insecure_port("127.0.0.1:0")
         server.start()
         receiver.endpoint = f"http://127.0.0.1:{port}"
@@ -201,8 +271,15 @@ def http_receiver() -> Iterator[OtlpReceiver]:
                 receiver.accept_logs(logs)
                 self._answer(logs_service_pb2.ExportLogsServiceResponse().SerializeToString())
                 return
-            if self.path != "/v1/traces":  # metrics (logfire sends them) are not kept
-                self._answer(b"" if self.path == "/v1/metrics" else None)
+            if self.path == "/v1/metrics":
+                metrics = metrics_service_pb2.ExportMetricsServiceRequest()
+                metrics.ParseFromString(body)
+                receiver.accept_metrics(metrics)
+                answer = metrics_service_pb2.ExportMetricsServiceResponse()
+                self._answer(answer.SerializeToString())
+                return
+            if self.path != "/v1/traces":
+                self._answer(None)
                 return
             request = trace_service_pb2.ExportTraceServiceRequest()
             request.ParseFromString(body)

@@ -14,9 +14,16 @@ import logging
 
 from fastapi import Request, Response
 from google.protobuf.message import Message
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 
+from otelstream import _metrics
 from otelstream._ingest.body import (
     IngestError,
     media_type,
@@ -64,10 +71,15 @@ class OtlpReceiver:
         into the pipeline, its answer out; a hub that cannot be reached is a 503 to retry."""
         try:
             if isinstance(parsed, ExportTraceServiceRequest):
-                return await self.traces.export(parsed)
-            return await self.logs.export(parsed)
+                answer: ExportTraceServiceResponse | ExportLogsServiceResponse
+                answer = await self.traces.export(parsed)
+            else:
+                answer = await self.logs.export(parsed)
         except HubUnavailable as exc:
+            _count(parsed, None)
             raise IngestError(503, exc.advice(), exc.retry_after) from None
+        _count(parsed, answer)
+        return answer
 
     async def export_traces(self, request: Request) -> Response:
         return await self._export(request, ExportTraceServiceRequest)
@@ -92,6 +104,30 @@ class OtlpReceiver:
         except IngestError as error:
             return _refuse(error, kind)
         return Response(serialize(answer, kind), media_type=kind)
+
+
+def _count(
+    request: ExportTraceServiceRequest | ExportLogsServiceRequest,
+    answer: ExportTraceServiceResponse | ExportLogsServiceResponse | None,
+) -> None:
+    """The request's spans or log records, accepted or rejected (as its `partial_success`
+    says; all of them when it failed), for `otelstream.ingest.*` (`otelstream._metrics`)."""
+    if isinstance(request, ExportTraceServiceRequest):
+        signal, rejected_field = "spans", "rejected_spans"
+        total = sum(
+            len(scope.spans)
+            for resource in request.resource_spans
+            for scope in resource.scope_spans
+        )
+    else:
+        signal, rejected_field = "log_records", "rejected_log_records"
+        total = sum(
+            len(scope.log_records)
+            for resource in request.resource_logs
+            for scope in resource.scope_logs
+        )
+    rejected = total if answer is None else getattr(answer.partial_success, rejected_field)
+    _metrics.ingested(signal, total - rejected, rejected)
 
 
 def _refuse(error: IngestError, kind: str) -> Response:

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from otelstream import _metrics
 from otelstream._errors import warn_limited
 from otelstream._server.send_watch import SendWatch
 from otelstream.events import KEEPALIVE
@@ -93,6 +94,8 @@ class EventStreamResponse(Response):
         try:
             async with self.subscription as subscription:
                 self.streams.streams.add(self)
+                kind = "runs" if self.run_id == "runs" else "run"
+                _metrics.stream_opened(kind)
                 try:
                     await self._pump(subscription, send)
                 except asyncio.CancelledError:
@@ -102,6 +105,7 @@ class EventStreamResponse(Response):
                     await self._last_words(subscription, send)
                 finally:
                     self.streams.streams.discard(self)
+                    _metrics.stream_opened(kind, -1)
         except UnknownRun:  # gone (expired) between the check and here: end the stream empty;
             # a browser's reconnect then gets the 404 that stops it
             await _end(send)
@@ -109,6 +113,7 @@ class EventStreamResponse(Response):
             # The client stopped reading. A slow one may still take the notice; then the
             # response is left unfinished, so uvicorn closes the connection instead of
             # waiting for a buffer that may never drain.
+            _metrics.stream_cut(SEND_TIMEOUT)
             if not self._stopping:  # at shutdown the last words were that chance: time is up
                 with contextlib.suppress(_Stalled):
                     last_seq = self.subscription.last_seq

@@ -25,6 +25,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Self
 
+from otelstream import _metrics
 from otelstream.events import Event
 from otelstream.events._notices import EVENTS_LOST, STREAM_OVERFLOW
 from otelstream.events._wire import notice, notice_frame
@@ -296,6 +297,7 @@ class FeedSubscription:
         if state == _END:
             return None
         if state == _EVICTED:
+            _metrics.stream_cut(STREAM_OVERFLOW)
             raise SubscriberLagged(self.last_seq)
         type_, reason, message = self._cut(state)
         return [Notice(notice(type_, self.feed.key, self.last_seq, reason=reason, message=message))]
@@ -322,9 +324,12 @@ class FeedSubscription:
             waited = not await reader.wait(timeout)
 
     def _cut(self, state: int) -> tuple[str, str, str | None]:
+        """Why the stream ends before its run (once a subscription), counted for operators."""
         if state == _EVICTED:
+            _metrics.stream_cut(STREAM_OVERFLOW)
             return STREAM_OVERFLOW, "evicted", None
         failure = self.feed.failure or (EVENTS_LOST, "")
+        _metrics.stream_cut(failure[0])
         return failure[0], failure[0], failure[1] or None
 
 

@@ -9,6 +9,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
 
+from otelstream import _metrics
 from otelstream._errors import warn_limited
 from otelstream.events import PIPELINE_COMPLETED, PIPELINE_STARTED, Event
 from otelstream.hubs._contract import Outcome, RunPage, RunPosition, UnknownRun
@@ -121,9 +122,11 @@ class MemoryHub:
                 if run is None:
                     if event.type != PIPELINE_STARTED or not self._admit():
                         self.dropped_events += 1
+                        _metrics.dropped("refused")
                         return
                     run = self._runs[run_id] = _Run(run_id, self.settings)
                     started = self._runs_list.started(run_id, event)
+                    _metrics.run_started(event.name)  # a tally: no SDK call on this thread
             if started is not None:
                 self._announce(started)
         completed = event.type == PIPELINE_COMPLETED
@@ -131,6 +134,7 @@ class MemoryHub:
         with feed.lock:
             if feed.finished:  # also a run evicted since it was looked up: those are finished
                 self.dropped_events += 1  # a racy count: this lock is not the hub's
+                _metrics.dropped("refused")
                 if event.type == PIPELINE_STARTED:
                     warn_limited(
                         "otelstream: trace %s already had a run, so this one is not streamed "
@@ -153,7 +157,7 @@ class MemoryHub:
             run.unfolded += 1
         feed.wake()
         if completed:
-            self._sealer.put(lambda: self._seal(run))  # not on this thread: it ends a span
+            self._sealer.put(lambda: self._seal(run, event))  # not here: it ends a span
 
     def _end(self, run: _Run, event: Event) -> None:
         """Record the run's end wherever it is read (run lock held), before its readers can
@@ -166,8 +170,10 @@ class MemoryHub:
             self._evict()
         self._announce(self._runs_list.ended(run.run_id, event))
 
-    def _seal(self, run: _Run) -> None:
+    def _seal(self, run: _Run, end: Event) -> None:
         retained = run.seal()
+        took = end.duration_ns
+        _metrics.run_ended(end.name, end.status or "success", None if took is None else took / 1e9)
         self._learn(run)
         with self._lock:
             if self._runs.get(run.run_id) is run:  # not evicted meanwhile

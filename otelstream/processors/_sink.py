@@ -13,6 +13,7 @@ from typing import Any
 
 from opentelemetry.util.types import Attributes
 
+from otelstream import _metrics
 from otelstream.events import LOGS_DROPPED, TASK_LOG, TASK_PROGRESS, DataEvent
 from otelstream.events._levels import severity
 from otelstream.hubs import Hub
@@ -84,6 +85,7 @@ class LogSink:
                 mark.log_events += 1
                 mark.log_bytes += size
         if over:
+            _metrics.dropped(LOGS_DROPPED)  # a tally: no SDK call on the logging thread
             if first and mark.root_span_id:  # one notice, with the count, before the run ends
                 _span_end.add(mark.root_span_id, lambda: self._dropped(mark))
             return

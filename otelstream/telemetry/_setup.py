@@ -28,6 +28,9 @@ Logs go the same way: an `EventLogProcessor` on the global SDK logger provider
 `logging` reaches it, and, when `OTEL_LOGS_EXPORTER` names `otlp` (or
 `console`), a `BatchLogRecordProcessor` with that exporter, so the records a
 run streams reach the collector too. Unset, logs are streamed, not exported.
+
+Metrics (otelstream's run metrics, `otelstream._metrics`) go to the global meter provider;
+if none is set, one is built from `OTEL_METRICS_EXPORTER` as for spans (`_meters.py`).
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ from otelstream.runs._mark import STREAMED_MARK
 from otelstream.sampling import sampler_from_env
 from otelstream.settings import Settings
 from otelstream.telemetry._logs import LogTelemetry, setup_logs
+from otelstream.telemetry._meters import MetricTelemetry, setup_metrics
 
 __all__ = [
     "OtelEnvironment",
@@ -87,6 +91,9 @@ class OtelEnvironment(BaseSettings):
     exporter_otlp_traces_protocol: str | None = None
     logs_exporter: str | None = None
     exporter_otlp_logs_protocol: str | None = None
+    metrics_exporter: str | None = None
+    exporter_otlp_metrics_endpoint: str | None = None
+    exporter_otlp_metrics_protocol: str | None = None
 
     def exporter_names(self) -> list[str]:
         """`OTEL_TRACES_EXPORTER` as a list; unset means `otlp` only if an endpoint is set."""
@@ -98,8 +105,10 @@ class OtelEnvironment(BaseSettings):
 
     def otlp_protocol(self, signal: str = "traces") -> str:
         """The signal's own protocol, else the common one, else OTLP's default (gRPC)."""
-        logs = signal == "logs"
-        specific = self.exporter_otlp_logs_protocol if logs else self.exporter_otlp_traces_protocol
+        specific = {
+            "logs": self.exporter_otlp_logs_protocol,
+            "metrics": self.exporter_otlp_metrics_protocol,
+        }.get(signal, self.exporter_otlp_traces_protocol)
         protocol = specific or self.exporter_otlp_protocol or "grpc"
         return protocol.strip().lower()
 
@@ -191,6 +200,9 @@ class Telemetry:
     """The sampler of the provider otelstream built (a `RunSampler`)."""
     logs: LogTelemetry | None = None
     """The log side: processor, handler, logger provider and exporters."""
+    metrics: MetricTelemetry | None = None
+    """The meter provider built from `OTEL_METRICS_EXPORTER`; None when one was set already
+    (or none was asked for)."""
     _closed: bool = field(default=False, repr=False)
 
     def shutdown(self) -> None:
@@ -198,6 +210,8 @@ class Telemetry:
         if self._closed:
             return
         self._closed = True
+        if self.metrics is not None:
+            self.metrics.shutdown()
         if self.logs is not None:
             self.logs.shutdown()
         if self.owns_provider:
@@ -229,9 +243,10 @@ def setup_telemetry(
     hub = hub if hub is not None else MemoryHub(settings)
     processor = EventStreamProcessor(hub, settings)
 
-    def with_logs(telemetry: Telemetry) -> Telemetry:
+    def with_logs_and_metrics(telemetry: Telemetry) -> Telemetry:
+        resource = getattr(telemetry.provider, "resource", None) or Resource.create()
+        telemetry.metrics = setup_metrics(resource, environment or OtelEnvironment(), set_global)
         if logs:
-            resource = getattr(telemetry.provider, "resource", None) or Resource.create()
             telemetry.logs = setup_logs(
                 EventLogProcessor(hub, settings),
                 settings,
@@ -251,7 +266,7 @@ def setup_telemetry(
         add = getattr(existing, "add_span_processor", None)
         if callable(add):
             add(processor)
-            return with_logs(Telemetry(existing, hub, processor, owns_provider=False))
+            return with_logs_and_metrics(Telemetry(existing, hub, processor, owns_provider=False))
         if tracer_provider is not None:
             raise TypeError(f"{type(existing).__name__} takes no span processors: use the SDK's")
         logger.warning(
@@ -277,4 +292,4 @@ def setup_telemetry(
         sampler.get_description(),
         ", ".join(type(exporter).__name__ for exporter in exporters) or "nothing",
     )
-    return with_logs(Telemetry(provider, hub, processor, True, exporters, sampler))
+    return with_logs_and_metrics(Telemetry(provider, hub, processor, True, exporters, sampler))

@@ -22,6 +22,7 @@ from typing import Any, Final
 
 from redis.exceptions import NoScriptError
 
+from otelstream import _metrics
 from otelstream._errors import report
 from otelstream.events import PIPELINE_COMPLETED, PIPELINE_STARTED, Event
 from otelstream.hubs.redis._buffer import Buffer, Item
@@ -75,6 +76,7 @@ class Writer:
         self.unmarked: OrderedDict[str, int] = OrderedDict()  # lost events awaiting a marker
         self.stored: OrderedDict[str, None] = OrderedDict()  # runs this process wrote events of
         self._opened: OrderedDict[str, None] = OrderedDict()  # started here, until stored
+        self.counted: OrderedDict[str, None] = OrderedDict()  # starts stored: active runs
         self._lock = threading.Lock()
         self.taken: OrderedDict[str, None] = OrderedDict()  # runs another worker ended for us
         self.unretired: dict[str, Event] = {}  # ends stored, not yet in the runs list
@@ -122,6 +124,7 @@ class Writer:
         """Count events that never reached Redis and queue a marker for other processes."""
         with self._lock:
             self.lost_events += count
+        _metrics.dropped("lost", count)
         self.mark(run_id, count)
 
     # -- on the I/O loop ----------------------------------------------------------------------
@@ -283,6 +286,7 @@ class Writer:
         for item in batch:
             if taken and item[0] in taken:
                 self.dropped_events += 1
+                _metrics.dropped("refused")
                 continue
             try:
                 encoded = encode(item[1])
@@ -314,7 +318,9 @@ class Writer:
         for run_id in refused:
             with self._lock:
                 self._opened.pop(run_id, None)
-        self.dropped_events += len(batch) - len(kept)
+        if len(batch) > len(kept):
+            self.dropped_events += len(batch) - len(kept)
+            _metrics.dropped("refused", len(batch) - len(kept))
         return kept
 
     def _settle(self, sent: list[Item], results: list[Any]) -> None:
@@ -324,12 +330,21 @@ class Writer:
                 self._lose(run_id, 1, why)
             elif result == 0:
                 self.dropped_events += 1
+                _metrics.dropped("refused")
             elif event.type == PIPELINE_COMPLETED:  # Redis knows it now, and forgets it
                 with self._lock:
                     self.stored.pop(run_id, None)
                     self._opened.pop(run_id, None)
-            elif run_id not in self.stored:
-                self._remember(self.stored, run_id)
+                    counted = self.counted.pop(run_id, 0) is None  # its start: an active run
+                took = event.duration_ns  # `otelstream._metrics`: the run's duration
+                seconds = None if took is None else took / 1e9
+                _metrics.run_ended(event.name, event.status or "success", seconds, counted)
+            else:
+                if event.type == PIPELINE_STARTED:
+                    _metrics.run_started(event.name)
+                    self._remember(self.counted, run_id)
+                if run_id not in self.stored:
+                    self._remember(self.stored, run_id)
 
     def mark(self, run_id: str, count: int) -> None:
         """Queue a loss marker, so that other processes' streams of the run are told."""
