@@ -210,10 +210,10 @@ class Telemetry:
         if self._closed:
             return
         self._closed = True
-        if self.metrics is not None:
-            self.metrics.shutdown()
         if self.logs is not None:
             self.logs.shutdown()
+        if self.metrics is not None:
+            self.metrics.shutdown()
         if self.owns_provider:
             cast(TracerProvider, self.provider).shutdown()
             return

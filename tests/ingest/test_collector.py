@@ -67,7 +67,7 @@ def test_images_are_pinned_to_versions(compose: dict[str, Any]) -> None:
 
 def test_every_pipeline_uses_only_defined_components(config: dict[str, Any]) -> None:
     pipelines = config["service"]["pipelines"]
-    assert list(pipelines) == ["traces", "logs"]
+    assert list(pipelines) == ["traces", "logs", "metrics"]
     for pipeline in pipelines.values():
         for kind in ("receivers", "processors", "exporters"):
             assert set(pipeline[kind]) <= set(config[kind]), (kind, pipeline[kind])
@@ -78,6 +78,8 @@ def test_every_pipeline_uses_only_defined_components(config: dict[str, Any]) -> 
         "exporters": ["otlp/jaeger", "otlp/otelstream", "debug"],
     }
     assert pipelines["logs"]["exporters"] == ["otlp/otelstream", "debug"]
+    # otelstream's run metrics: the collector's log; otelstream's receiver takes no metrics
+    assert pipelines["metrics"]["exporters"] == ["debug"]
     used = {name for p in pipelines.values() for kind in p.values() for name in kind}
     defined = {name for kind in ("receivers", "processors", "exporters") for name in config[kind]}
     assert defined == used  # nothing defined and left out

@@ -9,6 +9,7 @@ it (the hub's sealing thread, the Redis writer's loop): the tests wait for it to
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import logging
 import threading
@@ -24,7 +25,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 
-from otelstream import _metrics
+from otelstream import Settings, _metrics
 from otelstream.events import DataEvent
 from otelstream.fastapi import create_router
 from otelstream.hubs.memory import MemoryHub
@@ -33,7 +34,7 @@ from otelstream.processors import EventStreamProcessor
 from otelstream.telemetry import OtelEnvironment
 from otelstream.telemetry._meters import metric_exporter_names, metric_readers
 from otelstream.testing import UvicornServer, read_events
-from tests.conftest import Gate, app_process
+from tests.conftest import RUN, Gate, app_process, finish, start, step
 from tests.ingest.test_ingest import export, post, running, serve_ingest, span
 from tests.otlp_receiver import RECEIVERS, OtlpReceiver
 from tests.redis_server import RedisServer
@@ -197,6 +198,27 @@ def test_events_the_hub_refuses_are_counted_dropped(metrics: Metrics) -> None:
     before = metrics.value("otelstream.events.dropped", otelstream_reason="refused")
     hub.publish("cd" * 16, DataEvent("task_log", "x", "cd" * 16, 1, 1, {}))  # no such run
     assert metrics.value("otelstream.events.dropped", otelstream_reason="refused") == before + 1
+
+
+def test_a_stream_that_falls_out_of_the_replay_buffer_counts_as_cut(metrics: Metrics) -> None:
+    hub = MemoryHub(Settings(replay_events=4))
+    before = metrics.value("otelstream.streams.cut", otelstream_reason="stream_overflow")
+    start(hub)
+
+    async def read_past_the_buffer() -> bytes:
+        async with hub.subscribe(RUN) as subscription:
+            assert await subscription.next_frames(timeout=5)
+            for span_id in range(2, 10):  # eight events: four of them are evicted unread
+                step(hub, span_id)
+            read = b""
+            while (frames := await subscription.next_frames(timeout=5)) is not None:
+                read += frames  # the events still kept, then the cut's notice, then the end
+            return read
+
+    assert b'"stream_overflow"' in asyncio.run(read_past_the_buffer())
+    finish(hub)
+    cut = metrics.value("otelstream.streams.cut", otelstream_reason="stream_overflow")
+    assert cut == before + 1
 
 
 def test_overdue_is_a_counter_for_the_overdue_watch(metrics: Metrics) -> None:
