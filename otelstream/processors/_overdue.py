@@ -17,6 +17,7 @@ import threading
 import time
 from typing import Final
 
+from otelstream import _metrics
 from otelstream._errors import report
 from otelstream.events import PIPELINE_OVERDUE, TASK_OVERDUE, DataEvent
 from otelstream.hubs import Hub
@@ -145,5 +146,7 @@ class OverdueWatch:
                 expected_p90_ns=round(deadline.p90_ms * 1e6),
             )
             self.hub.publish(deadline.run_id, event)
+            run = deadline.kind == PIPELINE_OVERDUE  # `otelstream.tasks.overdue`, for operators
+            _metrics.overdue("pipeline" if run else "task", deadline.name if run else None)
         except Exception:
             report("otelstream overdue watch")

@@ -31,6 +31,7 @@ from otelstream.fastapi import create_router
 from otelstream.hubs.memory import MemoryHub
 from otelstream.hubs.redis import RedisHub
 from otelstream.processors import EventStreamProcessor
+from otelstream.processors._overdue import OverdueWatch
 from otelstream.telemetry import OtelEnvironment
 from otelstream.telemetry._meters import metric_exporter_names, metric_readers
 from otelstream.testing import UvicornServer, read_events
@@ -40,6 +41,7 @@ from tests.otlp_receiver import RECEIVERS, OtlpReceiver
 from tests.redis_server import RedisServer
 from tests.routers import TIMEOUT, App, pipelines_for, serve_app
 
+OVERDUE = "otelstream.tasks.overdue"
 Points = dict[tuple[tuple[str, Any], ...], Any]
 
 
@@ -221,13 +223,18 @@ def test_a_stream_that_falls_out_of_the_replay_buffer_counts_as_cut(metrics: Met
     assert cut == before + 1
 
 
-def test_overdue_is_a_counter_for_the_overdue_watch(metrics: Metrics) -> None:
-    _metrics.overdue("task", "nightly")
-    _metrics.overdue("pipeline", "nightly")
-    _metrics.overdue("task", "nightly")
-    points = metrics.read("otelstream.tasks.overdue")
-    counts = {dict(key)["otelstream.overdue.kind"]: point.value for key, point in points.items()}
-    assert counts == {"task": 2, "pipeline": 1}
+def test_the_overdue_watch_counts_what_it_flags(metrics: Metrics) -> None:
+    watch = OverdueWatch(MemoryHub(), factor=1.0, margin_seconds=0.0)
+    try:
+        watch.watch("ef" * 16, 1, "nightly", (1.0, 1.0), run=True)  # due after 1 ms
+        watch.watch("ef" * 16, 2, "fetch", (1.0, 1.0))
+        watch.watch("ef" * 16, 3, "load", (1.0, 1.0))
+        metrics.wait(lambda: len(metrics.read("otelstream.tasks.overdue")) == 2)
+        metrics.wait(lambda: metrics.value(OVERDUE, otelstream_overdue_kind="task") == 2)
+    finally:
+        watch.close()
+    pipeline = {"otelstream.overdue.kind": "pipeline", "otelstream.pipeline": "nightly"}
+    assert metrics.read(OVERDUE)[tuple(sorted(pipeline.items()))].value == 1
 
 
 def test_recording_never_raises_into_the_caller(
