@@ -32,11 +32,12 @@ class EventLogProcessor(LogRecordProcessor):
     def __init__(self, hub: Hub, settings: Settings | None = None) -> None:
         self.hub = hub
         self._sink = LogSink(hub, settings or hub.settings)
+        self._closed = False  # shut down: its provider may live on (a global one), it does not
 
     def on_emit(self, log_record: ReadWriteLogRecord, _key: str = RUN_KEY) -> None:
         try:  # a `try` costs nothing until it catches; the context is never None from the API
             mark = log_record.log_record.context.get(_key)
-            if mark is not None:
+            if mark is not None and not self._closed:
                 self._emit(log_record, mark)
         except Exception:
             report("EventLogProcessor.on_emit")
@@ -69,7 +70,9 @@ class EventLogProcessor(LogRecordProcessor):
         )
 
     def shutdown(self) -> None:
-        pass
+        """Stream no more records: a set-up that was shut down (`Telemetry.shutdown`) must not
+        go on counting a run's records beside the one that replaced it."""
+        self._closed = True
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         return True

@@ -46,6 +46,8 @@ class LogTelemetry:
             logging.getLogger(OTELSTREAM_LOGGER).removeHandler(self.console)
         if self.owns_provider:
             cast(LoggerProvider, self.provider).shutdown()
+        else:  # the provider is the app's (or the global one) and lives on: ours stops
+            self.processor.shutdown()
 
 
 def setup_logs(

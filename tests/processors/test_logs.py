@@ -46,10 +46,12 @@ class _Switch(LogRecordProcessor):
 
 
 _SWITCH = _Switch()
-if not isinstance(_logs.get_logger_provider(), LoggerProvider):
+_global = _logs.get_logger_provider()
+if not isinstance(_global, LoggerProvider):  # the process's global provider is set only once
     _global = LoggerProvider()
-    _global.add_log_record_processor(_SWITCH)
     _logs.set_logger_provider(_global)
+# another module of this process may have set it first: the switch goes on it either way
+_global.add_log_record_processor(_SWITCH)
 
 
 @dataclass

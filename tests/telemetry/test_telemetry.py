@@ -204,3 +204,36 @@ def test_shutdown_sends_what_is_queued_for_export(monkeypatch: pytest.MonkeyPatc
         spans = receiver.spans()
         assert sorted(span.name for span in spans) == ["pipeline:etl", "task:extract"]
         assert {span.trace_id for span in spans} == {run.run_id}
+
+
+def test_a_set_up_shut_down_on_a_provider_that_lives_on_streams_no_more_records() -> None:
+    """The app's logger provider outlives `Telemetry.shutdown()` (as a global one does): the
+    processor added to it stops, so a later set-up's runs do not have each record counted
+    twice (seen: a test module's run counted 8 ERROR records for 2)."""
+    import logging
+
+    from opentelemetry.sdk._logs import LoggerProvider
+
+    from otelstream.processors._log_handlers import SafeLoggingHandler
+
+    logger_provider = LoggerProvider()
+    provider = TracerProvider()
+    hub = MemoryHub()
+    telemetry = setup_telemetry(
+        hub, tracer_provider=provider, logger_provider=logger_provider, set_global=False
+    )
+    log = logging.getLogger("tests.lives_on")
+    log.propagate = False
+    log.addHandler(SafeLoggingHandler(logger_provider=logger_provider))
+    try:
+        with streamed_run("before", tracer_provider=provider) as before:
+            log.error("streamed")
+        telemetry.shutdown()
+        with streamed_run("after", tracer_provider=provider) as after:
+            log.error("not streamed: the set-up was shut down")
+    finally:
+        log.handlers.clear()
+        provider.shutdown()
+    logged = [e for e in events_of(hub, before.run_id) if e["type"] == "task_log"]
+    assert [e["message"] for e in logged] == ["streamed"]
+    assert [e for e in events_of(hub, after.run_id) if e["type"] == "task_log"] == []
