@@ -26,7 +26,7 @@ import importlib
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from opentelemetry import metrics
 from opentelemetry.metrics._internal import _ProxyMeterProvider
@@ -39,16 +39,12 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.resources import Resource
 
 from otelstream import _metrics
+from otelstream.telemetry._otlp import otlp_exporter
 
 if TYPE_CHECKING:
     from otelstream.telemetry._setup import OtelEnvironment
 
 logger = logging.getLogger("otelstream.telemetry")
-
-_OTLP = {
-    "grpc": "opentelemetry.exporter.otlp.proto.grpc.metric_exporter",
-    "http/protobuf": "opentelemetry.exporter.otlp.proto.http.metric_exporter",
-}
 
 
 @dataclass
@@ -82,7 +78,7 @@ def metric_readers(names: list[str], protocol: str) -> list[MetricReader]:
         if name == "console":
             readers.append(PeriodicExportingMetricReader(ConsoleMetricExporter()))
         elif name == "otlp":
-            readers.append(PeriodicExportingMetricReader(_otlp_exporter(protocol)))
+            readers.append(PeriodicExportingMetricReader(otlp_exporter(protocol, "metrics")))
         elif name == "prometheus":
             reader = _prometheus_reader()
             if reader is not None:
@@ -93,21 +89,6 @@ def metric_readers(names: list[str], protocol: str) -> list[MetricReader]:
                 "or none; set up other exporters on your own meter provider"
             )
     return readers
-
-
-def _otlp_exporter(protocol: str) -> Any:
-    module = _OTLP.get(protocol)
-    if module is None:
-        raise ValueError(f"OTLP protocol {protocol!r} is not supported: use grpc or http/protobuf")
-    try:
-        exporter = importlib.import_module(module).OTLPMetricExporter
-    except ImportError as exc:
-        package = "grpc" if protocol == "grpc" else "http"
-        raise ImportError(
-            f"OTLP metrics over {protocol} need opentelemetry-exporter-otlp-proto-{package} "
-            "(or the `example` extra of otelstream)"
-        ) from exc
-    return exporter()
 
 
 def _prometheus_reader() -> MetricReader | None:

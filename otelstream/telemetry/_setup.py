@@ -35,7 +35,6 @@ if none is set, one is built from `OTEL_METRICS_EXPORTER` as for spans (`_meters
 
 from __future__ import annotations
 
-import importlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -59,6 +58,7 @@ from otelstream.sampling import sampler_from_env
 from otelstream.settings import Settings
 from otelstream.telemetry._logs import LogTelemetry, setup_logs
 from otelstream.telemetry._meters import MetricTelemetry, setup_metrics
+from otelstream.telemetry._otlp import otlp_exporter
 
 __all__ = [
     "OtelEnvironment",
@@ -69,8 +69,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("otelstream.telemetry")
-
-_PROTOCOLS = ("grpc", "http/protobuf")
 
 
 class OtelEnvironment(BaseSettings):
@@ -118,23 +116,6 @@ class OtelEnvironment(BaseSettings):
         return [name for name in names if name and name != "none"]
 
 
-_OTLP_EXPORTERS = {
-    ("traces", "grpc"): (
-        "opentelemetry.exporter.otlp.proto.grpc.trace_exporter",
-        "OTLPSpanExporter",
-    ),
-    ("traces", "http/protobuf"): (
-        "opentelemetry.exporter.otlp.proto.http.trace_exporter",
-        "OTLPSpanExporter",
-    ),
-    ("logs", "grpc"): ("opentelemetry.exporter.otlp.proto.grpc._log_exporter", "OTLPLogExporter"),
-    ("logs", "http/protobuf"): (
-        "opentelemetry.exporter.otlp.proto.http._log_exporter",
-        "OTLPLogExporter",
-    ),
-}
-"""Where OTLP's exporter is, by signal and protocol: imported only when asked for."""
-
 _CONSOLE: dict[str, Any] = {"traces": ConsoleSpanExporter, "logs": ConsoleLogRecordExporter}
 
 
@@ -160,28 +141,13 @@ def _exporters(signal: str, environment: OtelEnvironment) -> list[Any]:
         if name == "console":
             exporters.append(_CONSOLE[signal]())
         elif name == "otlp":
-            exporters.append(_otlp_exporter(environment.otlp_protocol(signal), signal))
+            exporters.append(otlp_exporter(environment.otlp_protocol(signal), signal))
         else:
             raise ValueError(
                 f"OTEL_{signal.upper()}_EXPORTER={asked!r}: otelstream builds "
                 f"otlp, console or none; set up other exporters on your own {owner} provider"
             )
     return exporters
-
-
-def _otlp_exporter(protocol: str, signal: str = "traces") -> Any:
-    if protocol not in _PROTOCOLS:
-        raise ValueError(f"OTLP protocol {protocol!r} is not supported: use grpc or http/protobuf")
-    module, name = _OTLP_EXPORTERS[signal, protocol]
-    try:
-        exporter = getattr(importlib.import_module(module), name)
-    except ImportError as exc:
-        package = "grpc" if protocol == "grpc" else "http"
-        raise ImportError(
-            f"OTLP over {protocol} needs opentelemetry-exporter-otlp-proto-{package} "
-            "(or the `example` extra of otelstream)"
-        ) from exc
-    return exporter()
 
 
 @dataclass
