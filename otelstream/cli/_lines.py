@@ -7,11 +7,14 @@ its output is a pipe or a file (a CI log), where a live redraw would show nothin
     +0.03 s    validate  failed  1.0 ms  ValueError: result 42 is out of range
     +0.03 s    read_files  INFO  reading part-001.csv
     +0.05 s    GET /price [pricing]  done  3.2 ms
+    +1.31 s    fetch_shard_0  overdue: 1.3 s, usually 0.3 s
 
 A task is indented two spaces under its parent, so nesting shows as it does in the tree.
 (`[pricing]`: the service that sent the span, for a span received over OTLP.) A task's progress
 is one line a second at most (its last value always), and the first time a line is left out
-for that, a line says so.
+for that, a line says so. A run whose pipeline has a history says how long it usually takes
+on its first line (`started  usually 0.3 s`); a task that runs well past its usual time gets
+a line as the server flags it (`overdue: …`), and the run as a whole `slower than usual: …`.
 
 Each line is plain text (no colour, no escape sequence): every text from the run goes through
 `inert`, and each line is cut at `clip` characters (200 by default) unless asked whole.
@@ -22,6 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 from otelstream.cli._format import STATUS_TEXT, clipped, format_ms, parse_time
+from otelstream.cli._usual import format_rough, overdue_line
 from otelstream.cli._view import RunView
 from otelstream.events._inert import inert
 
@@ -58,8 +62,12 @@ class RunLines:
         head = f"{offset:>9}  {INDENT * span.depth()}{span.name}"
         if span.service is not None:  # another service's span, received over OTLP
             head += f" [{span.service}]"
+        if kind == "pipeline_started" and span.usual is not None:
+            return f"{head}  started  usually {format_rough(span.usual.duration_ms)}"
         if kind in ("pipeline_started", "task_started"):
             return f"{head}  started"
+        if kind in ("task_overdue", "pipeline_overdue"):
+            return f"{head}  {overdue_line(str(kind), span.overdue_ms, span)}"
         if kind == "task_progress":
             return self._progress(head, event, at, span.progress)
         if kind == "task_log":

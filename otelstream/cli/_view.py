@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +27,10 @@ from otelstream.cli._format import (
     format_ms,
     parse_time,
 )
+from otelstream.cli._span import LOG_LINES
+from otelstream.cli._span import Span as _Span
+from otelstream.cli._usual import overdue_note, run_note
+from otelstream.client import OVERDUE_TYPES, overdue, usual
 from otelstream.events._inert import inert
 from otelstream.events._wire import OUTCOME_LOGGER
 
@@ -37,54 +40,6 @@ ERROR_LEVELS = frozenset({"ERROR", "FATAL", "CRITICAL"})
 _SPAN_TYPES = ("pipeline_started", "task_started", "task_completed", "task_error")
 CANCELLED_TYPE = "RunCancelled"
 """The error type of a task that stopped because its run was cancelled: not a failure."""
-LOG_LINES = 5
-"""Log lines shown under each task: its newest."""
-
-
-class _Span:
-    __slots__ = (
-        "children",
-        "duration_ms",
-        "error",
-        "error_type",
-        "log_count",
-        "logs",
-        "name",
-        "parent",
-        "placeholder",
-        "progress",
-        "service",
-        "started",
-        "status",
-    )
-
-    def __init__(self, name: str, parent: _Span | None) -> None:
-        self.name = name
-        self.parent = parent
-        self.placeholder = False  # a parent whose own span has not arrived yet
-        self.service: str | None = None  # another service's span, received over OTLP
-        self.status = "running"
-        self.started: float | None = None  # seconds since the epoch, by the server's clock
-        self.duration_ms: float | None = None
-        self.error: str | None = None
-        self.error_type: str | None = None
-        self.children: list[str] = []
-        self.logs: deque[tuple[str, str]] = deque(maxlen=LOG_LINES)  # (level, message)
-        self.log_count = 0
-        self.progress: tuple[float, float | None, str] | None = None  # done, total, message
-
-    def depth(self) -> int:
-        """How many spans it is under: 0 for the run's own."""
-        depth, parent = 0, self.parent
-        while parent is not None:
-            depth, parent = depth + 1, parent.parent
-        return depth
-
-    def failure(self) -> str | None:
-        """`Type: message`, or None."""
-        if self.error is None and self.error_type is None:
-            return None
-        return f"{self.error_type}: {self.error or ''}" if self.error_type else str(self.error)
 
 
 class RunView:
@@ -105,6 +60,7 @@ class RunView:
         self.status = "running"
         self.logs_dropped = 0
         self.error_logs = 0
+        self.overdue = False  # the run was flagged slower than usual (pipeline_overdue)
         self._lock = threading.Lock()  # rich refreshes from its own thread
 
     def apply(self, event: dict[str, Any]) -> _Span | None:
@@ -118,6 +74,8 @@ class RunView:
             if kind == "logs_dropped":
                 self.logs_dropped = int(event.get("dropped") or 0)
                 return None
+            if kind in OVERDUE_TYPES:
+                return self._overdue(event)
             if kind not in _SPAN_TYPES and kind != "pipeline_completed":
                 return None  # a type this version does not know: ignored, as the schema asks
             span_id = str(event.get("span_id"))
@@ -134,6 +92,7 @@ class RunView:
                 span.service = inert(service)
             if kind in ("pipeline_started", "task_started"):
                 span.started = parse_time(event.get("timestamp"))
+                span.usual = usual(event)
             else:
                 self._ended(span, kind, event)
             return span
@@ -166,6 +125,19 @@ class RunView:
         if span.started is None and span.duration_ms is not None:
             ended = parse_time(event.get("timestamp"))
             span.started = None if ended is None else ended - span.duration_ms / 1000
+
+    def _overdue(self, event: dict[str, Any]) -> _Span | None:
+        """A task (or the run) flagged overdue while it runs (lock held); one never seen
+        started, or already ended (a flag can only come first), is left as it is."""
+        span = self.spans.get(str(event.get("span_id")))
+        flag = overdue(event)
+        if span is None or flag is None or span.status != "running":
+            return None
+        span.overdue_ms = flag.running_ms if flag.running_ms is not None else 0.0
+        span.usual = span.usual or flag.usual
+        if flag.is_run:
+            self.overdue = True
+        return span
 
     def _inside(self, event: dict[str, Any]) -> _Span | None:
         """A task's log line or progress (lock held); unknown tasks' go to the root."""
@@ -231,6 +203,14 @@ class RunView:
             text.append(f"  {format_ms(span.duration_ms)}", style="dim")
         elif span.status == "running" and span.started is not None:
             text.append(f" {format_elapsed(now - span.started)}", style="dim")
+        if span.overdue_ms is not None and span is not self.spans.get(self.root or ""):
+            style = "bold yellow" if span.status == "running" else "yellow"
+            text.append(f"  {overdue_note(span)}", style=style)
+        elif span.parent is None and (
+            note := run_note(span, self.spans.values(), now, self.overdue)
+        ):
+            text.append(f"  {note}", style="yellow" if "slower" in note else "dim")
+        text.no_wrap, text.overflow = not self.full_errors, "ellipsis"
         parts: list[RenderableType] = [text]
         if span.progress is not None:
             parts.append(_progress(*span.progress))

@@ -4,6 +4,10 @@ Needs the `client` extra (httpx, httpx-sse). Loads neither the OpenTelemetry SDK
 Every error it raises is a `ClientError` (`status_code`, `detail`, a 422's `errors`), one class a
 kind of refusal: `NotFound` (`RunNotFound`), `InvalidRequest`, `Conflict`, `Unavailable`
 (`retry_after`), `ClientConnectionError`, `MissedEvents`.
+
+Events are their JSON objects (dicts); `usual(event)` and `overdue(event)` read what a run
+whose pipeline has a history says of its usual time (`expected_duration_ms`,
+`expected_p90_ms`) and the `task_overdue` / `pipeline_overdue` events (`running_ms`), typed.
 """
 
 from otelstream.client._base import BaseClient, Retrying, RunsPage, StartedRun
@@ -19,8 +23,20 @@ from otelstream.client._errors import (
     RunNotFound,
     Unavailable,
 )
+from otelstream.client._usual import (
+    OVERDUE_TYPES,
+    PIPELINE_OVERDUE,
+    TASK_OVERDUE,
+    Overdue,
+    Usual,
+    overdue,
+    usual,
+)
 
 __all__ = [
+    "OVERDUE_TYPES",
+    "PIPELINE_OVERDUE",
+    "TASK_OVERDUE",
     "AsyncClient",
     "BaseClient",
     "Client",
@@ -31,9 +47,13 @@ __all__ = [
     "InvalidRequest",
     "MissedEvents",
     "NotFound",
+    "Overdue",
     "Retrying",
     "RunNotFound",
     "RunsPage",
     "StartedRun",
     "Unavailable",
+    "Usual",
+    "overdue",
+    "usual",
 ]

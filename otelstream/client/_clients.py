@@ -53,7 +53,9 @@ class Client(BaseClient[httpx.Client]):
             self.http.close()
 
     def pipelines(self) -> list[dict[str, Any]]:
-        """The registered pipelines (`GET /pipelines`): `name` and `description` each."""
+        """The registered pipelines (`GET /pipelines`): `name` and `description` each, and
+        what their history says (`expected_duration_ms`, `expected_p90_ms`, `success_rate`,
+        `last_status`; None before there is one)."""
         return self._call(self._pipelines())
 
     def start(
@@ -88,7 +90,9 @@ class Client(BaseClient[httpx.Client]):
         self, run_id: str, *, after: int = 0, token: str | None = None
     ) -> Iterator[dict[str, Any]]:
         """Every event after `after`, in order, each once, until the run ends: the tasks'
-        starts and ends, and `task_log`, `task_progress`, `logs_dropped` as they come.
+        starts and ends, and `task_log`, `task_progress`, `logs_dropped` as they come, and
+        `task_overdue` / `pipeline_overdue` when a task or the run runs well past its usual
+        time (`overdue(event)` reads one; `usual(event)` what a start says is usual).
 
         A dropped or cut stream is reopened with `Last-Event-ID`; raises
         `MissedEvents` when the server can no longer send what was missed.

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import termios
 import time
+from collections.abc import Callable
 
 from tests.conftest import ROOT
 
@@ -24,9 +25,15 @@ def screen(written: bytes) -> str:
     return RICH_OWN.sub(b"", written).decode().replace("\r\n", "\n")
 
 
-def on_tty(*args: str, seconds: float = 30, columns: int = 120) -> tuple[int, bytes]:
+def on_tty(
+    *args: str,
+    seconds: float = 30,
+    columns: int = 120,
+    on_output: Callable[[bytes], None] | None = None,
+) -> tuple[int, bytes]:
     """The command on a pseudo-terminal (`columns` wide), as a person runs it; its exit
-    status and every byte it wrote to the terminal."""
+    status and every byte it wrote to the terminal. `on_output` is told all written so far
+    after each read (a test opens its gate once the screen shows what it waits for)."""
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "NO_COLOR", "CI")}
@@ -55,6 +62,8 @@ def on_tty(*args: str, seconds: float = 30, columns: int = 120) -> tuple[int, by
             if not chunk:
                 break
             written += chunk
+            if on_output is not None:
+                on_output(bytes(written))
         return process.wait(timeout=10), bytes(written)
     finally:
         if process.poll() is None:

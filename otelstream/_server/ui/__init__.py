@@ -44,6 +44,7 @@ _SCRIPTS = (
     "page.js",
     "format.js",
     "form.js",
+    "usual.js",
     "start.js",
     "run.js",
     "stream.js",

@@ -37,6 +37,10 @@ function apply(current, event) {
     applyInside(current, event);
     return;
   }
+  if (event.type === "task_overdue" || event.type === "pipeline_overdue") {
+    applyOverdue(current, event);
+    return;
+  }
   if (event.type === "logs_dropped") {
     current.logsDropped = event;
     const count = typeof event.dropped === "number" ? event.dropped : "Some";
@@ -66,6 +70,7 @@ function apply(current, event) {
     case "pipeline_started":
     case "task_started":
       node.startMs = at;
+      readUsual(node, event);
       break;
     case "task_completed":
     case "task_error":

@@ -54,7 +54,10 @@ function drawNode(current, node) {
   dom.status.textContent = STATUS_TEXT[node.status] || node.status;
   dom.duration.textContent = node.durationMs === null ? "" : formatMs(node.durationMs);
   const origin = current.startMs ?? node.startMs ?? 0;
-  dom.bar.style.setProperty("--start", String(Math.max(0, (node.startMs ?? origin) - origin)));
+  const start = String(Math.max(0, (node.startMs ?? origin) - origin));
+  dom.bar.style.setProperty("--start", start);
+  dom.usual.style.setProperty("--start", start);
+  drawUsualMark(current, node);
   if (node.status !== "running") {
     const length = node.durationMs ?? Math.max(0, (node.endMs ?? origin) - (node.startMs ?? origin));
     dom.bar.style.setProperty("--length", String(length));
@@ -93,14 +96,18 @@ function drawRun(current) {
   if (item && current.errorLogs) item.dataset.logged = "yes"; // none seen: the summary's word
   if (current.startMs === null) return;
   let total;
+  const serverNow = Date.now() + (Number.isFinite(current.skewMs) ? current.skewMs : 0);
   if (current.finished && current.endMs !== null) {
     total = root && root.durationMs !== null ? root.durationMs : current.endMs - current.startMs;
   } else {
-    const serverNow = Date.now() + (Number.isFinite(current.skewMs) ? current.skewMs : 0);
     total = Math.max(current.maxSeenMs ?? current.startMs, serverNow) - current.startMs;
   }
   total = Math.max(total, 1);
-  $("tree").style.setProperty("--total", String(total));
+  drawUsual(current, total, serverNow);
+  // a running run's axis reaches its usual end: the running bars grow towards their ticks
+  const axis = current.finished ? total : Math.max(total, usualHorizon(current));
+  $("tree").style.setProperty("--total", String(axis));
+  $("tree").style.setProperty("--now", String(total));
   $("run-duration").textContent = formatMs(total);
   const counts = [`${current.stats.tasks} task${current.stats.tasks === 1 ? "" : "s"}`];
   if (current.stats.failed) counts.push(`${current.stats.failed} failed`);
@@ -110,7 +117,7 @@ function drawRun(current) {
   const failure = root && root.status === "error" ? failureText(root) : null;
   if (failure !== null && error.textContent !== failure) error.textContent = failure;
   error.hidden = failure === null;
-  drawAxis(total);
+  drawAxis(axis);
 }
 
 function drawAxis(total) {

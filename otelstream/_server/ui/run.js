@@ -37,6 +37,7 @@ function newRun(runId, fresh) {
     errorLogs: 0, // ERROR (and worse) log lines: a run that succeeded with them says so
     cancel: null, // the Cancel button's state: null, "sending", "sent"
     endedAs: null, // the status its pipeline_completed said, as soon as it arrives
+    overdue: false, // pipeline_overdue came: the run is slower than usual
     stats: { received: 0, duplicates: 0, gaps: 0, connections: 0, tasks: 0, failed: 0, cancelled: 0 },
   };
 }
@@ -76,6 +77,8 @@ function openRun(runId, fresh = false) {
   $("run-status").dataset.status = "running";
   $("run-status").textContent = "waiting";
   $("run-duration").textContent = "";
+  $("run-usual").textContent = "";
+  $("run-usual").hidden = true;
   $("run-counts").textContent = "";
   $("run-error").hidden = true;
   $("run-error").classList.remove("expanded");

@@ -64,6 +64,8 @@ function listRun(summary) {
   }
   const [name, status, duration, time, id] = item.firstElementChild.children;
   name.textContent = summary.name || summary.run_id;
+  item.pipelineName = typeof summary.name === "string" ? summary.name : "";
+  drawListedUsual(item, item.pipelineName);
   status.dataset.status = summary.status;
   status.textContent = STATUS_TEXT[summary.status] || summary.status;
   item.startedMs = Date.parse(summary.started_at);
@@ -112,6 +114,7 @@ function overviewRow(runId) {
     status: el("span", "status"),
     started: el("td", "muted"),
     took: el("td", "duration"),
+    usual: el("td", "muted overview-usual"),
     error: el("td", "error overview-error"),
   };
   const nameLink = runLink(runId, "overview-link");
@@ -123,7 +126,7 @@ function overviewRow(runId) {
   status.append(cells.status);
   const first = el("td");
   first.append(nameLink);
-  row.append(first, cells.id, status, cells.started, cells.took, cells.error);
+  row.append(first, cells.id, status, cells.started, cells.took, cells.usual, cells.error);
   return { row, cells };
 }
 

@@ -27,10 +27,13 @@ async function loadPipelines() {
       if (pipeline.description) {
         text.append(withCode(el("span", "pipeline-description"), pipeline.description));
       }
+      const usual = pipelineUsual(pipeline);
+      if (usual) text.append(usual);
       label.append(input, text);
       box.append(label);
     });
     $("start-button").disabled = pipelines.length === 0;
+    for (const item of runsList.values()) drawListedUsual(item, item.pipelineName);
   } catch (error) {
     empty.textContent = `Could not list the pipelines: ${error.message}`;
   }

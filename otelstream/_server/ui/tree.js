@@ -103,6 +103,10 @@ function blankNode(name, status) {
     durationMs: null,
     error: null,
     errorType: null,
+    usualMs: null, // what its history says it usually takes, when its pipeline has one
+    usualP90Ms: null,
+    overdue: false, // task_overdue came while it ran
+    overdueMs: null,
     ...inside(),
     dom: null,
   };
@@ -141,10 +145,14 @@ function buildNode(node) {
   const duration = el("span", "duration");
   const service = el("span", "service", node.service || "");
   service.hidden = !node.service;
-  label.append(name, service, status, duration);
+  const overdue = el("span", "overdue");
+  overdue.hidden = true;
+  label.append(name, service, status, overdue, duration);
   const lane = el("div", "lane");
   const bar = el("div", "bar");
-  lane.append(bar);
+  const usual = el("div", "usual-mark");
+  usual.hidden = true;
+  lane.append(bar, usual);
   const error = el("div", "error clip");
   error.title = "click to see it whole";
   error.tabIndex = 0;
@@ -167,7 +175,7 @@ function buildNode(node) {
   children.setAttribute("role", "group");
   box.append(row, children);
   return {
-    box, row, name, service, status, duration, bar, error, children,
+    box, row, name, service, status, duration, bar, error, children, usual, overdue,
     progress, fill, progressText, logs, logsSummary, logLines,
   };
 }
