@@ -27,6 +27,7 @@ from typing import Any
 from otelstream.cli._format import STATUS_TEXT, clipped, format_ms, parse_time
 from otelstream.cli._usual import format_rough, overdue_line
 from otelstream.cli._view import RunView
+from otelstream.client import overdue
 from otelstream.events._inert import inert
 
 PROGRESS_EVERY = 1.0
@@ -67,7 +68,9 @@ class RunLines:
         if kind in ("pipeline_started", "task_started"):
             return f"{head}  started"
         if kind in ("task_overdue", "pipeline_overdue"):
-            return f"{head}  {overdue_line(str(kind), span.overdue_ms, span)}"
+            flag = overdue(event)
+            running = None if flag is None else flag.running_ms
+            return f"{head}  {overdue_line(str(kind), running, span)}"
         if kind == "task_progress":
             return self._progress(head, event, at, span.progress)
         if kind == "task_log":

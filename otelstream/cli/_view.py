@@ -133,7 +133,7 @@ class RunView:
         flag = overdue(event)
         if span is None or flag is None or span.status != "running":
             return None
-        span.overdue_ms = flag.running_ms if flag.running_ms is not None else 0.0
+        span.overdue_ms = flag.running_ms if flag.running_ms is not None else 0.0  # flagged
         span.usual = span.usual or flag.usual
         if flag.is_run:
             self.overdue = True

@@ -79,6 +79,7 @@ function drawUsual(current, elapsed, now) {
 function usualHorizon(current) {
   let horizon = 0;
   const origin = current.startMs;
+  if (!current.root || typeof current.root.usualMs !== "number") return horizon; // no history
   for (const node of current.nodes.values()) {
     if (node.status !== "running" || node.startMs === null || typeof node.usualMs !== "number") continue;
     horizon = Math.max(horizon, node.startMs - origin + node.usualMs);
