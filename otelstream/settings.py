@@ -137,7 +137,9 @@ class Settings(BaseSettings):
     """At shutdown, how long calls under way on the gRPC receiver may take to finish."""
     otlp_linger_seconds: float = Field(6.0, ge=0)
     """How long a run's end waits for the spans of services it called (one of its CLIENT or
-    PRODUCER spans has no child yet): an SDK's batch processor sends every 5 s by default."""
+    PRODUCER spans has no child yet, or the child has not ended): an SDK's batch processor
+    sends every 5 s by default. With an OTLP receiver on, for CLIENT and PRODUCER spans; on a
+    shared hub (Redis) without one, for PRODUCER spans (messages to workers on the hub)."""
 
     @field_validator("otlp_grpc_endpoint")
     @classmethod

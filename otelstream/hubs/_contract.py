@@ -90,6 +90,9 @@ class Hub(Protocol):
 
     settings: Settings
     """The settings the hub was built with; the router and processor default to them."""
+    shared: bool
+    """Whether other processes publish into its runs (workers on the same Redis): a run's end
+    then waits for the workers its messages went to (`processors._linger`)."""
 
     def publish(self, run_id: str, event: Event) -> None:
         """Called on the span hot path from any thread: must not block, wait or do I/O."""

@@ -90,6 +90,8 @@ class MemoryHub:
     each event is framed once for all of them.
     """
 
+    shared = False  # this process's runs only
+
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings()
         self._lock = threading.Lock()

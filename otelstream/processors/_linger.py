@@ -1,11 +1,18 @@
-"""A run's end waits, briefly, for the spans of the services it called.
+"""A run's end waits, briefly, for the spans of the services and workers it called.
 
 Services export a span when it ends, through a batch processor that waits up to
 5 s by default, so a run that called one ends before that service's spans reach
 the OTLP receiver. With the receiver on, a run that made a call (a CLIENT or
 PRODUCER span) holds its `pipeline_completed` until every such call has a child
-in the run (the called service's span, on whichever worker received it) or
-`otlp_linger_seconds` have passed. A run that made no call ends at once.
+in the run (the called service's span, on whichever worker received it), and each
+such child has ended, or `otlp_linger_seconds` have passed. A run that made no call
+ends at once.
+
+On a hub other processes publish into (`Hub.shared`: Redis), the same holds for a run's
+PRODUCER spans with no receiver at all: a message to a worker on the hub (a Celery
+`delay()`) is answered by the worker's span under it, which streams live. A run that ends
+as `.get()` returns would otherwise end before it: the worker stores the result before its
+task's span ends.
 
 One daemon thread, while runs are held, reads each held run's events as they arrive (a
 subscription of the hub's, so either hub and any worker's receiver count), a few times a
@@ -26,21 +33,30 @@ import time
 import weakref
 from collections.abc import Callable
 
+from opentelemetry.trace import SpanKind
+
 from otelstream._errors import report
+from otelstream.events import ENDED_TYPES, STARTED_TYPES
 from otelstream.hubs import Hub, Subscription
 from otelstream.hubs._entries import decode_chunk
 
 _POLL_SECONDS = 0.1
+CALLS: frozenset[SpanKind] = frozenset({SpanKind.CLIENT, SpanKind.PRODUCER})
+"""The spans a receiver answers: calls to services, messages to queues."""
+MESSAGES: frozenset[SpanKind] = frozenset({SpanKind.PRODUCER})
+"""The spans a shared hub answers with no receiver: messages to its workers."""
 
 
 class _Held:
-    __slots__ = ("calls", "deadline", "reader", "release", "run_id")
+    __slots__ = ("answers", "calls", "deadline", "made", "reader", "release", "run_id")
 
     def __init__(
         self, run_id: str, calls: set[int], deadline: float, release: Callable[[], None]
     ) -> None:
         self.run_id = run_id
-        self.calls = calls
+        self.made = frozenset(calls)  # every call the run made
+        self.calls = calls  # those not answered yet
+        self.answers: set[int] = set()  # the answers (a call's children) still open
         self.deadline = deadline
         self.release = release
         self.reader: Subscription | None = None  # the run's events, from the first on
@@ -56,18 +72,22 @@ def receiver_feeds(hub: Hub) -> None:
     _FED.add(hub)
     for linger in list(_LINGERS):
         if linger.hub is hub:
-            linger.on = True
+            linger.on, linger.kinds = True, CALLS
 
 
 class Linger:
     """Holds runs' ends (`hold`) until their calls have children or their time is up.
 
-    `on`: whether runs wait at all (a receiver is on); read once a CLIENT or PRODUCER span."""
+    `on`: whether a receiver is on; `kinds`: the spans whose answer a run's end waits for,
+    read at each span's start (CLIENT and PRODUCER with a receiver, PRODUCER on a shared hub
+    without one, none else)."""
 
     def __init__(self, hub: Hub, seconds: float, *, receiving: bool = False) -> None:
         self.hub = hub
         self.seconds = seconds
         self.on = receiving or hub in _FED
+        shared = bool(getattr(hub, "shared", False))
+        self.kinds = CALLS if self.on else MESSAGES if shared else frozenset()
         _LINGERS.add(self)
         self._held: dict[str, _Held] = {}
         self._lock = threading.Lock()
@@ -85,8 +105,23 @@ class Linger:
                 )
                 self._thread.start()
 
+    def flush(self, timeout: float) -> bool:
+        """Wait, up to `timeout` seconds, until no run's end is held (each answered or past its
+        own deadline): a process that exits as its run ends (a script that dispatched a Celery
+        task) still publishes its run with the answers in it. True when none is held."""
+        until = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                if not self._held:
+                    return True
+                latest = max(run.deadline for run in self._held.values())
+            now = time.monotonic()
+            if now >= min(until, latest + _POLL_SECONDS * 5):
+                return False
+            time.sleep(_POLL_SECONDS / 4)
+
     def release_all(self) -> None:
-        """At shutdown: every held end is published now."""
+        """At shutdown, after `flush`: every end still held is published now."""
         with self._lock:
             held, self._held = list(self._held.values()), {}
         for run in held:
@@ -122,7 +157,8 @@ class Linger:
                     _release(run)
 
     async def _answered(self, run: _Held) -> bool:
-        """Whether every call of the run has a child among the run's events read so far."""
+        """Whether every call of the run has a child among the run's events read so far, and
+        every such child has ended."""
         try:
             if run.reader is None:  # from the first event: a call may be answered already
                 run.reader = await self.hub.subscribe(run.run_id, 0).__aenter__()
@@ -132,10 +168,16 @@ class Linger:
             return False
         if chunk is None:  # cut (fell behind the replay buffer): read again from the start
             await _close(run)
+            run.answers.clear()
             return False
         for event in decode_chunk(chunk):
-            run.calls.discard(event.parent_span_id or 0)
-        return not run.calls
+            if event.type in STARTED_TYPES:
+                if event.parent_span_id in run.made:
+                    run.calls.discard(event.parent_span_id)
+                    run.answers.add(event.span_id)
+            elif event.type in ENDED_TYPES:
+                run.answers.discard(event.span_id)
+        return not run.calls and not run.answers
 
 
 async def _close(run: _Held) -> None:

@@ -7,7 +7,6 @@ from typing import Any
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
-from opentelemetry.trace import SpanKind
 
 from otelstream._errors import report, warn_limited
 from otelstream.events import PIPELINE_COMPLETED, PIPELINE_STARTED, TASK_STARTED
@@ -23,8 +22,6 @@ from otelstream.processors._sink import LogSink
 from otelstream.processors._span_end import hooks as _end_hooks
 from otelstream.runs._mark import RUN_KEY, RunCancelled, RunMark, current_context
 from otelstream.settings import Settings
-
-_CALLS = (SpanKind.CLIENT, SpanKind.PRODUCER)
 
 
 class EventStreamProcessor(SpanProcessor):
@@ -107,7 +104,7 @@ class EventStreamProcessor(SpanProcessor):
                     self._logfire_log(span, mark, shown or parent, logfire_attributes)
                     return
                 name = policy.clip(task)
-            if span.kind in _CALLS and self._linger is not None and self._linger.on:
+            if self._linger is not None and span.kind in self._linger.kinds:
                 self._note_call(run_id, context.span_id)
             if self._filter is not None and not self._filter(span):
                 self._hide(context.span_id, mark, shown or (parent.span_id if parent else None))
@@ -222,8 +219,11 @@ class EventStreamProcessor(SpanProcessor):
                 mark.hidden.pop(span.context.span_id, None)
 
     def shutdown(self) -> None:
+        """Held run ends (`_linger`) get their answers' time, at most `otlp_linger_seconds`
+        more, then go out as they are."""
         self._overdue.close()
         if self._linger is not None:
+            self._linger.flush(self._linger.seconds)
             self._linger.release_all()
         self._open.clear()
         self._hidden.clear()
@@ -231,4 +231,8 @@ class EventStreamProcessor(SpanProcessor):
         self._paths.clear()
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        return True
+        """An ended run whose end is held for its calls' answers is not published yet: wait
+        for it, as an exporter's flush waits for its queue."""
+        if self._linger is None:
+            return True
+        return self._linger.flush(timeout_millis / 1000)

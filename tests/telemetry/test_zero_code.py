@@ -9,6 +9,8 @@ import os
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -130,6 +132,63 @@ def test_zero_code_worker_joins_a_run_started_elsewhere(empty_redis: RedisServer
     kinds = Counter((event.type, event.name) for event in events)
     assert kinds[("task_started", "remote_work")] == 1, kinds
     assert kinds[("task_completed", "remote_work")] == 1, kinds
+
+
+def test_a_run_ended_as_get_returns_waits_for_the_zero_code_workers_spans(
+    empty_redis: RedisServer,
+) -> None:
+    """The dispatcher ends its run as `.get()` returns (the worker stores the result before its
+    task's span ends): the run's end waits for the worker's span under the dispatch's PRODUCER
+    span to end, so every span of the worker is in the run, ended, before `pipeline_completed`."""
+    with celery_worker(empty_redis) as env:
+        done = subprocess.run(
+            [str(INSTRUMENT), sys.executable, "-m", "tests.apps.zero_code_celery", "--at-once"],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+        assert done.returncode == 0, done.stderr
+        run_id = done.stdout.strip()
+        events = asyncio.run(events_of(empty_redis.url, run_id))
+    kinds = Counter((e.type, e.name) for e in events)
+    told = [(e.seq, e.type, e.name, e.time_ns // 1_000_000 % 100_000) for e in events]
+    for name in ("run/zero_code_celery.resize", "resize-image"):
+        assert kinds[("task_started", name)] == 1, told
+        assert kinds[("task_completed", name)] == 1, told
+    assert not [e for e in events if e.error_type == "Unfinished"], told
+    assert events[-1].type == "pipeline_completed" and events[-1].status == "success"
+
+
+@contextmanager
+def celery_worker(redis: RedisServer) -> Iterator[dict[str, str]]:
+    """A prefork Celery worker under `opentelemetry-instrument` on `redis`; yields the env."""
+    broker = redis.url[: -len("/0")] + "/1"
+    env = {
+        **os.environ,
+        "OTELSTREAM_HUB": redis.url,
+        "CELERY_BROKER": broker,
+        "OTEL_PROPAGATORS": "tracecontext,baggage,otelstream_run",
+        "OTEL_TRACES_EXPORTER": "none",
+        "OTEL_METRICS_EXPORTER": "none",
+        "OTEL_LOGS_EXPORTER": "none",
+        "PYTHONPATH": str(ROOT),
+    }
+    celery = Path(sys.executable).with_name("celery")
+    command = [str(INSTRUMENT), str(celery), "-A", "tests.apps.zero_code_celery", "worker"]
+    worker = subprocess.Popen(
+        [*command, "--pool=prefork", "-c", "1", "--loglevel=warning", "--without-mingle"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield env
+    finally:
+        worker.kill()
+        worker.wait(10)
 
 
 def test_zero_code_celery_prefork_worker_streams_live(empty_redis: RedisServer) -> None:

@@ -42,6 +42,8 @@ class RedisHub:
     that what is still buffered gets written.
     """
 
+    shared = True  # every worker on the same Redis publishes into the same runs
+
     def __init__(
         self,
         url: str = "redis://127.0.0.1:6379/0",
