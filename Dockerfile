@@ -9,7 +9,8 @@ WORKDIR /app
 # The package first, so that changing the example does not reinstall its dependencies.
 COPY pyproject.toml README.md ./
 COPY otelstream ./otelstream
-RUN pip install --no-cache-dir ".[example,ingest]"
+RUN pip install --no-cache-dir ".[example,ingest,redis]" \
+    "celery[redis]>=5.4" "opentelemetry-instrumentation-celery>=0.51b0"
 COPY examples ./examples
 
 EXPOSE 8000

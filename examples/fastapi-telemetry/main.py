@@ -25,6 +25,7 @@ from otelstream.fastapi import create_router
 from otelstream.hubs import hub_from_settings
 from otelstream.telemetry import setup_telemetry
 
+from .celery_pipelines import celery_pipelines
 from .pipelines import PIPELINE_REGISTRY
 from .service_pipelines import service_pipelines
 from .worker_pipelines import worker_pipelines
@@ -46,8 +47,14 @@ app = FastAPI(title="otelstream example", lifespan=lifespan)
 app.include_router(
     create_router(
         hub=hub,
-        # "remote" needs Redis; "priced" a PRICING_URL (the Node service, examples/node-service)
-        pipelines={**PIPELINE_REGISTRY, **worker_pipelines(hub), **service_pipelines()},
+        # "remote" needs Redis; "priced" a PRICING_URL (the Node service, examples/node-service);
+        # "thumbnails" a CELERY_BROKER (the zero-code Celery worker, examples/celery-worker)
+        pipelines={
+            **PIPELINE_REGISTRY,
+            **worker_pipelines(hub),
+            **service_pipelines(),
+            **celery_pipelines(),
+        },
         tracer_provider=telemetry.provider,
     )
 )

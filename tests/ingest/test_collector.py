@@ -57,12 +57,30 @@ def test_the_compose_file_follows_the_compose_spec() -> None:
 
 def test_images_are_pinned_to_versions(compose: dict[str, Any]) -> None:
     images = {name: s["image"] for name, s in compose["services"].items() if "image" in s}
-    assert sorted(images) == ["collector", "jaeger"]
+    assert sorted(images) == ["collector", "jaeger", "redis"]
     assert all(PINNED.match(image) for image in images.values()), images
     assert images["collector"].startswith("otel/opentelemetry-collector-contrib:")
     assert images["jaeger"].startswith("jaegertracing/jaeger:")
     base = re.search(r"^FROM (\S+)", (ROOT / "Dockerfile").read_text(), re.M)
     assert base is not None and PINNED.match(base.group(1).replace("-slim", ""))
+
+
+def test_the_zero_code_worker_shares_the_apps_redis_and_is_built_from_its_example(
+    compose: dict[str, Any],
+) -> None:
+    services = compose["services"]
+    app, worker = services["app"]["environment"], services["worker"]
+    for name in ("OTELSTREAM_HUB", "CELERY_BROKER", "OTEL_PROPAGATORS"):
+        assert worker["environment"][name] == app[name], name
+    assert urlsplit(app["OTELSTREAM_HUB"]).hostname == "redis"
+    assert "otelstream_run" in app["OTEL_PROPAGATORS"].split(",")
+    dockerfile = (COLLECTOR / worker["build"]["context"] / worker["build"]["dockerfile"]).resolve()
+    assert dockerfile == ROOT / "examples" / "celery-worker" / "Dockerfile"
+    text = dockerfile.read_text()
+    for line in re.findall(r"^COPY (.+) \S+$", text, re.M):
+        for source in line.split():
+            assert (ROOT / source).exists(), source
+    assert '"opentelemetry-instrument", "celery", "-A", "tasks"' in text  # no otelstream code
 
 
 def test_every_pipeline_uses_only_defined_components(config: dict[str, Any]) -> None:
