@@ -28,7 +28,7 @@ def test_the_example_app_streams_its_zero_code_celery_workers_spans(
         "OTEL_PROPAGATORS": "tracecontext,baggage,otelstream_run",
         "OTEL_TRACES_EXPORTER": "none",
         "OTEL_METRICS_EXPORTER": "none",
-        "OTEL_LOGS_EXPORTER": "none",
+        "OTEL_LOGS_EXPORTER": "console",  # the distro builds its logger provider
     }
     bin_dir = Path(sys.executable).parent
     worker = subprocess.Popen(
@@ -55,6 +55,13 @@ def test_the_example_app_streams_its_zero_code_celery_workers_spans(
     for name in ("run/thumbnails.resize", "resize-image"):
         assert kinds[("task_started", name)] == 2, told
         assert kinds[("task_completed", name)] == 2, told
+    logged = [e for e in events if e["type"] == "task_log"]
+    assert sorted(e["message"] for e in logged) == [
+        "resized img0.png to 256 px",
+        "resized img1.png to 256 px",
+    ], told
+    resized = {e["span_id"] for e in events if e["name"] == "resize-image"}
+    assert {e["span_id"] for e in logged} == resized  # each under its own task's span
     sends = {e["span_id"] for e in events if e["name"] == "apply_async/thumbnails.resize"}
     tasks = [e for e in events if e["type"] == "task_started" and e["name"].startswith("run/")]
     assert len(sends) == 2 and {e["parent_span_id"] for e in tasks} == sends  # under its send
