@@ -3,7 +3,8 @@
 
 - `drop-in`: the README's lines, a provider of the app's own, `MemoryHub()`, the processor built
   before the router, and the logs guide's own log set-up; the receiver on by the router's
-  argument (`create_router(..., otlp_ingest=True)`).
+  argument (`create_router(..., otlp_ingest=True)`); `drop-in-grpc` the same with only the
+  gRPC receiver, by `create_router(..., otlp_grpc_endpoint=MATRIX_GRPC)`.
 - `setup_telemetry`: `setup_telemetry(hub)` on a Redis hub built with `Settings(...)`, which
   turn the receiver on and name the spans to hide.
 - `zero-code`: started by `opentelemetry-instrument` with `OTELSTREAM_HUB`: no processor of the
@@ -65,6 +66,13 @@ def drop_in() -> tuple[Hub, Any, dict[str, Any]]:
     return hub, provider.get_tracer("matrix"), {"tracer_provider": provider, "otlp_ingest": True}
 
 
+def drop_in_grpc() -> tuple[Hub, Any, dict[str, Any]]:
+    """The drop-in, its receiver the gRPC one alone, turned on by the router's argument."""
+    hub, tracer, arguments = drop_in()
+    del arguments["otlp_ingest"]
+    return hub, tracer, {**arguments, "otlp_grpc_endpoint": os.environ["MATRIX_GRPC"]}
+
+
 def with_setup_telemetry() -> tuple[Hub, Any, dict[str, Any]]:
     from otelstream.telemetry import setup_telemetry
 
@@ -99,6 +107,7 @@ def with_logfire() -> tuple[Hub, Any, dict[str, Any]]:
 
 SETUPS = {
     "drop-in": drop_in,
+    "drop-in-grpc": drop_in_grpc,
     "setup_telemetry": with_setup_telemetry,
     "zero-code": zero_code,
     "logfire": with_logfire,

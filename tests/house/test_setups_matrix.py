@@ -24,10 +24,13 @@ from typing import Any, ClassVar
 
 import httpx
 import pytest
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+    OTLPSpanExporter as GrpcSpanExporter,
+)
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.trace import SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -44,9 +47,13 @@ class Service:
     """The `pricing` service: answers at once, exports its spans (`price` > `task:hidden_cache`
     > `lookup`) through a batch processor a second later, as an SDK at its defaults does."""
 
-    def __init__(self, traces_url: str) -> None:
+    def __init__(self, traces_url: str, grpc_endpoint: str | None = None) -> None:
         self.provider = TracerProvider(resource=Resource.create({"service.name": "pricing"}))
-        exporter = OTLPSpanExporter(endpoint=traces_url)
+        exporter: SpanExporter = (
+            OTLPSpanExporter(endpoint=traces_url)
+            if grpc_endpoint is None
+            else GrpcSpanExporter(endpoint=grpc_endpoint, insecure=True)
+        )
         self.provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=1000))
         tracer = self.provider.get_tracer("pricing.http")
 
@@ -74,11 +81,17 @@ class Service:
         self.provider.shutdown()
 
 
-def serve(setup: str, env: dict[str, str], instrument: bool) -> Iterator[httpx.Client]:
-    """The matrix app as `setup` wires it, in a uvicorn process, with its service; a client."""
+def serve(
+    setup: str, env: dict[str, str], instrument: bool, grpc: bool = False
+) -> Iterator[httpx.Client]:
+    """The matrix app as `setup` wires it, in a uvicorn process, with its service (exporting
+    over OTLP/HTTP to the app's `/v1/traces`, or with `grpc` to its gRPC receiver); a client."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    service = Service(f"{url}/v1/traces")
+    grpc_endpoint = f"127.0.0.1:{free_port()}" if grpc else None
+    if grpc_endpoint is not None:
+        env = {**env, "MATRIX_GRPC": grpc_endpoint}
+    service = Service(f"{url}/v1/traces", grpc_endpoint)
     command = [sys.executable, "-m", "uvicorn", "tests.apps.matrix_app:app"]
     if instrument:
         command = [str(INSTRUMENT), *command]
@@ -183,8 +196,8 @@ CHECKS = {
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "feature" in metafunc.fixturenames and metafunc.cls is not None:
-        setup = metafunc.cls.SETUP
-        metafunc.parametrize("feature", FEATURES, ids=[f"{setup}-{f}" for f in FEATURES])
+        setup, features = metafunc.cls.SETUP, metafunc.cls.FEATURES
+        metafunc.parametrize("feature", features, ids=[f"{setup}-{f}" for f in features])
 
 
 class Cells:
@@ -192,6 +205,8 @@ class Cells:
     ENV: ClassVar[dict[str, str]] = {}
     INSTRUMENT: ClassVar[bool] = False
     REDIS: ClassVar[bool] = False
+    GRPC: ClassVar[bool] = False
+    FEATURES: ClassVar[list[str]] = FEATURES
 
     @pytest.fixture(scope="class")
     @classmethod
@@ -200,7 +215,7 @@ class Cells:
         if cls.REDIS:
             redis: RedisServer = request.getfixturevalue("redis")
             env.update(MATRIX_HUB=redis.url, OTELSTREAM_HUB=redis.url)
-        yield from serve(cls.SETUP, env, cls.INSTRUMENT)
+        yield from serve(cls.SETUP, env, cls.INSTRUMENT, cls.GRPC)
 
     @pytest.mark.timeout(120)
     def test_cell(self, app: httpx.Client, feature: str) -> None:
@@ -216,6 +231,17 @@ class TestDropIn(Cells):
     after the processor was built; span filters from `OTELSTREAM_SPAN_EXCLUDE`."""
 
     SETUP = "drop-in"
+    ENV: ClassVar[dict[str, str]] = HIDE
+
+
+class TestDropInGrpc(Cells):
+    """The drop-in with the receiver turned on by `create_router(otlp_grpc_endpoint=...)` only
+    (no OTLP/HTTP): the service exports over gRPC, and the run waits for it all the same. The
+    other features are the drop-in's, above."""
+
+    SETUP = "drop-in-grpc"
+    GRPC = True
+    FEATURES: ClassVar[list[str]] = ["ingest"]
     ENV: ClassVar[dict[str, str]] = HIDE
 
 
