@@ -8,14 +8,12 @@ import json
 import logging
 import threading
 import traceback
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
-from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import trace
-from opentelemetry.context import Context, attach, detach, get_current
+from opentelemetry.context import Context, attach, detach
 from opentelemetry.trace import Span, Status, StatusCode
 
 from otelstream.events._inert import inert
@@ -23,6 +21,14 @@ from otelstream.events._wire import OUTCOME_LOGGER
 from otelstream.hubs import _handoffs
 from otelstream.runs._mark import RUN_KEY, RunCancelled, RunMark, marked_context
 from otelstream.runs._pool import DaemonPool
+from otelstream.runs._streamed import (
+    RunHandle,
+    RunsFull,
+    UnknownPipeline,
+    _run_id,
+    _tracer,
+    streamed_run,
+)
 from otelstream.settings import Settings
 
 logger = logging.getLogger("otelstream.runs")
@@ -30,61 +36,6 @@ outcome_logger = logging.getLogger(OUTCOME_LOGGER)  # a run's end, inside its ro
 
 Pipeline = Callable[..., Any]
 """Called with the run's parameters; if it returns something with `execute()`, that runs too."""
-
-
-@dataclass(frozen=True)
-class RunHandle:
-    run_id: str
-    """The trace id, 32 lowercase hex characters: the run's name in the stream and in Jaeger."""
-    name: str
-    span: Span
-
-
-class UnknownPipeline(LookupError):
-    pass
-
-
-class RunsFull(RuntimeError):
-    """Every worker is busy and the queue of waiting runs is full, or the runner is shut down."""
-
-
-def _tracer(tracer_provider: trace.TracerProvider | None) -> trace.Tracer:
-    return trace.get_tracer("otelstream", tracer_provider=tracer_provider)
-
-
-def _run_id(span: Span) -> str:
-    return format(span.get_span_context().trace_id, "032x")
-
-
-@contextmanager
-def streamed_run(
-    name: str, *, tracer_provider: trace.TracerProvider | None = None, new_trace: bool = False
-) -> Iterator[RunHandle]:
-    """Stream a block of your own code: opens the root span `pipeline:{name}` and yields the run.
-
-    Spans opened inside the block (and in threads that carry its context)
-    become the run's tasks. Inside another streamed run it is just a task.
-    The run id is the trace id, so a trace holds one run: for a second run in
-    the same request, pass `new_trace=True` (its root then links to the
-    current span instead of being its child).
-    """
-    current = get_current()
-    links: list[trace.Link] = []
-    token = None
-    if current.get(RUN_KEY) is None:
-        parent = None
-        if new_trace:
-            origin = trace.get_current_span(current).get_span_context()
-            links = [trace.Link(origin)] if origin.is_valid else []
-            parent = Context()
-        token = attach(marked_context(name, parent))
-    try:
-        span = _tracer(tracer_provider).start_span(f"pipeline:{name}", links=links)
-        with trace.use_span(span, end_on_exit=True):
-            yield RunHandle(_run_id(span), name, span)
-    finally:
-        if token is not None:
-            detach(token)
 
 
 class PipelineRunner:
