@@ -16,12 +16,12 @@ import httpx
 from httpx_sse import EventSource
 
 from otelstream.client._base import (
-    _TRANSIENT,
     BaseClient,
     RunsPage,
     StartedRun,
     _Call,
 )
+from otelstream.client._resume import TRANSIENT, Resume
 
 T = TypeVar("T")
 
@@ -97,7 +97,7 @@ class Client(BaseClient[httpx.Client]):
         A dropped or cut stream is reopened with `Last-Event-ID`; raises
         `MissedEvents` when the server can no longer send what was missed.
         """
-        stream = self._stream(run_id, after, token)
+        stream = Resume(self, run_id, after, token or self._tokens.get(run_id))
         while not stream.done:
             try:
                 response = self.http.send(stream.request(), stream=True)
@@ -110,7 +110,7 @@ class Client(BaseClient[httpx.Client]):
                                     break
                 finally:
                     response.close()
-            except _TRANSIENT as exc:
+            except TRANSIENT as exc:
                 stream.failed(exc)
             time.sleep(stream.pause())
 
@@ -188,7 +188,7 @@ class AsyncClient(BaseClient[httpx.AsyncClient]):
         self, run_id: str, *, after: int = 0, token: str | None = None
     ) -> AsyncIterator[dict[str, Any]]:
         """Every event after `after`, in order, each once, until the run ends."""
-        stream = self._stream(run_id, after, token)
+        stream = Resume(self, run_id, after, token or self._tokens.get(run_id))
         while not stream.done:
             try:
                 response = await self.http.send(stream.request(), stream=True)
@@ -201,7 +201,7 @@ class AsyncClient(BaseClient[httpx.AsyncClient]):
                                     break
                 finally:
                     await response.aclose()
-            except _TRANSIENT as exc:
+            except TRANSIENT as exc:
                 stream.failed(exc)
             await asyncio.sleep(stream.pause())
 
