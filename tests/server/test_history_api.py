@@ -43,9 +43,10 @@ def test_a_pipeline_that_has_not_run_has_an_empty_history_and_no_usual_duration(
 def test_the_history_of_runs_is_served_and_the_pipelines_list_tells_what_is_usual(
     app: App,
 ) -> None:
-    ran = [app.run("two_steps") for _ in range(3)]
-    for run_id in ran:
-        app.wait_until_finished(run_id)
+    ran = []
+    for _ in range(3):  # one after the other: the history lists runs in the order they ended
+        ran.append(app.run("two_steps"))
+        app.wait_until_finished(ran[-1])
     failed = app.run("failing")
     app.wait_until_finished(failed)
 
