@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from otelstream.client import _base as _client_common
+from otelstream.client import _resume as _client_common
 from otelstream.events import JSON_SCHEMA, _notices
 from otelstream.events._notices import NOTICE_TYPES
 from otelstream.events._wire import notice_frame
