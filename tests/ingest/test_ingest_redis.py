@@ -20,10 +20,9 @@ APP = "examples.fastapi-telemetry.main:app"
 PROTOBUF = {"content-type": "application/x-protobuf"}
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def two_workers(redis: RedisServer) -> Iterator[list[httpx.Client]]:
-    if redis.process is None:  # a test before this one killed it
-        redis.start()
+    """Two workers for the module's tests (each run its own): the outage test goes last."""
     with workers_on(redis.url, app=APP, OTELSTREAM_OTLP_INGEST="true") as clients:
         yield clients
 
@@ -56,25 +55,6 @@ def test_spans_received_by_one_worker_stream_on_the_other(
     assert [e["seq"] for e in again] == [e["seq"] for e in seen]
     tree = b.get(f"/runs/{run_id}").json()["tree"]
     assert "GET /price" in [child["name"] for child in tree["children"]]
-
-
-def test_a_redis_that_is_down_is_a_503_the_exporter_retries(
-    redis: RedisServer, two_workers: list[httpx.Client]
-) -> None:
-    _, b = two_workers
-    redis.kill()
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            refused = b.post(
-                "/v1/traces", content=export(span("2" * 32, 5, 1, "x")), headers=PROTOBUF
-            )
-            if refused.status_code == 503 or time.monotonic() > deadline:
-                break
-        assert refused.status_code == 503, refused.text
-        assert int(refused.headers["retry-after"]) >= 1
-    finally:
-        redis.start()
 
 
 def test_a_batch_sent_again_to_the_other_worker_streams_once(
@@ -149,3 +129,22 @@ def test_a_services_log_records_and_orphan_spans_on_the_redis_hub(
         ("priced", "pricing", "GET /price", f"{5:016x}")
     ]
     assert all(e["name"] != "a second root" for e in seen)
+
+
+def test_a_redis_that_is_down_is_a_503_the_exporter_retries(
+    redis: RedisServer, two_workers: list[httpx.Client]
+) -> None:
+    _, b = two_workers
+    redis.kill()
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            refused = b.post(
+                "/v1/traces", content=export(span("2" * 32, 5, 1, "x")), headers=PROTOBUF
+            )
+            if refused.status_code == 503 or time.monotonic() > deadline:
+                break
+        assert refused.status_code == 503, refused.text
+        assert int(refused.headers["retry-after"]) >= 1
+    finally:
+        redis.start()
