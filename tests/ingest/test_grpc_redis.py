@@ -48,10 +48,9 @@ def worker(redis: RedisServer) -> Iterator[Worker]:
         yield Worker(client, port)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def two_workers(redis: RedisServer) -> Iterator[tuple[Worker, Worker]]:
-    if redis.process is None:
-        redis.start()
+    """Two workers for the module's tests; the test that kills Redis is the last to use them."""
     with worker(redis) as a, worker(redis) as b:
         yield a, b
 
