@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     redis_running_ttl_seconds: float = Field(86_400.0, gt=0)
     """A running run's Redis keys expire this long after its last event (a run whose end never
     reached Redis); a finished run's after `run_retention_seconds`."""
+    redis_timeout_seconds: float = Field(5.0, gt=0)
+    """How long a Redis command (or a connection) may take before the Redis hub calls Redis
+    unreachable: requests then answer 503 with `Retry-After`, the writer keeps what it holds."""
     handoff_wait_seconds: float = Field(10.0, ge=0)
     """How long a run's end waits for the work it handed to other processes through
     `otelstream.propagation.inject` (and not waited for itself) to finish, so that its events

@@ -62,7 +62,9 @@ def without_redis(
     if redis.process is None:
         redis.start()
     redis.command("FLUSHALL")
-    with app_process(APP, OTELSTREAM_HUB=redis.url, OTELSTREAM_OTLP_INGEST="true") as url:
+    # a paused Redis answers nothing: each request is told after the Redis timeout (1 s here)
+    env = {"OTELSTREAM_REDIS_TIMEOUT_SECONDS": "1", "OTELSTREAM_OTLP_INGEST": "true"}
+    with app_process(APP, OTELSTREAM_HUB=redis.url, **env) as url:
         with httpx.Client(base_url=url, timeout=30) as client:
             run_id = client.post("/runs", json=RUN).json()["run_id"]
             assert read_events(client, "GET", f"/runs/{run_id}/events")[-1]["status"] == "success"

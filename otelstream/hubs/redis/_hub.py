@@ -52,7 +52,7 @@ class RedisHub:
         key_prefix: str = "otelstream",
         buffer_events: int | None = None,
         running_ttl_seconds: float | None = None,
-        socket_timeout: float = 5.0,
+        socket_timeout: float | None = None,
     ) -> None:
         self.settings = settings = settings or Settings()
         self.url = url
@@ -61,7 +61,8 @@ class RedisHub:
         running = running_ttl_seconds or settings.redis_running_ttl_seconds
         self._running_ttl_ms = max(1, int(running * 1000))
         self._keep = settings.max_active_runs + settings.max_finished_runs
-        self._io = IOLoop(url, socket_timeout, BLOCK_MS / 1000)
+        timeout = socket_timeout or settings.redis_timeout_seconds
+        self._io = IOLoop(url, timeout, BLOCK_MS / 1000)
         self._registry = RunRegistry(
             key_prefix,
             max_active=settings.max_active_runs,
