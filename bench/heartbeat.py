@@ -71,7 +71,7 @@ def _renewal_cost(redis: RedisServer, runs: int, calls: int) -> list[list[object
     a claim, then all another live worker's (this one runs none)."""
     import redis as redis_py
 
-    names = ("workers", "owners", "active", "finished", "robbed")
+    names = ("workers", "owners", "active", "finished", "robbed", "claimed", "heard")
     keys = [f"bench-beat:{{runs}}:{name}" for name in names]
     ids = [f"bench-run-{i:05d}" for i in range(runs)]
     me, other, span_ms, remembered_ms = "bench:1:aaaaaa", "bench:2:bbbbbb", "20000", "86400000"
@@ -88,15 +88,16 @@ def _renewal_cost(redis: RedisServer, runs: int, calls: int) -> list[list[object
         ]
         for mine, robbed, whose in cases:
             client.hset(keys[1], mapping=dict.fromkeys(ids, me if mine else other))
-            args = (me, span_ms, "", remembered_ms, runs if mine else 0, *(ids if mine else ()))
-            client.eval(BEAT, 5, *keys, *args)  # the script is cached from here on
+            named = ids if mine else []
+            args = (me, span_ms, "", remembered_ms, "0", len(named), *named)
+            client.eval(BEAT, len(keys), *keys, *args)  # the script is cached from here on
             client.config_resetstat()
             trips: list[float] = []
             for _ in range(calls):
                 if robbed:  # as a claim leaves it (not timed: another command)
                     client.zadd(keys[4], {me: now_ms})
                 start = time.perf_counter_ns()
-                reply = client.eval(BEAT, 5, *keys, *args)
+                reply = client.eval(BEAT, len(keys), *keys, *args)
                 trips.append((time.perf_counter_ns() - start) / 1e3)
                 if reply != [[], []]:
                     raise BenchError(f"a renewal took or claimed runs: {reply!r}")
