@@ -194,26 +194,11 @@ def celery_worker(redis: RedisServer) -> Iterator[dict[str, str]]:
 def test_zero_code_celery_prefork_worker_streams_live(empty_redis: RedisServer) -> None:
     """A prefork Celery worker started by `opentelemetry-instrument` only (no otelstream code):
     its task's spans stream live under the dispatching task's, once each."""
-    broker = empty_redis.url[: -len("/0")] + "/1"
-    env = {
-        **os.environ,
-        "OTELSTREAM_HUB": empty_redis.url,
-        "CELERY_BROKER": broker,
-        "OTEL_PROPAGATORS": "tracecontext,baggage,otelstream_run",
-        "OTEL_TRACES_EXPORTER": "none",
-        "OTEL_METRICS_EXPORTER": "none",
-        "OTEL_LOGS_EXPORTER": "none",
-        "PYTHONPATH": str(ROOT),
-    }
-    celery = Path(sys.executable).with_name("celery")
-    command = [str(INSTRUMENT), str(celery), "-A", "tests.apps.zero_code_celery", "worker"]
-    worker = subprocess.Popen(
-        [*command, "--pool=prefork", "-c", "1", "--loglevel=warning", "--without-mingle"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    with celery_worker(empty_redis) as env:
+        streams_live(empty_redis, env)
+
+
+def streams_live(empty_redis: RedisServer, env: dict[str, str]) -> None:
     dispatcher = subprocess.Popen(
         [str(INSTRUMENT), sys.executable, "-m", "tests.apps.zero_code_celery"],
         env=env,
@@ -265,9 +250,8 @@ def test_zero_code_celery_prefork_worker_streams_live(empty_redis: RedisServer) 
         assert spans[publish.parent_span_id].name == "dispatch"
         assert events[-1].type == "pipeline_completed"
     finally:
-        for process in (dispatcher, worker):
-            process.kill()
-            process.wait(10)
+        dispatcher.kill()
+        dispatcher.wait(10)
         for stream in (dispatcher.stdin, dispatcher.stdout):
             if stream is not None:
                 stream.close()
