@@ -22,6 +22,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from otelstream import EventStreamProcessor, Settings
 from otelstream.fastapi import create_router
+from otelstream.hubs import Hub
 from otelstream.hubs.memory import MemoryHub
 from otelstream.testing import UvicornServer
 from tests.conftest import UrandomIdGenerator
@@ -39,18 +40,23 @@ class UsualApp:
 
     def learn(self, pipeline: str, usual: tuple[float, dict[str, float]]) -> None:
         """Three successful runs of `pipeline`, each as long as `usual` says."""
-        run_ms, tasks = usual
-        for i in range(3):
-            outcome: Any = {
-                "run_id": f"{i + 1:032x}",
-                "status": "success",
-                "started_at": "2026-12-07T10:00:00Z",
-                "duration_ms": run_ms,
-                "tasks": tasks,
-            }
-            # on a thread of its own: a test's own loop may run in this one (Playwright's does)
-            with ThreadPoolExecutor(1) as pool:
-                pool.submit(asyncio.run, self.hub.record_history(pipeline, outcome)).result()
+        learn(self.hub, pipeline, *usual)
+
+
+def learn(hub: Hub, pipeline: str, run_ms: float, tasks: dict[str, float]) -> None:
+    """Three successful runs of `pipeline` in `hub`'s history, each of `run_ms` with its tasks'
+    durations: what is usual, known to the test."""
+    for i in range(3):
+        outcome: Any = {
+            "run_id": f"{i + 1:032x}",
+            "status": "success",
+            "started_at": "2026-12-07T10:00:00Z",
+            "duration_ms": run_ms,
+            "tasks": tasks,
+        }
+        # on a thread of its own: a test's own loop may run in this one (Playwright's does)
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, hub.record_history(pipeline, outcome)).result()
 
 
 @contextmanager

@@ -167,3 +167,27 @@ def test_the_view_reads_what_is_usual_from_events_and_ignores_what_it_cannot() -
     assert (lines.line(flag) or "").split("  ")[-1] == "overdue: 5.1 s, usually 2.5 s"
     assert "t  running… 3.1 s  overdue, usually 2.5 s" in drawn()
     assert "usually" not in drawn().splitlines()[-1]  # `u`: its usual time was no number
+
+
+def test_an_overdue_tasks_name_stays_inert_in_the_piped_line_and_the_live_view() -> None:
+    """A task name with an escape sequence, a carriage return and a newline: the overdue line
+    and the live view show it as text, never as terminal control."""
+    view = RunView("r" * 32, clock=lambda: 1003.0)
+    root, task = "a" * 16, "b" * 16
+    at = "1970-01-01T00:16:40Z"
+    hostile = "t\x1b[2J\rgone\nnext"
+    view.apply({"type": "pipeline_started", "name": "p", "span_id": root, "timestamp": at})
+    view.apply(
+        {"type": "task_started", "name": hostile, "span_id": task, "parent_span_id": root,
+         "timestamp": at, "expected_duration_ms": 300.0, "expected_p90_ms": 300.0}
+    )  # fmt: skip
+    flag = {"type": "task_overdue", "name": hostile, "span_id": task, "timestamp": at,
+            "running_ms": 1300.0, "expected_duration_ms": 300.0}  # fmt: skip
+    line = RunLines(view).line(flag) or ""
+    assert line.endswith("overdue: 1.3 s, usually 0.3 s")
+    console = Console(record=True, width=120, color_system=None)
+    console.print(view)
+    drawn = console.export_text()
+    for text in (line, drawn):
+        assert "\x1b" not in text and "\r" not in text
+    assert "\n" not in line

@@ -7,7 +7,6 @@ by another worker's hub than the one that streams the run."""
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -25,6 +24,7 @@ from otelstream.processors._overdue import threshold_ms
 from otelstream.testing import UvicornServer
 from tests.conftest import UrandomIdGenerator
 from tests.redis_server import RedisServer
+from tests.usual import learn
 
 
 class Served:
@@ -36,15 +36,7 @@ class Served:
 
     def learn(self, pipeline: str, run_ms: float, tasks: dict[str, float]) -> None:
         """Three successful runs of `pipeline`, each of `run_ms` with its tasks' durations."""
-        for i in range(3):
-            outcome: Any = {
-                "run_id": f"{i + 1:032x}",
-                "status": "success",
-                "started_at": "2026-12-07T10:00:00Z",
-                "duration_ms": run_ms,
-                "tasks": tasks,
-            }
-            asyncio.run(self.learner.record_history(pipeline, outcome))
+        learn(self.learner, pipeline, run_ms, tasks)
 
 
 @pytest.fixture(params=["memory", "redis"])
