@@ -2,7 +2,8 @@
 
 The contract (`Hub`, `Subscription`, their errors) is in `_contract.py`; the memory hub is
 `otelstream.hubs.memory`, the Redis hub `otelstream.hubs.redis`, and every hub's readers
-are served by one fan-out engine (`_fanout.py`).
+are served by one fan-out engine (`_feed.py` the run's replay buffer, `_fanout.py` its
+readers).
 """
 
 from otelstream.hubs._contract import (

@@ -11,7 +11,7 @@ import threading
 from collections import deque
 from typing import Any
 
-from otelstream.hubs._fanout import Feed
+from otelstream.hubs._feed import Feed
 from otelstream.hubs._run_tree import RunTree
 from otelstream.settings import Settings
 

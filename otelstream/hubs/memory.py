@@ -13,7 +13,8 @@ from otelstream import _metrics
 from otelstream._errors import warn_limited
 from otelstream.events import PIPELINE_COMPLETED, PIPELINE_STARTED, Event
 from otelstream.hubs._contract import Outcome, RunPage, RunPosition, UnknownRun
-from otelstream.hubs._fanout import Feed, FeedSubscription
+from otelstream.hubs._fanout import FeedSubscription
+from otelstream.hubs._feed import Feed
 from otelstream.hubs._handoffs import Handoffs
 from otelstream.hubs._history import MemoryHistory, outcome_of
 from otelstream.hubs._memory_run import _Run
@@ -188,13 +189,13 @@ class MemoryHub:
         return RunPage(*self._runs_list.page(pipeline, status, limit, cursor))
 
     def subscribe_runs(self, after: int = 0) -> FeedSubscription:
-        return self._lifecycle.subscribe(min(after, self._lifecycle.last_seq))
+        return FeedSubscription(self._lifecycle, min(after, self._lifecycle.last_seq))
 
     def subscribe(self, run_id: str, after: int = 0) -> FeedSubscription:
         run = self._find(run_id)
         if run is None:
             raise UnknownRun(run_id)
-        return run.feed.subscribe(min(after, run.feed.last_seq))  # beyond the head: at it
+        return FeedSubscription(run.feed, min(after, run.feed.last_seq))  # beyond the head: at it
 
     async def get_run(self, run_id: str) -> dict[str, Any] | None:
         run = self._find(run_id)

@@ -23,7 +23,7 @@ import pytest
 from otelstream import MemoryHub, Settings, UnknownRun
 from otelstream.events import DataEvent, Event
 from otelstream.hubs import Hub, RunPage, SubscriberLagged
-from otelstream.hubs._fanout import Feed
+from otelstream.hubs._feed import Feed
 from otelstream.testing import RedisClusterServers, next_batch
 from tests.conftest import RUN, finish, start, step, task
 from tests.redis_server import RedisServer

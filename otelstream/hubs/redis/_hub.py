@@ -12,7 +12,8 @@ from otelstream._errors import warn_limited
 from otelstream.events import Event
 from otelstream.events._notices import EVENTS_LOST
 from otelstream.hubs._contract import HubUnavailable, Outcome, RunPage, RunPosition, UnknownRun
-from otelstream.hubs._fanout import Feed, FeedSubscription
+from otelstream.hubs._fanout import FeedSubscription
+from otelstream.hubs._feed import Feed
 from otelstream.hubs.redis._cancels import CancelListeners
 from otelstream.hubs.redis._codec import meta_key
 from otelstream.hubs.redis._handoffs import RedisHandoffs

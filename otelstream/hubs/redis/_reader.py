@@ -1,5 +1,5 @@
 """The Redis hub's reader: it feeds the shared fan-out engine (`hubs/_fanout.py`) with what
-Redis holds, one `Feed` per run that this process has readers of.
+Redis holds, one `Feed` (`hubs/_feed.py`) per run that this process has readers of.
 
 One XREAD per process covers every watched run (one Redis); in Redis Cluster a
 command cannot span hash slots, so the reader sends one XREAD per run in a
@@ -22,7 +22,7 @@ from otelstream._errors import report
 from otelstream.events._notices import EVENTS_LOST
 from otelstream.events._wire import ends_run, frame
 from otelstream.hubs._entries import Frame
-from otelstream.hubs._fanout import Feed
+from otelstream.hubs._feed import Feed
 from otelstream.hubs.redis._codec import marker_seq, stream_key
 from otelstream.hubs.redis._loop import UNREACHABLE, IOLoop
 
