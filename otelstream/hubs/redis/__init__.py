@@ -4,7 +4,8 @@
     provider.add_span_processor(EventStreamProcessor(hub))
 
 One concept a module: `_loop.py` the I/O thread and whether Redis answers,
-`_buffer.py` the bounded buffer, `_writer.py` its batches to Redis, `_owners.py` the
+`_buffer.py` the bounded buffer, `_writer.py` its batches to Redis, `_run_end.py` what a
+run's end records once stored, `_owners.py` the
 workers' leases and the runs of lost ones (`_beat.py` its renewal script), `_reader.py`
 what feeds the shared fan-out engine, `_registry.py` what every process knows of all runs (bounds,
 the runs list, cancel requests), `_codec.py` the keys and scripts of one run,

@@ -97,7 +97,7 @@ class RedisHub:
         self._history = RedisHistory(
             key_prefix, settings.history_runs, settings.history_ttl_seconds, settings.replay_events
         )
-        self._writer.after_ends = self._history.learn
+        self._writer.ends.after_ends = self._history.learn
         self._handoffs = RedisHandoffs(
             self._io, self._writer, key_prefix, max(1, int(running * 1000))
         )

@@ -52,8 +52,8 @@ from otelstream.hubs.redis._codec import (
 )
 from otelstream.hubs.redis._loop import UNREACHABLE, IOLoop
 from otelstream.hubs.redis._registry import RunRegistry
+from otelstream.hubs.redis._run_end import reveal
 from otelstream.hubs.redis._tree import read_tree
-from otelstream.hubs.redis._writer import reveal
 
 
 def worker_id() -> str:

@@ -6,7 +6,8 @@ Each run's events of a batch are one call of the PUBLISH script (see `_codec.py`
 gives each the run's next seq in Redis, so seqs stay 1..N across processes. Nothing here ever
 blocks the publisher: past `redis_buffer_bytes` an event is counted lost. An
 event that cannot be encoded or that Redis refuses costs only itself: it is
-counted lost, its run's streams are told (`events_lost`), the batch goes on.
+counted lost, its run's streams are told (`events_lost`), the batch goes on. What a run's
+end records once it is stored (the runs list, its stream, its history) is `_run_end.py`'s.
 """
 
 from __future__ import annotations
@@ -29,14 +30,13 @@ from otelstream.hubs.redis._buffer import Buffer, Item
 from otelstream.hubs.redis._codec import (
     MARK_LOST,
     PUBLISH,
-    REVEAL,
     encode,
     meta_key,
     stream_key,
 )
 from otelstream.hubs.redis._loop import UNREACHABLE, IOLoop, io_reset
 from otelstream.hubs.redis._registry import RunRegistry
-from otelstream.hubs.redis._tree import read_tree
+from otelstream.hubs.redis._run_end import RunEnds, count_end
 
 _BACKOFF_S: Final = (0.05, 0.25)
 """Between retries while Redis is down: short, so that runs go on soon after it is back."""
@@ -79,10 +79,8 @@ class Writer:
         self.counted: OrderedDict[str, None] = OrderedDict()  # starts stored: active runs
         self._lock = threading.Lock()
         self.taken: OrderedDict[str, None] = OrderedDict()  # runs another worker ended for us
-        self.unretired: dict[str, Event] = {}  # ends stored, not yet in the runs list
-        self.unrevealed: dict[str, None] = {}  # ends in the runs list, not yet in the stream
+        self.ends = RunEnds(registry, prefix, maxlen)  # what it tells of the runs' ends
         self.before_write: Callable[[Any], Awaitable[None]] | None = None  # the lease's check
-        self.after_ends: Callable[[Any, list[str]], Awaitable[None]] | None = None  # history
         io.tasks.append(self.run)
 
     # -- from any thread ----------------------------------------------------------------------
@@ -142,11 +140,11 @@ class Writer:
         client = io.writer
         backoff = 0.0
         while True:
-            if self.unretired or self.unrevealed:  # Redis failed while a run's end was told
+            if self.ends.unretired or self.ends.unrevealed:  # Redis failed telling an end
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.buffer.wake.wait(), _BACKOFF_S[1])
                 with contextlib.suppress(*UNREACHABLE):
-                    await self.finish_ends(client)
+                    await self.ends.finish(client)
             else:
                 await self.buffer.wake.wait()
             self.buffer.wake.clear()
@@ -195,7 +193,7 @@ class Writer:
             if self.before_write is not None:  # after a pause: was a run ended for us?
                 await self.before_write(client)
             batch = await self._admit(client, batch)
-            batch = await self._end_open_tasks(client, batch)
+            batch = await self.ends.end_open_tasks(client, batch, self.taken)
             results, sent = await self._execute(client, batch)
             missing = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
             if missing:  # Redis restarted empty: load the script, send those again
@@ -211,73 +209,8 @@ class Writer:
             return False
         self.io.up()
         self._settle(sent, results)
-        ended = [
-            (run_id, event)
-            for (run_id, event), result in zip(sent, results, strict=True)
-            if event.type == PIPELINE_COMPLETED and isinstance(result, int) and result > 0
-        ]
-        for run_id, event in ended:
-            self.unretired[run_id] = event
-        if self.unretired or self.unrevealed:
-            with contextlib.suppress(*UNREACHABLE):  # tried again after the next batch
-                await self.finish_ends(client)
-        if ended and self.after_ends is not None:  # the runs' histories (`hubs/_history.py`)
-            try:
-                await self.after_ends(client, [run_id for run_id, _ in ended])
-            except Exception:  # a history missed is no event lost
-                report("RedisHub: recording the history of runs")
+        await self.ends.stored(client, sent, results)
         return True
-
-    async def finish_ends(self, client: Any) -> None:
-        """The runs whose end PUBLISH stored: into the runs list (RETIRE), then into their
-        streams (REVEAL), in this order (see `_codec.py`: state before notice)."""
-        try:
-            if self.unretired:
-                ends = list(self.unretired.items())
-                await self.registry.retire(client, ends)
-                for run_id, _ in ends:
-                    del self.unretired[run_id]
-                    self.unrevealed[run_id] = None
-            if self.unrevealed:
-                runs = list(self.unrevealed)
-                await reveal(client, self.prefix, self._maxlen, runs)
-                for run_id in runs:
-                    del self.unrevealed[run_id]
-        except UNREACHABLE:
-            raise  # tried again once Redis answers
-        except Exception:  # Redis refused it: trying again would not help
-            report("RedisHub: recording the end of runs")
-            self.unretired.clear()
-            self.unrevealed.clear()
-
-    async def _end_open_tasks(self, client: Any, batch: list[Item]) -> list[Item]:
-        """Before a run's `pipeline_completed`, the ends of the tasks it leaves open (those of
-        this process and of any other, read from the run's tree: `RunTree.unfinished_ends`).
-        One round trip a run's end; a task of another process that ends meanwhile is still
-        ended in the stream, before the run, and its tree keeps its own end."""
-        ends = [i for i, (_, event) in enumerate(batch) if event.type == PIPELINE_COMPLETED]
-        if not ends:
-            return batch
-        out: list[Item] = []
-        done = 0
-        for index in ends:
-            run_id, end = batch[index]
-            if run_id in self.taken:
-                continue
-            try:
-                _, tree = await read_tree(client, self.prefix, run_id, int(self._maxlen))
-            except UNREACHABLE:
-                raise
-            except Exception:  # its keys are not a run's (WRONGTYPE): its events say so
-                continue
-            for item in batch[:index]:  # not in Redis yet: before the end in this batch
-                if item[0] == run_id:
-                    tree.apply(item[1])
-            out.extend(batch[done:index])
-            out.extend((run_id, unfinished) for unfinished in tree.unfinished_ends(end))
-            done = index
-        out.extend(batch[done:])
-        return out
 
     async def _execute(self, client: Any, batch: list[Item]) -> tuple[list[Any], list[Item]]:
         """One script call per run of the batch, pipelined; a result per event sent."""
@@ -336,9 +269,7 @@ class Writer:
                     self.stored.pop(run_id, None)
                     self._opened.pop(run_id, None)
                     counted = self.counted.pop(run_id, 0) is None  # its start: an active run
-                took = event.duration_ns  # `otelstream._metrics`: the run's duration
-                seconds = None if took is None else took / 1e9
-                _metrics.run_ended(event.name, event.status or "success", seconds, counted)
+                count_end(event, counted)
             else:
                 if event.type == PIPELINE_STARTED:
                     _metrics.run_started(event.name)
@@ -367,11 +298,3 @@ class Writer:
         if not written:  # try again after the next batch
             for run_id, count in pending.items():
                 self.mark(run_id, count)
-
-
-async def reveal(client: Any, prefix: str, maxlen: str, run_ids: list[str]) -> None:
-    """Put the stored ends of these runs into their streams (REVEAL, one slot each)."""
-    async with client.pipeline(transaction=False) as pipe:
-        for run_id in run_ids:
-            pipe.eval(REVEAL, 2, stream_key(prefix, run_id), meta_key(prefix, run_id), maxlen)
-        await pipe.execute()
