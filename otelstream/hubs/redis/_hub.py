@@ -1,34 +1,29 @@
-"""RedisHub: the `Hub` of several processes, over the I/O loop, the writer and the reader."""
+"""RedisHub: the `Hub` of several processes, over the I/O loop, the writer and the reader
+(a run read back for a reader of it: `_reads.py`)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import time
 from collections.abc import Callable
 from typing import Any, Final, Self, cast
 
 from otelstream._errors import warn_limited
 from otelstream.events import Event
-from otelstream.events._notices import EVENTS_LOST
-from otelstream.hubs._contract import HubUnavailable, Outcome, RunPage, RunPosition, UnknownRun
+from otelstream.hubs._contract import HubUnavailable, Outcome, RunPage, RunPosition
 from otelstream.hubs._fanout import FeedSubscription
 from otelstream.hubs._feed import Feed
 from otelstream.hubs.redis._cancels import CancelListeners
-from otelstream.hubs.redis._codec import meta_key
 from otelstream.hubs.redis._handoffs import RedisHandoffs
 from otelstream.hubs.redis._history import RedisHistory
 from otelstream.hubs.redis._loop import IOLoop
 from otelstream.hubs.redis._owners import Owners
 from otelstream.hubs.redis._reader import BLOCK_MS, RUNS, Reader
+from otelstream.hubs.redis._reads import FLUSH_S, RunReads
 from otelstream.hubs.redis._registry import RunRegistry
 from otelstream.hubs.redis._seen import first_seen
-from otelstream.hubs.redis._tree import read_tree
 from otelstream.hubs.redis._writer import Writer
 from otelstream.settings import Settings
 
-_FLUSH_S: Final = 2.0
-"""How long a read waits for events this process published before it to be written."""
 _CHECK_S: Final = 1.0
 """How long `check` waits for Redis's PING."""
 
@@ -104,6 +99,9 @@ class RedisHub:
         self._reader = Reader(
             self._io, key_prefix, settings.replay_events, self._registry.lifecycle
         )
+        self._reads = RunReads(
+            self._io, self._writer, self._reader, self._registry, key_prefix, settings
+        )
         self._cancels = CancelListeners(
             self._io, self._registry.channel, key_prefix, self._writer.running
         )
@@ -149,84 +147,13 @@ class RedisHub:
         """The runs stream of every process sharing the Redis."""
         return RedisSubscription(self, RUNS, after)
 
-    async def _open(self, run_id: str, after: int) -> tuple[Feed, int]:
-        """The feed a subscription reads (the run's, or one that ends at once) and where the
-        subscription starts: `after`, or the stream's head if `after` is beyond it. A client's
-        `Last-Event-ID` positions only that client: the feed this process shares among the
-        run's readers never starts past what Redis holds, or a lying or buggy client would
-        blind every other reader of the run here."""
-        if run_id == RUNS:  # its feed starts at the stream's head, and a reader before it
-            try:  # is given what is older at once, as a late reader of a run is
-                head = await self._io.call(self._lifecycle_head())
-                feed = self._reader.feed(RUNS, head)
-                after = min(after, head)
-                await self._io.call(self._reader.backfill(RUNS, feed, after))
-            except HubUnavailable:
-                return _ended(run_id, after, "Redis cannot be reached"), after
-            return feed, after
-        # Known before the lookup: once its end is stored, the writer forgets the run, and
-        # that can happen while the lookup is on its way.
-        known = self._writer.started_here(run_id)
-        try:
-            if known:  # what this process published before the reader came is there for it
-                await self._io.call(self._writer.flush(_FLUSH_S))
-            last_seq, done = await self._io.call(self._lookup(run_id))
-        except HubUnavailable:
-            return _ended(run_id, after, "Redis cannot be reached"), after
-        if last_seq is None and not known:
-            raise UnknownRun(run_id)
-        after = min(after, last_seq or 0)
-        if done is not None and after >= done:
-            return _ended(run_id, after), after  # the run is over and the reader has every event
-        feed = self._reader.feed(run_id, after)
-        with contextlib.suppress(HubUnavailable):  # the feed fails too, and says so
-            await self._io.call(self._reader.backfill(run_id, feed, after))
-        return feed, after
-
-    async def _lookup(self, run_id: str) -> tuple[int | None, int | None]:
-        """(the run's last seq in Redis, the seq of its end), None for what is not there."""
-        seq, done = await self._io.query.hmget(meta_key(self.key_prefix, run_id), "seq", "done")
-        return None if seq is None else int(seq), None if done is None else int(done)
-
-    async def _lifecycle_head(self) -> int:
-        """The seq of the runs stream's newest event (its counter); before the first, the
-        counter is made here, at its epoch (see `_registry`), so the feed's seqs run on."""
-        async with self._io.query.pipeline(transaction=False) as pipe:
-            pipe.set(self._registry.counter, time.time_ns() // 1000, nx=True)
-            pipe.get(self._registry.counter)
-            _, counter = await pipe.execute()
-        return int(counter)
-
     async def position(self, run_id: str) -> RunPosition | None:
         """O(1) in the run's length: three fields of the run's hash."""
-        return await self._io.call(self._position(run_id))
-
-    async def _position(self, run_id: str) -> RunPosition | None:
-        await self._writer.flush(_FLUSH_S)
-        known = self._writer.started_here(run_id)  # before the lookup, as in `_open`
-        key = meta_key(self.key_prefix, run_id)
-        seq, done, status = await self._io.query.hmget(key, "seq", "done", "status")
-        if seq is None:
-            return RunPosition(0, False, "running") if known else None
-        if done is None:
-            return RunPosition(int(seq), False, "running")
-        return RunPosition(int(seq), True, status or "success")
+        return await self._io.call(self._reads.position(run_id))
 
     async def get_run(self, run_id: str) -> dict[str, Any] | None:
         """From Redis, after what this process published before the call is written."""
-        return await self._io.call(self._get_run(run_id))
-
-    async def _get_run(self, run_id: str) -> dict[str, Any] | None:
-        await self._writer.flush(_FLUSH_S)
-        meta, tree = await read_tree(
-            self._io.query, self.key_prefix, run_id, self.settings.replay_events
-        )
-        if "seq" not in meta:
-            return None
-        run = tree.snapshot(run_id, int(meta["seq"])).to_dict()
-        if int(meta.get("lost", 0)):
-            run["events_lost"] = int(meta["lost"])
-        return run
+        return await self._io.call(self._reads.get_run(run_id))
 
     async def list_runs(
         self,
@@ -239,7 +166,7 @@ class RedisHub:
         """The runs every process sharing the Redis started, newest first."""
 
         async def page() -> RunPage:
-            await self._writer.flush(_FLUSH_S)
+            await self._writer.flush(FLUSH_S)
             return RunPage(
                 *await self._registry.page(self._io.query, pipeline, status, limit, cursor)
             )
@@ -250,7 +177,7 @@ class RedisHub:
         """One script call on a set in the run's hash slot, for every worker at once."""
 
         async def fresh() -> set[str]:
-            await self._writer.flush(_FLUSH_S)  # a run started here is known to the script
+            await self._writer.flush(FLUSH_S)  # a run started here is known to the script
             limit = self.settings.max_open_spans
             query = self._io.query
             return await first_seen(
@@ -269,7 +196,7 @@ class RedisHub:
         """Every worker's history of the pipeline, after what this process wrote is there."""
 
         async def read() -> dict[str, Any]:
-            await self._writer.flush(_FLUSH_S)
+            await self._writer.flush(FLUSH_S)
             return await self._history.read(self._io.query, pipeline)
 
         return await self._io.call(read())
@@ -344,15 +271,5 @@ class RedisSubscription(FeedSubscription):
         self.run_id = run_id
 
     async def __aenter__(self) -> Self:
-        self.feed, self.last_seq = await self._hub._open(self.run_id, self.last_seq)
+        self.feed, self.last_seq = await self._hub._reads.open(self.run_id, self.last_seq)
         return await super().__aenter__()
-
-
-def _ended(run_id: str, after: int, failure: str | None = None) -> Feed:
-    """A feed that ends its reader at once: plainly, or with `events_lost`."""
-    feed = Feed(run_id, 1, base=after)
-    if failure is None:
-        feed.finish()
-    else:
-        feed.fail(EVENTS_LOST, failure)
-    return feed
