@@ -1,5 +1,5 @@
-"""create_router: the runs API (`otelstream._server.api`: endpoints and route table) wired into
-a FastAPI router, with the lifespan that opens and closes the pipelines' pool."""
+"""create_router: the runs API (`otelstream._server.api` its endpoints, `routes` its route table)
+wired into a FastAPI router, with the lifespan that opens and closes the pipelines' pool."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from opentelemetry import trace
 
-from otelstream._server.api import ROUTES, RunsAPI
+from otelstream._server.api import RunsAPI
 from otelstream._server.models import (
     ErrorDetail,
     PipelineInfo,
@@ -26,6 +26,7 @@ from otelstream._server.models import (
     RunSummary,
 )
 from otelstream._server.parameters import run_request_type
+from otelstream._server.routes import ROUTES
 from otelstream._server.routing import body_limited_route
 from otelstream._server.shutdown import GracefulShutdown
 from otelstream._server.sse import EventStreamResponse

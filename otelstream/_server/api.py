@@ -1,6 +1,8 @@
-"""The runs API: every endpoint a method of one object, and the route table that serves them.
+"""The runs API: every endpoint a method of one object, served by the route table in
+`routes.py`.
 
-A new endpoint goes here: a method on `RunsAPI` and a row in `ROUTES`.
+A new endpoint goes here: a method on `RunsAPI` and a row in `ROUTES` (`routes.py`); the
+steps several endpoints take are `RunsBase`'s (`shared.py`).
 `create_router` (otelstream.fastapi) only wires the table into a FastAPI router.
 Each endpoint is readable and testable alone; limits, access and resume points are
 FastAPI dependencies (`stream_room`, `run_stream_room`, `authorize`, `ResumeAfter`),
@@ -11,12 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from fastapi import Header, HTTPException, Query, Request, Response
-from opentelemetry import trace
 
-from otelstream._server.access import RunTokens
 from otelstream._server.models import (
     RUN_ID,
     PipelineHistory,
@@ -30,17 +30,11 @@ from otelstream._server.models import (
     RunSummary,
     shown_id,
 )
-from otelstream._server.parameters import call_arguments
-from otelstream._server.routing import Route
-from otelstream._server.sse import EventStreamResponse, OpenStreams
+from otelstream._server.shared import RunsBase
+from otelstream._server.sse import EventStreamResponse
 from otelstream.events import format_time
-from otelstream.hubs import Hub, HubUnavailable, RunPosition, Subscription, UnknownRun
-from otelstream.hubs._history import Expectations, expectations
-from otelstream.runs import Pipeline, PipelineRunner, RunHandle, RunsFull
-from otelstream.settings import Settings
-
-if TYPE_CHECKING:
-    from otelstream._ingest import OtlpReceiver
+from otelstream.hubs import HubUnavailable, RunPosition
+from otelstream.runs import Pipeline
 
 RUNS_STREAM = "runs"
 """What a runs-stream notice names in place of a run id (`stream_overflow`, `server_shutdown`)."""
@@ -52,25 +46,8 @@ NOT_STREAMED = (
 )
 
 
-class RunsAPI:
-    """What the routes share: the hub, the runner, the open streams, the token signer."""
-
-    def __init__(
-        self,
-        hub: Hub,
-        runner: PipelineRunner,
-        settings: Settings,
-        prefix: str = "",
-        receiver: OtlpReceiver | None = None,
-    ) -> None:
-        self.hub = hub
-        self.receiver = receiver
-        self.runner = runner
-        self.settings = settings
-        self.prefix = prefix
-        secret = settings.run_token_secret
-        self.tokens = RunTokens(secret.get_secret_value() if secret else None)
-        self.streams = OpenStreams(settings.max_streams)
+class RunsAPI(RunsBase):
+    """The endpoints, and the dependencies that the route table (`routes.py`) names."""
 
     # -- dependencies -------------------------------------------------------------------------
 
@@ -241,72 +218,6 @@ class RunsAPI:
             raise HTTPException(404, "the OTLP receiver is off")
         return await self.receiver.export_logs(request)
 
-    # -- the parts the endpoints share --------------------------------------------------------
-
-    async def start(self, request: RunRequest) -> RunHandle:
-        """Check, then start a run in the runner's pool (404, 409, 422 and 503 are raised)."""
-        if request.pipeline_name not in self.runner.pipelines:
-            raise HTTPException(404, f"unknown pipeline {shown_id(request.pipeline_name)}")
-        parameters = call_arguments(request.parameters)
-        await self.hub.check()  # HubUnavailable (503): a run that cannot be streamed waits
-        parent = trace.get_current_span().get_span_context()
-        if parent.is_valid and await self.hub.position(f"{parent.trace_id:032x}") is not None:
-            # the run id is the trace id: a client that sends the traceparent of a trace that
-            # already has a run must start a new trace for the next one
-            raise HTTPException(409, f"trace {parent.trace_id:032x} already has a run")
-        expected = await self.expectations(request.pipeline_name)
-        try:
-            handle = self.runner.start(request.pipeline_name, parameters, expected=expected)
-        except RunsFull as exc:
-            raise HTTPException(503, str(exc), headers={"Retry-After": "1"}) from None
-        await self.hub.flush()  # its start is stored: every worker knows the run from now on
-        return handle
-
-    async def expectations(self, name: str) -> Expectations | None:
-        """What the pipeline's history says is usual; none when the hub is slow to say (a run
-        is not held up for it: its events then carry no expectation)."""
-        try:
-            async with asyncio.timeout(EXPECTATIONS_WAIT_S):
-                return expectations(await self.hub.history(name))
-        except (HubUnavailable, TimeoutError):
-            return None
-
-    async def position(self, run_id: str) -> RunPosition:
-        position = await self.hub.position(run_id) if RUN_ID.fullmatch(run_id) else None
-        if position is None:
-            raise self.unknown_run(run_id)
-        return position
-
-    def unknown_run(self, run_id: str) -> HTTPException:
-        """The 404 of a run the hub does not know; a hub that keeps runs in this process alone
-        (`started_ns`) says since when, as a run of a server before a restart is gone."""
-        detail = f"unknown or expired run {shown_id(run_id)}"
-        started = getattr(self.hub, "started_ns", None)
-        if isinstance(started, int):
-            detail += (
-                f": runs are kept in memory, since the server started at {format_time(started)}"
-            )
-        return HTTPException(404, detail)
-
-    def stream(self, run_id: str, after: int = 0) -> EventStreamResponse:
-        try:
-            subscription = self.hub.subscribe(run_id, after)
-        except UnknownRun:
-            raise self.unknown_run(run_id) from None
-        return self.respond(subscription, run_id)
-
-    def respond(self, subscription: Subscription, name: str) -> EventStreamResponse:
-        """A subscription as the SSE response, with the router's bounds and keep-alive."""
-        settings = self.settings
-        return EventStreamResponse(
-            subscription,
-            name,
-            keepalive=settings.keepalive_seconds,
-            streams=self.streams,
-            send_timeout=settings.send_timeout_seconds,
-            retry_ms=settings.retry_ms,
-        )
-
 
 def _summary(pipeline: Pipeline) -> str | None:
     func = getattr(pipeline, "func", pipeline)  # functools.partial
@@ -316,43 +227,8 @@ def _summary(pipeline: Pipeline) -> str | None:
 
 HISTORY_WAIT_S = 1.0
 """How long `GET /pipelines` waits for the hub's histories before answering without."""
-EXPECTATIONS_WAIT_S = 0.25
-"""How long a run's start waits for its pipeline's history (the hub answered a moment ago)."""
 USUAL = ("expected_duration_ms", "expected_p90_ms", "success_rate", "last_status")
 """What `GET /pipelines` tells of each pipeline's history."""
-EVENTS = "The run's events, as they happen."
-OTLP_ANSWERS: dict[int | str, dict[str, Any]] = {
-    code: {"description": text}
-    for code, text in {
-        200: "`Export…ServiceResponse` in the request's encoding, with `partial_success`.",
-        400: "The body does not decode (a `google.rpc.Status` says why).",
-        401: "The bearer token (`OTELSTREAM_OTLP_TOKEN`) is missing or wrong.",
-        413: "The body is over `otlp_max_body_bytes`.",
-        415: "Neither `application/x-protobuf` nor `application/json`.",
-        503: "The hub cannot be reached: retry after `Retry-After` seconds.",
-    }.items()
-}
-ROUTES = (
-    Route("POST", "/run-workflow", "run_workflow", "start", ("stream_room",),
-          errors=(404, 409, 413, 503), stream=EVENTS, typed_body=True),
-    Route("GET", "/pipelines", "list_pipelines", "start"),
-    Route("GET", "/pipelines/{name}/history", "pipeline_history", "start", errors=(404, 503)),
-    Route("POST", "/runs", "start_run", "start", status_code=202,
-          errors=(404, 409, 413, 503), typed_body=True, exclude_none=True),
-    # GET /runs and /runs/live before /runs/{run_id}: `live` is never taken for a run id
-    Route("GET", "/runs", "list_runs", "start", errors=(422, 503)),
-    Route("GET", "/runs/live", "runs_live", "start", ("stream_room",),
-          errors=(422, 503), stream="run_started and run_ended, live"),
-    Route("GET", "/runs/{run_id}/events", "run_events", "watch", ("run_stream_room",),
-          errors=(404, 503), stream=EVENTS,
-          more={204: {"description": "The run is over and the client has every event."}}),
-    Route("GET", "/runs/{run_id}", "get_run", "watch", errors=(404, 503)),
-    Route("DELETE", "/runs/{run_id}", "cancel_run", "watch", status_code=202,
-          errors=(404, 409, 503)),
-    Route("POST", "/v1/traces", "otlp_traces", "otlp", more=OTLP_ANSWERS),
-    Route("POST", "/v1/logs", "otlp_logs", "otlp", more=OTLP_ANSWERS),
-)  # fmt: skip
-"""The route table: one row per endpoint, in the order routes are matched."""
 
 
-__all__ = ["NOT_STREAMED", "ROUTES", "RUNS_STREAM", "RunsAPI"]
+__all__ = ["NOT_STREAMED", "RUNS_STREAM", "RunsAPI"]

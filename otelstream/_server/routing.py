@@ -3,7 +3,7 @@ the route class that serves each row: request bodies bounded (413, not read to t
 that cannot be reached answered as 503 with `Retry-After`, never as a missing run, and a 422's
 errors put in the user's terms (`parameters.readable_errors`).
 
-The table itself is `otelstream._server.api.ROUTES`, beside the endpoints it serves;
+The table itself is `otelstream._server.routes.ROUTES`, its rows naming the endpoints of `api.py`;
 `otelstream.fastapi.create_router` registers each row.
 """
 
