@@ -5,11 +5,11 @@
 
 One concept a module: `_loop.py` the I/O thread and whether Redis answers,
 `_buffer.py` the bounded buffer, `_writer.py` its batches to Redis, `_run_end.py` what a
-run's end records once stored, `_owners.py` the workers' leases and the runs of lost ones
-(`_beat.py` its renewal script), `_reader.py` what feeds the shared fan-out engine,
-`_reads.py` a run read back for a reader of it, `_registry.py` what every process knows of
-all runs (bounds, the runs list, cancel requests), `_codec.py` the keys and scripts of one
-run, `_hub.py` the hub itself.
+run's end records once stored, `_markers.py` the markers of lost events, `_owners.py` the
+workers' leases and the runs of lost ones (`_beat.py` its renewal script), `_reader.py` what
+feeds the shared fan-out engine, `_reads.py` a run read back for a reader of it,
+`_registry.py` what every process knows of all runs (bounds, the runs list, cancel requests),
+`_codec.py` the keys and scripts of one run, `_hub.py` the hub itself.
 """
 
 from __future__ import annotations

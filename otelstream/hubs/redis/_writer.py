@@ -7,7 +7,8 @@ gives each the run's next seq in Redis, so seqs stay 1..N across processes. Noth
 blocks the publisher: past `redis_buffer_bytes` an event is counted lost. An
 event that cannot be encoded or that Redis refuses costs only itself: it is
 counted lost, its run's streams are told (`events_lost`), the batch goes on. What a run's
-end records once it is stored (the runs list, its stream, its history) is `_run_end.py`'s.
+end records once it is stored (the runs list, its stream, its history) is `_run_end.py`'s,
+the markers of lost events `_markers.py`'s.
 """
 
 from __future__ import annotations
@@ -28,13 +29,13 @@ from otelstream._errors import report
 from otelstream.events import PIPELINE_COMPLETED, PIPELINE_STARTED, Event
 from otelstream.hubs.redis._buffer import Buffer, Item
 from otelstream.hubs.redis._codec import (
-    MARK_LOST,
     PUBLISH,
     encode,
     meta_key,
     stream_key,
 )
 from otelstream.hubs.redis._loop import UNREACHABLE, IOLoop, io_reset
+from otelstream.hubs.redis._markers import LossMarkers
 from otelstream.hubs.redis._registry import RunRegistry
 from otelstream.hubs.redis._run_end import RunEnds, count_end
 
@@ -65,7 +66,6 @@ class Writer:
         self.io, self.registry, self.prefix = io, registry, prefix
         self.buffer = Buffer(io, capacity, capacity_bytes)
         self.publish_args = (str(maxlen), str(running_ttl_ms), str(max(finished_ttl_ms, 1)))
-        self._maxlen = str(maxlen)
         self._keep = keep
         self._lose = lose  # the hub's: count, warn, tell the run's streams
         self.dropped_events = 0
@@ -73,7 +73,7 @@ class Writer:
         self.writing = False
         self.lost_events = 0
         """Events that never reached Redis: buffer full, Redis down, or their run vanished."""
-        self.unmarked: OrderedDict[str, int] = OrderedDict()  # lost events awaiting a marker
+        self.markers = LossMarkers(prefix, maxlen, keep)  # told to the run's other streams
         self.stored: OrderedDict[str, None] = OrderedDict()  # runs this process wrote events of
         self._opened: OrderedDict[str, None] = OrderedDict()  # started here, until stored
         self.counted: OrderedDict[str, None] = OrderedDict()  # starts stored: active runs
@@ -123,7 +123,7 @@ class Writer:
         with self._lock:
             self.lost_events += count
         _metrics.dropped("lost", count)
-        self.mark(run_id, count)
+        self.markers.mark(run_id, count)
 
     # -- on the I/O loop ----------------------------------------------------------------------
 
@@ -162,8 +162,8 @@ class Writer:
                 try:
                     if batch and not await self._write(client, batch):
                         backoff = _BACKOFF_S[0]
-                    elif self.unmarked:
-                        await self._write_markers(client)
+                    elif self.markers.unmarked:
+                        await self.markers.write(client)
                 except Exception:
                     report("RedisHub: writing events")
                 finally:
@@ -276,25 +276,3 @@ class Writer:
                     self._remember(self.counted, run_id)
                 if run_id not in self.stored:
                     self._remember(self.stored, run_id)
-
-    def mark(self, run_id: str, count: int) -> None:
-        """Queue a loss marker, so that other processes' streams of the run are told."""
-        with self._lock:
-            self.unmarked[run_id] = self.unmarked.get(run_id, 0) + count
-            while len(self.unmarked) > self._keep:
-                self.unmarked.popitem(last=False)
-
-    async def _write_markers(self, client: Any) -> None:
-        with self._lock:
-            pending, self.unmarked = self.unmarked, OrderedDict()
-        written = False
-        with contextlib.suppress(*UNREACHABLE):
-            async with client.pipeline(transaction=False) as pipe:
-                for run_id, count in pending.items():
-                    keys = (stream_key(self.prefix, run_id), meta_key(self.prefix, run_id))
-                    pipe.eval(MARK_LOST, 2, *keys, count, self._maxlen)
-                await pipe.execute(raise_on_error=False)
-                written = True
-        if not written:  # try again after the next batch
-            for run_id, count in pending.items():
-                self.mark(run_id, count)
