@@ -36,13 +36,18 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class UvicornServer:
-    """Runs `app` in a real uvicorn, in a thread, on 127.0.0.1; `url` is where it listens."""
+    """Runs `app` in a real uvicorn, in a thread, on 127.0.0.1; `url` is where it listens.
+
+    On exit, requests still open after `timeout_graceful_shutdown` (2 s unless given) are
+    cancelled: a page left open keeps its runs list's stream open for ever, and uvicorn would
+    wait for it."""
 
     def __init__(self, app: ASGIApp, **config: Any) -> None:
         config.setdefault("host", "127.0.0.1")
         config.setdefault("port", free_port(config["host"]))
         config.setdefault("log_level", "warning")
         config.setdefault("lifespan", "on")
+        config.setdefault("timeout_graceful_shutdown", 2)
         self.config = uvicorn.Config(app, **config)
         self.server = uvicorn.Server(self.config)
         self.url = f"http://{self.config.host}:{self.config.port}"

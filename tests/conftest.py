@@ -34,6 +34,11 @@ from .redis_server import (  # noqa: F401  (fixtures, for every test module)
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# logfire (a dev dependency, for the logfire drop-in's tests) registers a pydantic plugin that
+# every process building a pydantic model would import: half a second of CPU for each of the
+# suite's ~150 app processes, and no test instruments pydantic. Inherited by the app processes.
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "logfire-plugin")
+
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
@@ -114,35 +119,57 @@ def app_process(app: str, **env: str) -> Iterator[str]:
 @contextmanager
 def app_subprocess(app: str, **env: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """As `app_process`, and the process too, for tests that signal it."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
+    with app_subprocesses(app, 1, **env) as (started,):
+        yield started
+
+
+@contextmanager
+def app_subprocesses(
+    app: str, count: int, **env: str
+) -> Iterator[list[tuple[str, subprocess.Popen[str]]]]:
+    """`count` processes of `app`, started at once (a start is a second or two of imports, so
+    workers started one after the other add them up); each one's URL and process, once every
+    one answers."""
+    started: list[tuple[str, subprocess.Popen[str]]] = []
     try:
+        for _ in range(count):
+            port = free_port()
+            process = subprocess.Popen(
+                [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)],
+                cwd=ROOT,
+                env={**os.environ, **env},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            started.append((f"http://127.0.0.1:{port}", process))
         deadline = time.monotonic() + 60  # a start takes ~10 s on a busy 2-core machine
-        while True:
-            try:
-                if httpx.get(f"{url}/pipelines", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()  # else reading its output waits for an exit that never comes
-                raise RuntimeError(f"{app} did not start:\n{process.communicate()[0]}")
-            time.sleep(0.05)
-        yield url, process
+        for url, process in started:
+            _wait_until_serving(app, url, process, deadline)
+        yield started
     finally:
-        if process.poll() is None:
-            process.terminate()
-        output = process.communicate(timeout=20)[0]
-        if "Exception in ASGI application" in output:
-            raise AssertionError(f"{app} failed while serving:\n{output}")
+        for _, process in started:
+            if process.poll() is None:
+                process.terminate()
+        outputs = [process.communicate(timeout=20)[0] for _, process in started]
+        for output in outputs:
+            if "Exception in ASGI application" in output:
+                raise AssertionError(f"{app} failed while serving:\n{output}")
+
+
+def _wait_until_serving(
+    app: str, url: str, process: subprocess.Popen[str], deadline: float
+) -> None:
+    while True:
+        try:
+            if httpx.get(f"{url}/pipelines", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()  # else reading its output waits for an exit that never comes
+            raise RuntimeError(f"{app} did not start:\n{process.communicate()[0]}")
+        time.sleep(0.05)
 
 
 REDIS_APP = "tests.apps.redis_example:app"
@@ -153,12 +180,11 @@ def workers_on(
     hub_url: str, *, count: int = 2, app: str = REDIS_APP, **env: str
 ) -> Iterator[list[httpx.Client]]:
     """`count` worker processes of `app` sharing the hub at `hub_url`; a client for each."""
-    with contextlib.ExitStack() as stack:
-        clients = []
-        for _ in range(count):
-            url = stack.enter_context(app_process(app, OTELSTREAM_HUB=hub_url, **env))
-            clients.append(stack.enter_context(httpx.Client(base_url=url, timeout=20)))
-        yield clients
+    with (
+        app_subprocesses(app, count, OTELSTREAM_HUB=hub_url, **env) as started,
+        contextlib.ExitStack() as stack,
+    ):
+        yield [stack.enter_context(httpx.Client(base_url=url, timeout=20)) for url, _ in started]
 
 
 def events_of(hub: MemoryHub, run_id: str) -> list[dict[str, object]]:

@@ -42,7 +42,7 @@ def _missing_browser() -> tuple[str | None, str]:
     return chromium, ""
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module")  # not longer: its loop in this thread stops asyncio.run
 def browser() -> Iterator[Browser]:
     chromium, problem = _missing_browser()
     if chromium is None:

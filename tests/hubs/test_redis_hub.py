@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -23,7 +24,7 @@ from otelstream.events import Event
 from otelstream.fastapi import create_router
 from otelstream.testing import UvicornServer, iter_sse, next_batch, read_events
 from tests.conftest import EXAMPLE_SHAPE, ROOT, Gate, shape, workers_on
-from tests.redis_server import RedisServer
+from tests.redis_server import RedisServer, redis_server
 from tests.routers import TWO_STEPS
 
 if TYPE_CHECKING:
@@ -250,9 +251,11 @@ def test_redis_killed_mid_run_then_restarted(
 APP = "tests.apps.redis_example:app"
 
 
-@pytest.fixture
-def two_workers(server: RedisServer) -> Iterator[list[httpx.Client]]:
-    with workers_on(server.url) as clients:
+@pytest.fixture(scope="module")
+def two_workers() -> Iterator[list[httpx.Client]]:
+    """Two workers shared by the module's tests (each run its own runs), on a redis-server of
+    their own: the other tests empty theirs, and one kills it."""
+    with contextmanager(redis_server)() as server, workers_on(server.url) as clients:
         yield clients
 
 

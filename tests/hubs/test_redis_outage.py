@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from otelstream.testing import iter_sse, read_events
-from tests.conftest import EXAMPLE_SHAPE, app_subprocess, shape
+from tests.conftest import EXAMPLE_SHAPE, app_subprocess, app_subprocesses, shape
 from tests.redis_server import RedisServer, redis_server
 
 APP = "tests.apps.redis_example:app"
@@ -71,8 +71,7 @@ def unavailable(response: httpx.Response) -> None:
 def test_outages_answer_503_end_streams_and_leave_nothing_behind(redis: RedisServer) -> None:
     env = {"OTELSTREAM_HUB": redis.url}
     with (
-        app_subprocess(APP, **env) as (url_a, process_a),
-        app_subprocess(APP, **env) as (url_b, process_b),
+        app_subprocesses(APP, 2, **env) as [(url_a, process_a), (url_b, process_b)],
         httpx.Client(base_url=url_a, timeout=10) as a,
         httpx.Client(base_url=url_b, timeout=10) as b,
     ):

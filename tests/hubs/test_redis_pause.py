@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from otelstream.testing import read_events, wait_for_run
-from tests.conftest import app_subprocess, workers_on
+from tests.conftest import app_subprocesses, workers_on
 from tests.redis_server import RedisServer
 
 APP = "tests.apps.redis_example:app"
@@ -100,8 +100,7 @@ def test_a_worker_paused_with_redis_loses_its_run_once_and_both_workers_agree(
 ) -> None:
     env = {**ENV, "OTELSTREAM_HUB": empty_redis.url}
     with (
-        app_subprocess(APP, **env) as (url_a, _),
-        app_subprocess(APP, **env) as (url_b, process_b),
+        app_subprocesses(APP, 2, **env) as [(url_a, _), (url_b, process_b)],
         httpx.Client(base_url=url_a, timeout=20) as a,
         httpx.Client(base_url=url_b, timeout=20) as b,
     ):

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from otelstream.testing import iter_sse, read_events
-from tests.conftest import EXAMPLE, app_process
+from tests.conftest import EXAMPLE, app_process, app_subprocesses
 from tests.redis_server import RedisServer
 
 POISON = "999999999999999999"
@@ -39,10 +39,8 @@ def starter_and_watcher(request: pytest.FixtureRequest) -> Iterator[tuple[str, s
         server: RedisServer = request.getfixturevalue("redis")
         server.command("FLUSHALL")
         env = {"OTELSTREAM_HUB": server.url}
-        yield (
-            stack.enter_context(app_process(APP, **env)),
-            stack.enter_context(app_process(APP, **env)),
-        )
+        (starter, _), (watcher, _) = stack.enter_context(app_subprocesses(APP, 2, **env))
+        yield starter, watcher
 
 
 @pytest.mark.timeout(180)  # two workers to start on a machine that may be busy

@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from otelstream.testing import RedisClusterServers, iter_sse, read_events
-from tests.conftest import EXAMPLE_SHAPE, app_subprocess, shape
+from tests.conftest import EXAMPLE_SHAPE, app_subprocess, app_subprocesses, shape
 from tests.redis_server import RedisServer
 
 APP = "tests.apps.redis_example:app"
@@ -109,7 +109,7 @@ def test_a_killed_workers_run_is_ended_once_by_the_survivors_and_frees_its_slot(
 ) -> None:
     env = worker_env(hub_url)
     with ExitStack() as stack:
-        workers = [stack.enter_context(app_subprocess(APP, **env)) for _ in range(3)]
+        workers = stack.enter_context(app_subprocesses(APP, 3, **env))
         (_, process_a), _, _ = workers
         a, b, c = (stack.enter_context(httpx.Client(base_url=u, timeout=20)) for u, _ in workers)
         run_id = a.post("/runs", json=LONG).json()["run_id"]
@@ -149,8 +149,7 @@ def test_a_killed_workers_run_is_ended_once_by_the_survivors_and_frees_its_slot(
 def test_a_worker_paused_for_less_than_its_lease_finishes_its_run(redis_url: str) -> None:
     env = worker_env(redis_url)
     with (
-        app_subprocess(APP, **env) as (url_a, process_a),
-        app_subprocess(APP, **env) as (url_b, _),
+        app_subprocesses(APP, 2, **env) as [(url_a, process_a), (url_b, _)],
         httpx.Client(base_url=url_a, timeout=20) as a,
         httpx.Client(base_url=url_b, timeout=20) as b,
     ):
@@ -176,8 +175,7 @@ def test_a_worker_resumed_after_its_lease_lapsed_stops_publishing_and_says_so(
 ) -> None:
     env = worker_env(redis_url)
     with (
-        app_subprocess(APP, **env) as (url_a, process_a),
-        app_subprocess(APP, **env) as (url_b, _),
+        app_subprocesses(APP, 2, **env) as [(url_a, process_a), (url_b, _)],
         httpx.Client(base_url=url_a, timeout=20) as a,
         httpx.Client(base_url=url_b, timeout=20) as b,
     ):

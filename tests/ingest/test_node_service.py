@@ -17,7 +17,7 @@ import pytest
 
 from otelstream.client import Client
 from otelstream.testing import free_port, read_events
-from tests.conftest import ROOT, app_process, otelstream
+from tests.conftest import ROOT, app_process, app_subprocesses, otelstream
 
 SERVICE = ROOT / "examples" / "node-service"
 APP = "examples.fastapi-telemetry.main:app"
@@ -92,8 +92,8 @@ def test_a_pipeline_that_calls_the_node_service_streams_its_spans(
             # the memory case proves the SDK's defaults (a batch every 5 s, which each run
             # waits for); here the same flows, sent sooner
             more["OTEL_BSP_SCHEDULE_DELAY"] = "300"
-            watch = stack.enter_context(app_process(APP, **env))
-            receive = stack.enter_context(app_process(APP, **env))  # the service sends here
+            workers = stack.enter_context(app_subprocesses(APP, 2, **env))
+            (watch, _), (receive, _) = workers  # the service sends to the second
         else:
             watch = receive = stack.enter_context(app_process(APP, **env))
         stack.enter_context(node_service(node, port, f"{receive}/v1/traces", **more))

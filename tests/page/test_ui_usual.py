@@ -28,9 +28,10 @@ ARTIFACTS = ROOT / "artifacts"
 
 
 @pytest.fixture
-def app() -> Iterator[UsualApp]:
+def app(page: Page) -> Iterator[UsualApp]:
     with usual_app() as served:
         yield served
+        page.goto("about:blank")  # its runs list's stream closes before the server does
 
 
 def shot(page: Page, name: str) -> None:

@@ -18,6 +18,7 @@ import pytest
 from otelstream.events import Event
 from otelstream.hubs.redis import RedisHub
 from otelstream.testing import RedisServer, next_batch
+from tests.redis_server import redis_server
 
 ROOT = Path(__file__).resolve().parents[2]
 INSTRUMENT = Path(sys.executable).with_name("opentelemetry-instrument")
@@ -135,23 +136,23 @@ def test_zero_code_worker_joins_a_run_started_elsewhere(empty_redis: RedisServer
 
 
 def test_a_run_ended_as_get_returns_waits_for_the_zero_code_workers_spans(
-    empty_redis: RedisServer,
+    celery: tuple[RedisServer, dict[str, str]],
 ) -> None:
     """The dispatcher ends its run as `.get()` returns (the worker stores the result before its
     task's span ends): the run's end waits for the worker's span under the dispatch's PRODUCER
     span to end, so every span of the worker is in the run, ended, before `pipeline_completed`."""
-    with celery_worker(empty_redis) as env:
-        done = subprocess.run(
-            [str(INSTRUMENT), sys.executable, "-m", "tests.apps.zero_code_celery", "--at-once"],
-            env=env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=90,
-        )
-        assert done.returncode == 0, done.stderr
-        run_id = done.stdout.strip()
-        events = asyncio.run(events_of(empty_redis.url, run_id))
+    server, env = celery
+    done = subprocess.run(
+        [str(INSTRUMENT), sys.executable, "-m", "tests.apps.zero_code_celery", "--at-once"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert done.returncode == 0, done.stderr
+    run_id = done.stdout.strip()
+    events = asyncio.run(events_of(server.url, run_id))
     kinds = Counter((e.type, e.name) for e in events)
     told = [(e.seq, e.type, e.name, e.time_ns // 1_000_000 % 100_000) for e in events]
     for name in ("run/zero_code_celery.resize", "resize-image"):
@@ -159,6 +160,15 @@ def test_a_run_ended_as_get_returns_waits_for_the_zero_code_workers_spans(
         assert kinds[("task_completed", name)] == 1, told
     assert not [e for e in events if e.error_type == "Unfinished"], told
     assert events[-1].type == "pipeline_completed" and events[-1].status == "success"
+
+
+@pytest.fixture(scope="module")
+def celery() -> Iterator[tuple[RedisServer, dict[str, str]]]:
+    """A prefork Celery worker under `opentelemetry-instrument`, shared by the module's Celery
+    tests (each its own runs), on a redis-server of its own: the other tests empty theirs, and
+    an emptied broker loses the worker's queue bindings. The server, and the env to dispatch."""
+    with contextmanager(redis_server)() as server, celery_worker(server) as env:
+        yield server, env
 
 
 @contextmanager
@@ -191,14 +201,15 @@ def celery_worker(redis: RedisServer) -> Iterator[dict[str, str]]:
         worker.wait(10)
 
 
-def test_zero_code_celery_prefork_worker_streams_live(empty_redis: RedisServer) -> None:
+def test_zero_code_celery_prefork_worker_streams_live(
+    celery: tuple[RedisServer, dict[str, str]],
+) -> None:
     """A prefork Celery worker started by `opentelemetry-instrument` only (no otelstream code):
     its task's spans stream live under the dispatching task's, once each."""
-    with celery_worker(empty_redis) as env:
-        streams_live(empty_redis, env)
+    streams_live(*celery)
 
 
-def streams_live(empty_redis: RedisServer, env: dict[str, str]) -> None:
+def streams_live(server: RedisServer, env: dict[str, str]) -> None:
     dispatcher = subprocess.Popen(
         [str(INSTRUMENT), sys.executable, "-m", "tests.apps.zero_code_celery"],
         env=env,
@@ -214,7 +225,7 @@ def streams_live(empty_redis: RedisServer, env: dict[str, str]) -> None:
         assert run_id, "the dispatcher printed no run"
 
         async def watch() -> list[Event]:
-            hub = RedisHub(empty_redis.url)
+            hub = RedisHub(server.url)
             events: list[Event] = []
             try:
                 while await hub.position(run_id) is None:  # its first event is being written
