@@ -1005,3 +1005,30 @@ def test_a_recorded_outcome_is_read_back(make_hub: MakeHub) -> None:
     history = asyncio.run(hub.history("q{x}"))
     assert history["runs"][0]["run_id"] == RUN and history["durations_ms"] == [5.0]
     assert history["tasks"] == {"a / b": {"durations_ms": [2.0]}}
+
+
+def test_a_hub_closes_at_once_and_leaves_no_thread_behind(make_hub: MakeHub) -> None:
+    """A reader is watching (its run gets events) as the hub closes: close returns in well
+    under its 5 s bound and stops the hub's I/O thread. (On Python 3.11 `asyncio.wait_for`
+    can swallow the cancellation that stops a loop waiting for a change: the close then waited
+    out its bound and left the thread looping.)"""
+    def io_threads() -> set[threading.Thread]:
+        return {t for t in threading.enumerate() if t.name == "otelstream-redis"}
+
+    before = io_threads()
+    took = []
+    for _ in range(8):
+        hub = make_hub()
+        start(hub)
+
+        async def read_one(hub: Hub = hub) -> None:
+            async with hub.subscribe(RUN) as subscription:
+                task(hub, 2)
+                assert await next_batch(subscription, timeout=5), "the event never came"
+
+        asyncio.run(read_one())
+        began = time.monotonic()
+        hub.close()
+        took.append(time.monotonic() - began)
+    assert max(took) < 2, took
+    assert not io_threads() - before

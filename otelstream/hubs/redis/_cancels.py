@@ -11,7 +11,7 @@ from typing import Any, Final
 
 from otelstream._errors import report
 from otelstream.hubs.redis._codec import meta_key
-from otelstream.hubs.redis._loop import UNREACHABLE, IOLoop
+from otelstream.hubs.redis._loop import UNREACHABLE, IOLoop, stopping
 
 _BACKOFF_S: Final = 0.25
 
@@ -40,7 +40,7 @@ class CancelListeners:
 
     async def _listen(self, io: IOLoop) -> None:
         """Subscribed again after an outage; a cancel sent meanwhile is in the run's hash."""
-        while True:
+        while not stopping():
             pubsub: Any = None
             try:
                 pubsub = await io.pubsub()

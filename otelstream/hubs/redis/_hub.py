@@ -225,7 +225,8 @@ class RedisHub:
         """Whether a run started now can be streamed: Redis answers a PING within a second
         (a round trip on the I/O loop, far less than starting a run); HubUnavailable if not."""
         try:
-            await asyncio.wait_for(self._io.call(self._ping()), _CHECK_S)
+            async with asyncio.timeout(_CHECK_S):  # not wait_for: see `wait_within`
+                await self._io.call(self._ping())
         except TimeoutError:
             raise HubUnavailable(f"Redis did not answer within {_CHECK_S} s") from None
 

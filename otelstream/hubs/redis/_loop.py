@@ -19,7 +19,7 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Final, TypeVar
 
 from opentelemetry import context as otel_context
@@ -258,6 +258,24 @@ class IOLoop:
         for client in (self.query, self.writer, self.reader):
             with contextlib.suppress(Exception):  # closing: nothing left to tell
                 await client.aclose()
+
+
+def stopping() -> bool:
+    """Whether the I/O loop's task running this was cancelled (the hub is closing). Its loops
+    ask before each turn: redis-py (8.2) can swallow the CancelledError that reaches a command
+    in flight, and a loop that went on would hold the hub's close for its whole bound and leave
+    the I/O thread running after it."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+async def wait_within(seconds: float, awaitable: Awaitable[Any]) -> None:
+    """Wait for `awaitable`, at most `seconds`. `asyncio.timeout`, not `asyncio.wait_for`: on
+    Python 3.11, `wait_for` returns when what it waits for is done as its task is cancelled,
+    and the cancellation is lost."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await awaitable
 
 
 async def io_reset(client: Any) -> None:

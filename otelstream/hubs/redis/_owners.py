@@ -50,7 +50,7 @@ from otelstream.hubs.redis._codec import (
     stream_key,
     unrevealed_end,
 )
-from otelstream.hubs.redis._loop import UNREACHABLE, IOLoop
+from otelstream.hubs.redis._loop import UNREACHABLE, IOLoop, stopping
 from otelstream.hubs.redis._registry import RunRegistry
 from otelstream.hubs.redis._run_end import reveal
 from otelstream.hubs.redis._tree import read_tree
@@ -107,7 +107,7 @@ class Owners:
     # -- on the I/O loop ----------------------------------------------------------------------
 
     async def _beat_forever(self, io: IOLoop) -> None:
-        while True:
+        while not stopping():
             try:
                 await self.beat(io.writer)
             except UNREACHABLE:

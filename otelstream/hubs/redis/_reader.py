@@ -13,7 +13,6 @@ whoever subscribes next.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 import time
 from typing import Any, Final
@@ -24,7 +23,7 @@ from otelstream.events._wire import ends_run, frame
 from otelstream.hubs._entries import Frame
 from otelstream.hubs._feed import Feed
 from otelstream.hubs.redis._codec import marker_seq, stream_key
-from otelstream.hubs.redis._loop import UNREACHABLE, IOLoop
+from otelstream.hubs.redis._loop import UNREACHABLE, IOLoop, stopping, wait_within
 
 READ_COUNT: Final = 1_000
 """Entries per stream and XREAD."""
@@ -135,12 +134,11 @@ class Reader:
 
     async def run(self, io: IOLoop) -> None:
         delay = 0.0
-        while True:
+        while not stopping():
             active = self._active()
             if not active:
                 self._changed.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), _IDLE_S)
+                await wait_within(_IDLE_S, self._changed.wait())
                 continue
             try:
                 found = await (self._poll(active) if io.cluster else self._block(active))
@@ -159,8 +157,7 @@ class Reader:
                 delay = 0.0 if found else min(max(delay * 2, _POLL_S[0]), _POLL_S[1])
                 if delay:
                     self._changed.clear()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._changed.wait(), delay)
+                    await wait_within(delay, self._changed.wait())
 
     def _active(self) -> dict[bytes, tuple[str, _Watch]]:
         """The streams to read now; feeds nobody has read for a while are let go."""

@@ -34,7 +34,7 @@ from otelstream.hubs.redis._codec import (
     meta_key,
     stream_key,
 )
-from otelstream.hubs.redis._loop import UNREACHABLE, IOLoop, io_reset
+from otelstream.hubs.redis._loop import UNREACHABLE, IOLoop, io_reset, stopping, wait_within
 from otelstream.hubs.redis._markers import LossMarkers
 from otelstream.hubs.redis._registry import RunRegistry
 from otelstream.hubs.redis._run_end import RunEnds, count_end
@@ -133,16 +133,14 @@ class Writer:
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.buffer.barrier(future)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(future, timeout)
+        await wait_within(timeout, future)
 
     async def run(self, io: IOLoop) -> None:
         client = io.writer
         backoff = 0.0
-        while True:
+        while not stopping():
             if self.ends.unretired or self.ends.unrevealed:  # Redis failed telling an end
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.buffer.wake.wait(), _BACKOFF_S[1])
+                await wait_within(_BACKOFF_S[1], self.buffer.wake.wait())
                 with contextlib.suppress(*UNREACHABLE):
                     await self.ends.finish(client)
             else:
