@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 from fastapi import Header, HTTPException, Query, Request, Response
 
+from otelstream._errors import warn_limited
 from otelstream._server.models import (
     RUN_ID,
     PipelineHistory,
@@ -95,7 +96,14 @@ class RunsAPI(RunsBase):
         try:  # the list is the process's own: a hub away or slow leaves the history untold
             async with asyncio.timeout(HISTORY_WAIT_S):
                 histories = await asyncio.gather(*(self.hub.history(name) for name in names))
-        except (HubUnavailable, TimeoutError):
+        except HubUnavailable:  # the hub says so itself, once an outage begins
+            histories = [{} for _ in names]
+        except TimeoutError:
+            warn_limited(
+                "otelstream: the hub did not tell the pipelines' histories within %.1f s, so "
+                "GET /pipelines answered without their usual times; is Redis overloaded?",
+                HISTORY_WAIT_S,
+            )
             histories = [{} for _ in names]
         infos = []
         for name, history in zip(names, histories, strict=True):

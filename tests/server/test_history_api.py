@@ -4,6 +4,7 @@ and its tasks' usual durations. On a real uvicorn, learnt from real runs."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.routers import App, serve_app
+from tests.usual import learn
 
 
 @pytest.fixture
@@ -85,3 +87,29 @@ def test_the_history_route_is_in_the_openapi_document(app: App) -> None:
     route = document["paths"]["/pipelines/{name}/history"]["get"]
     assert set(route["responses"]) >= {"200", "404", "503"}
     assert "PipelineHistory" in document["components"]["schemas"]
+
+
+def test_a_hub_slower_than_the_wait_leaves_the_list_without_usual_times_and_says_so(
+    app: App, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The list is the process's own: a hub that takes longer than `HISTORY_WAIT_S` to tell the
+    histories (a stand-in here: the memory hub is never slow) costs it a second, not its answer,
+    and the warning says what happened."""
+    from otelstream._server.api import HISTORY_WAIT_S
+
+    learn(app.hub, "two_steps", 300.0, {})
+    assert app.client.get("/pipelines").json()["pipelines"][0]["expected_duration_ms"] == 300
+
+    async def slow(pipeline: str) -> dict[str, Any]:
+        await asyncio.sleep(HISTORY_WAIT_S + 5)
+        raise AssertionError("the list waited for it")
+
+    monkeypatch.setattr(app.hub, "history", slow)
+    began = time.monotonic()
+    response = app.client.get("/pipelines")
+    assert response.status_code == 200, response.text
+    assert time.monotonic() - began < HISTORY_WAIT_S + 2
+    listed = response.json()["pipelines"]
+    assert listed[0]["name"] == "two_steps" and listed[0]["expected_duration_ms"] is None
+    told = [r.getMessage() for r in caplog.records if "histories within" in r.getMessage()]
+    assert len(told) == 1 and "answered without their usual times" in told[0], told
