@@ -35,14 +35,23 @@ def run_program(url: str, order: str, **extra: str) -> subprocess.CompletedProce
         "PYTHONPATH": str(ROOT),
         **extra,
     }
-    return subprocess.run(
-        [str(INSTRUMENT), sys.executable, "-m", "tests.apps.zero_code", order],
+    return instrumented(["-m", "tests.apps.zero_code", order], env)
+
+
+def instrumented(
+    program: list[str], env: dict[str, str], timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """`opentelemetry-instrument python PROGRAM…` run to its end, output captured; exits 0."""
+    done = subprocess.run(
+        [str(INSTRUMENT), sys.executable, *program],
         env=env,
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
     )
+    assert done.returncode == 0, done.stderr
+    return done
 
 
 async def events_of(url: str, run_id: str) -> list[Event]:
@@ -61,7 +70,6 @@ async def events_of(url: str, run_id: str) -> list[Event]:
 @pytest.mark.parametrize("order", ["none", "setup_telemetry", "processor"])
 def test_zero_code_streams_each_span_once(empty_redis: RedisServer, order: str) -> None:
     done = run_program(empty_redis.url, order)
-    assert done.returncode == 0, done.stderr
     assert "zero-code streaming on, to hub redis://" in done.stderr
     run_id = done.stdout.split()[-1]
     events = asyncio.run(events_of(empty_redis.url, run_id))
@@ -74,7 +82,6 @@ def test_zero_code_streams_each_span_once(empty_redis: RedisServer, order: str) 
 
 def test_zero_code_off(empty_redis: RedisServer) -> None:
     done = run_program(empty_redis.url, "none", OTELSTREAM_AUTO_INSTRUMENT="false")
-    assert done.returncode == 0, done.stderr
     assert "zero-code" not in done.stderr
     run_id = done.stdout.split()[-1]
 
@@ -116,15 +123,7 @@ def test_zero_code_worker_joins_a_run_started_elsewhere(empty_redis: RedisServer
                 "CARRIER": json.dumps(carrier),
             }
             worker = ROOT / "tests" / "apps" / "zero_code_worker.py"
-            done = subprocess.run(
-                [str(INSTRUMENT), sys.executable, str(worker)],
-                env=env,
-                cwd=ROOT,
-                capture_output=True,
-                text=True,
-                timeout=60,
-            )
-            assert done.returncode == 0, done.stderr
+            instrumented([str(worker)], env)
         provider.force_flush()
     finally:
         provider.shutdown()
@@ -142,15 +141,7 @@ def test_a_run_ended_as_get_returns_waits_for_the_zero_code_workers_spans(
     task's span ends): the run's end waits for the worker's span under the dispatch's PRODUCER
     span to end, so every span of the worker is in the run, ended, before `pipeline_completed`."""
     server, env = celery
-    done = subprocess.run(
-        [str(INSTRUMENT), sys.executable, "-m", "tests.apps.zero_code_celery", "--at-once"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )
-    assert done.returncode == 0, done.stderr
+    done = instrumented(["-m", "tests.apps.zero_code_celery", "--at-once"], env, timeout=90)
     run_id = done.stdout.strip()
     events = asyncio.run(events_of(server.url, run_id))
     kinds = Counter((e.type, e.name) for e in events)
