@@ -67,10 +67,11 @@ class EventStreamProcessor(SpanProcessor):
         # runs with a history: each open task's path of names from the root, and their deadlines
         self._paths: dict[int, str] = {}
         self._overdue = OverdueWatch(hub, settings.overdue_factor, settings.overdue_margin_seconds)
+        self._shut = False  # shut down: it streams no new span (the SDK removes no processor)
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         mark = (current_context() if parent_context is None else parent_context).get(RUN_KEY)
-        if isinstance(mark, RunMark):
+        if isinstance(mark, RunMark) and not self._shut:
             if mark.cancelled and mark.run_id is not None:
                 raise RunCancelled(mark.run_id)  # on purpose: cancellation is cooperative
             try:  # not `with internal_errors(...)`: that costs ~1 µs a span
@@ -220,7 +221,8 @@ class EventStreamProcessor(SpanProcessor):
 
     def shutdown(self) -> None:
         """Held run ends (`_linger`) get their answers' time, at most `otlp_linger_seconds`
-        more, then go out as they are."""
+        more, then go out as they are; no span started after it streams."""
+        self._shut = True
         self._overdue.close()
         if self._linger is not None:
             self._linger.flush(self._linger.seconds)

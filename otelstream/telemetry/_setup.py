@@ -172,7 +172,9 @@ class Telemetry:
     _closed: bool = field(default=False, repr=False)
 
     def shutdown(self) -> None:
-        """Flush spans still queued for export; close the provider only if otelstream built it."""
+        """Flush spans still queued for export; close the provider only if otelstream built it.
+        On a provider that lives on, the stream processor it added is shut down (it stays on
+        the provider, which cannot remove it, and streams no more)."""
         if self._closed:
             return
         self._closed = True
@@ -186,6 +188,7 @@ class Telemetry:
         force_flush = getattr(self.provider, "force_flush", None)
         if callable(force_flush):
             force_flush()
+        self.processor.shutdown()
 
 
 def setup_telemetry(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -157,6 +158,12 @@ def test_an_existing_provider_gets_the_processor_and_keeps_everything_else(
     with provider.get_tracer("tests").start_as_current_span("after"):
         pass
     assert exporter.get_finished_spans()[-1].name == "after"
+    # the processor it added stays on the provider (the SDK removes none), and streams no more
+    with streamed_run("later", tracer_provider=provider) as later:
+        with provider.get_tracer("tests").start_as_current_span("task:load"):
+            pass
+    assert "task:load" in [span.name for span in exporter.get_finished_spans()]  # traced
+    assert asyncio.run(hub.get_run(later.run_id)) is None  # not streamed
     provider.shutdown()
 
 
@@ -236,4 +243,4 @@ def test_a_set_up_shut_down_on_a_provider_that_lives_on_streams_no_more_records(
         provider.shutdown()
     logged = [e for e in events_of(hub, before.run_id) if e["type"] == "task_log"]
     assert [e["message"] for e in logged] == ["streamed"]
-    assert [e for e in events_of(hub, after.run_id) if e["type"] == "task_log"] == []
+    assert asyncio.run(hub.get_run(after.run_id)) is None  # neither its records nor its spans
