@@ -71,9 +71,10 @@ def scope_of(name: str, version: str) -> InstrumentationScope:
 
 
 def readable(
-    span: OtlpSpan, scope: InstrumentationScope, allowlist: frozenset[str]
+    span: OtlpSpan, scope: InstrumentationScope, allowlist: frozenset[str] | None
 ) -> ReadableSpan:
-    """The span as the projection reads it; `allowlist`: the attributes an event may show."""
+    """The span as the projection reads it; `allowlist`: the attributes it carries (those an
+    event may show), or every one when None (the projection still shows only the allowed)."""
     trace_id = int.from_bytes(span.trace_id, "big")
     context = SpanContext(trace_id, int.from_bytes(span.span_id, "big"), False, _SAMPLED)
     parent = None
@@ -96,7 +97,7 @@ def readable(
         context,
         parent,
         resource=_NO_RESOURCE,
-        attributes=attributes(span.attributes, allowlist) if allowlist else None,
+        attributes=attributes(span.attributes, allowlist) if allowlist != frozenset() else None,
         events=failures,
         kind=_KINDS.get(span.kind, SpanKind.INTERNAL),
         status=status,

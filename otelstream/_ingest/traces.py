@@ -28,7 +28,7 @@ from otelstream._ingest.spans import readable, scope_of, service_name, streams_i
 from otelstream.events import TASK_STARTED
 from otelstream.hubs import Hub
 from otelstream.processors import _projection as projection
-from otelstream.processors._filters import GlobFilter
+from otelstream.processors._filters import GlobFilter, code_filter
 from otelstream.settings import Settings
 
 
@@ -52,7 +52,7 @@ class TraceIngest:
             settings.attribute_allowlist, settings.max_string_length, settings.redact_errors
         )
         globs = GlobFilter(settings.span_include, settings.span_exclude)
-        self.filter = globs if globs else None  # no globs: every span is a task
+        self.globs = globs if globs else None  # no globs: every span is a task, unless…
         self.seen = SeenSpans[str](settings.max_open_spans)
         # span id -> its nearest shown ancestor, of spans the filters hide (bounded as `seen`)
         self.hidden = SeenSpans[int](settings.max_open_spans)
@@ -95,7 +95,9 @@ class TraceIngest:
                         if key not in seen:
                             candidates[key] = (run_id, span, scope, service)
         fresh = await self._first_seen(candidates)
-        allowlist = self.policy.allowlist
+        # the app's span_filter sees a service's span as it sees one of this process's: with
+        # every attribute (events still show only the allowed ones)
+        allowlist = None if code_filter(self.hub) is not None else self.policy.allowlist
         arrivals = [
             _Arrival(run_id, readable(span, scope, allowlist), service)
             for key, (run_id, span, scope, service) in candidates.items()
@@ -143,11 +145,19 @@ class TraceIngest:
             )
             self.hub.publish(arrival.run_id, end)
 
+    def _shows(self, span: ReadableSpan) -> bool:
+        """The settings' globs, and the `span_filter` of the stream processor on this hub (read
+        here: the processor may be built after the router), as the processor decides."""
+        if self.globs is not None and not self.globs(span):
+            return False
+        code = code_filter(self.hub)  # guarded: one that raises leaves the span out
+        return code is None or code(span)
+
     def _start(self, arrival: _Arrival) -> projection.SpanEvent | None:
         span, parent = arrival.span, arrival.span.parent
         parent_id = parent.span_id if parent is not None else None
         shown = self.hidden.get(parent_id) if parent_id is not None else None
-        if self.filter is not None and not self.filter(span):
+        if not self._shows(span):
             self.hidden.put(span.context.span_id, shown or parent_id)
             return None
         attributes = self.policy.attributes(span.attributes) if self.policy.allowlist else None

@@ -9,10 +9,17 @@ tree a browser draws stays connected.
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Callable, Iterable
 from fnmatch import translate
+from typing import TYPE_CHECKING
 
 from opentelemetry.sdk.trace import ReadableSpan
+
+from otelstream._errors import warn_limited
+
+if TYPE_CHECKING:
+    from otelstream.hubs import Hub
 
 SpanFilter = Callable[[ReadableSpan], bool]
 """Called with a span of a run as it starts (not the root): True shows it as a task."""
@@ -79,6 +86,25 @@ def _match(pattern: re.Pattern[str] | None, text: str) -> bool:
     return pattern is not None and pattern.match(text) is not None
 
 
+def guarded(span_filter: SpanFilter) -> SpanFilter:
+    """The app's `span_filter`, which may raise: its span is then left out of the tasks (a
+    filter that fails shows nothing it was not sure of), and a rate-limited warning names it."""
+
+    def shows(span: ReadableSpan) -> bool:
+        try:
+            return bool(span_filter(span))
+        except Exception as exc:
+            warn_limited(
+                "otelstream: span_filter raised %s for the span %r, which is left out of the "
+                "run's tasks; fix the filter",
+                type(exc).__name__,
+                span.name,
+            )
+            return False
+
+    return shows
+
+
 def combined(globs: GlobFilter, span_filter: SpanFilter | None) -> SpanFilter | None:
     """One filter for the processor: the settings' globs and the code's callable must both show."""
     if not globs:
@@ -86,3 +112,18 @@ def combined(globs: GlobFilter, span_filter: SpanFilter | None) -> SpanFilter | 
     if span_filter is None:
         return globs
     return lambda span: globs(span) and span_filter(span)
+
+
+_CODE_FILTERS: weakref.WeakKeyDictionary[Hub, SpanFilter] = weakref.WeakKeyDictionary()
+"""Each hub's `span_filter`, as its stream processor was given it."""
+
+
+def filter_for(hub: Hub, span_filter: SpanFilter) -> None:
+    """A stream processor on `hub` shows spans by `span_filter`: so does an OTLP receiver that
+    feeds the same hub, for the services' spans, whichever of the two was built first."""
+    _CODE_FILTERS[hub] = span_filter
+
+
+def code_filter(hub: Hub) -> SpanFilter | None:
+    """The `span_filter` a stream processor on `hub` was given, if any."""
+    return _CODE_FILTERS.get(hub)

@@ -15,7 +15,13 @@ from otelstream.hubs import Hub, _handoffs
 from otelstream.hubs._history import SEPARATOR
 from otelstream.processors import _projection as projection
 from otelstream.processors import _span_end
-from otelstream.processors._filters import GlobFilter, SpanFilter, combined
+from otelstream.processors._filters import (
+    GlobFilter,
+    SpanFilter,
+    combined,
+    filter_for,
+    guarded,
+)
 from otelstream.processors._linger import Linger
 from otelstream.processors._overdue import OverdueWatch
 from otelstream.processors._sink import LogSink
@@ -51,6 +57,9 @@ class EventStreamProcessor(SpanProcessor):
         self._max_open = settings.max_open_spans
         # span id -> the start event of every projected span that has not ended yet
         self._open: dict[int, projection.SpanEvent] = {}
+        if span_filter is not None:
+            span_filter = guarded(span_filter)
+            filter_for(hub, span_filter)  # a receiver on the hub shows services' spans by it
         self._filter = combined(
             GlobFilter(settings.span_include, settings.span_exclude), span_filter
         )

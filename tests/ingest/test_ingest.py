@@ -28,8 +28,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 
+from otelstream import EventStreamProcessor
 from otelstream.fastapi import create_router
 from otelstream.testing import UvicornServer, read_events
 from tests.conftest import ROOT, Gate, make_telemetry
@@ -425,3 +427,36 @@ def test_span_filters_hide_a_services_spans_and_their_children_move_up() -> None
         assert all(e["name"] != "GET /health/db" for e in events)
         ping = next(e for e in events if e["name"] == "ping")
         assert ping["parent_span_id"] == root  # its nearest shown ancestor
+
+
+def test_the_processors_span_filter_decides_for_the_services_spans_too(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """`EventStreamProcessor(hub, span_filter=...)` shows a service's spans by the same callable
+    as the process's own, though the processor is built after the router here; a filter that
+    raises leaves its span out and says so, once, with the span's name shown inert."""
+
+    def shows(span: ReadableSpan) -> bool:
+        if span.name == "explode":
+            raise RuntimeError("a bug in the app's filter")
+        return not (span.attributes or {}).get("cache.hit")
+
+    for app in serve_ingest():
+        EventStreamProcessor(app.hub, span_filter=shows)
+        run_id, root = running(app)
+        hit = KeyValue(key="cache.hit", value=AnyValue(bool_value=True))
+        body = export(
+            span(run_id, 81, root, "GET /price", attributes=[hit]),
+            span(run_id, 82, 81, "lookup"),
+            span(run_id, 83, root, "explode"),
+            span(run_id, 84, root, "GET /stock"),
+        )
+        assert answer(post(app, body)) == ExportTraceServiceResponse()
+        events = finish(app, run_id)
+        names = {e["name"] for e in events}
+        assert "GET /price" not in names and "explode" not in names, names
+        assert "GET /stock" in names
+        lookup = next(e for e in events if e["name"] == "lookup")
+        assert lookup["parent_span_id"] == root  # its nearest shown ancestor
+    told = [r.getMessage() for r in caplog.records if "span_filter raised" in r.getMessage()]
+    assert len(told) == 1 and "RuntimeError" in told[0] and "'explode'" in told[0], told

@@ -73,6 +73,27 @@ def test_a_span_filter_callable_decides_too() -> None:
     assert events[2]["parent_span_id"] == ids["fetch"]
 
 
+def test_a_span_filter_that_raises_leaves_its_span_out_and_says_so(
+    caplog,  # type: ignore[no-untyped-def]
+) -> None:
+    """The app's filter is the app's code: a span it fails on is left out (its children move
+    up), a rate-limited warning names it, and it is no internal error of otelstream's."""
+
+    def broken(span: ReadableSpan) -> bool:
+        if span.name == "task:parse":
+            raise KeyError("oops")
+        return True
+
+    FILTER["code"] = broken
+    try:
+        events, _ = run_tree(MemoryHub())
+    finally:
+        FILTER.clear()
+    assert "parse" not in [e["name"] for e in events]
+    told = [r.getMessage() for r in caplog.records if "span_filter raised" in r.getMessage()]
+    assert len(told) == 1 and "KeyError" in told[0] and "'task:parse'" in told[0], told
+
+
 def test_globs_read_from_the_environment(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("OTELSTREAM_SPAN_EXCLUDE", "scope:opentelemetry.instrumentation.*, SELECT *")
     settings = Settings()
