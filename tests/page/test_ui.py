@@ -21,6 +21,7 @@ from otelstream.fastapi import create_router
 from otelstream.testing import UvicornServer, wait_for_run
 from tests.conftest import ROOT, Gate, app_process, make_telemetry
 from tests.pages import as_json, rows, start_from_page, wait_for_status
+from tests.usual import learn
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -177,8 +178,11 @@ def test_tasks_whose_first_events_were_evicted_sit_under_a_placeholder(page: Pag
 
     Their parent's events are gone: they sit under a placeholder, under a stand-in for the run
     (named from GET /runs/{id}), which the run's `pipeline_completed` later turns into the root.
+    The pipeline has a history: what is usual for the run, told by its evicted
+    `pipeline_started`, comes from GET /runs/{id}'s tree, so the header still says it.
     """
     telemetry = make_telemetry(replay_events=3)
+    learn(telemetry.hub, "gated", 20_000.0, {"one": 1.0})
     tracer = telemetry.tracer
     gate = Gate()
 
@@ -211,6 +215,9 @@ def test_tasks_whose_first_events_were_evicted_sit_under_a_placeholder(page: Pag
                 "Events 1 to 5 of this run are no longer kept by the server: tasks whose parent "
                 "is unknown are shown under “earlier events missed”."
             )
+            page.wait_for_selector('#run-usual[data-state="left"]')
+            note = page.text_content("#run-usual") or ""
+            assert re.fullmatch(r"usually 20\.0 s · about \d+\.\d s left", note), note
             gate.opened.set()
             wait_for_status(page, "success")
             assert rows(page) == [

@@ -30,6 +30,7 @@ function newRun(runId, fresh) {
     missed: null, // the placeholder that holds tasks whose parent's events are gone
     firstSeq: 1,
     info: null, // GET /runs/{id}
+    usualTold: null, // span id -> its node in that answer's tree, for what is usual (usual.js)
     selected: null, // the node whose details the panel shows
     logsDropped: null, // the logs_dropped event, if the run's log budget ran out
     token: null, // the run's token (require_run_token): from POST /runs or the page's address
@@ -120,6 +121,7 @@ async function loadRunInfo(current) {
     knowLiveAfter(current, known ? body.last_seq : current.lastSeq);
     if (response.ok && body) {
       current.info = body;
+      learnUsualFromTree(current, body.tree);
       const stand = current.root && current.root.standIn ? current.root : null;
       if (stand) {
         fillStandIn(current, stand);

@@ -18,6 +18,7 @@ function nodeFor(current, event) {
     current.nodes.set(event.span_id, node);
     attach(current, node);
     if (node !== current.root) current.stats.tasks += 1;
+    fillUsual(current, node); // its start may be gone: the run's tree may know its usual time
   }
   return node;
 }
@@ -120,6 +121,7 @@ function standIn(name, status, isRoot) {
 function fillStandIn(current, stand) {
   if (!current.info) return;
   if (current.info.name) stand.name = current.info.name;
+  if (stand.standIn && current.info.tree) fillUsual(current, stand, current.info.tree);
   const started = Date.parse(current.info.started_at);
   if (Number.isFinite(started) && stand.startMs === null) stand.startMs = current.startMs = started;
 }

@@ -26,6 +26,33 @@ function readUsual(node, event) {
   node.usualP90Ms = usualMs(event.expected_p90_ms);
 }
 
+// GET /runs/{id}: what is usual for each span its tree knows, for a page that opened the run
+// after the span's start was evicted (a late page on a long run: pipeline_started first)
+function learnUsualFromTree(current, tree) {
+  const told = new Map();
+  const stack = tree && typeof tree === "object" ? [tree] : [];
+  while (stack.length) {
+    const node = stack.pop();
+    if (!node || typeof node !== "object") continue;
+    if (typeof node.span_id === "string") told.set(node.span_id, node);
+    if (Array.isArray(node.children)) stack.push(...node.children);
+  }
+  current.usualTold = told;
+  for (const node of current.nodes.values()) fillUsual(current, node);
+  if (current.dirty.size) schedule(current);
+}
+
+// a node without a usual time takes its tree's, if GET /runs/{id} told one
+function fillUsual(current, node, told = current.usualTold && current.usualTold.get(node.spanId)) {
+  if (!told || (node.usualMs !== null && node.usualMs !== undefined)) return;
+  readUsual(node, told);
+  if (told.overdue === true && !node.overdue) {
+    node.overdue = true;
+    if (node === current.root) current.overdue = true;
+  }
+  current.dirty.add(node);
+}
+
 // task_overdue, pipeline_overdue: once, while the task (the run) still runs
 function applyOverdue(current, event) {
   const node = current.nodes.get(event.span_id);
