@@ -11,12 +11,16 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import pytest
 
+from otelstream.testing import UvicornServer
+
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
+    from starlette.types import ASGIApp
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -76,6 +80,17 @@ def page(browser: Browser) -> Iterator[Page]:
     yield opened
     context.close()
     assert not problems, problems
+
+
+@contextmanager
+def serving(page: Page, app: ASGIApp) -> Iterator[UvicornServer]:
+    """`app` on a real uvicorn in this process, for `page`: the page leaves it before it stops
+    (the page's runs list keeps a stream open, which the server's exit would have to cut)."""
+    with UvicornServer(app) as server:
+        try:
+            yield server
+        finally:
+            page.goto("about:blank")
 
 
 # -- reading the page --------------------------------------------------------------------------

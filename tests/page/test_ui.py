@@ -20,7 +20,7 @@ from otelstream._server.ui import ui_router
 from otelstream.fastapi import create_router
 from otelstream.testing import UvicornServer, wait_for_run
 from tests.conftest import ROOT, Gate, app_process, make_telemetry
-from tests.pages import as_json, rows, start_from_page, wait_for_status
+from tests.pages import as_json, rows, serving, start_from_page, wait_for_status
 from tests.usual import learn
 
 if TYPE_CHECKING:
@@ -200,7 +200,7 @@ def test_tasks_whose_first_events_were_evicted_sit_under_a_placeholder(page: Pag
         )
     )
     try:
-        with UvicornServer(app) as server, httpx.Client(base_url=server.url) as client:
+        with serving(page, app) as server, httpx.Client(base_url=server.url) as client:
             run_id = client.post("/runs", json={"pipeline_name": "gated"}).json()["run_id"]
             assert gate.reached.wait(10)
             page.goto(f"{server.url}/ui/runs/{run_id}")
@@ -330,10 +330,11 @@ def test_hundreds_of_tasks_each_drawn_once(page: Page) -> None:
         )
     )
     try:
-        with UvicornServer(app) as server:
+        with serving(page, app) as server:
             start_from_page(page, server.url, "wide", '{"width": 200}')
             wait_for_status(page, "success")
             shown = rows(page)
+            added, counts = page.evaluate("window.addedRows"), page.text_content("#run-counts")
     finally:
         telemetry.provider.shutdown()
     assert len(shown) == 202
@@ -343,8 +344,8 @@ def test_hundreds_of_tasks_each_drawn_once(page: Page) -> None:
         f"fetch_shard_{i}" for i in range(200)
     )
     assert {(status, depth) for _, status, depth in shown[1:]} == {("done", 1)}
-    assert page.evaluate("window.addedRows") == 202
-    assert page.text_content("#run-counts") == "201 tasks"
+    assert added == 202
+    assert counts == "201 tasks"
 
 
 # -- event data is text, and the page follows the router's prefix ---------------------------------
@@ -369,7 +370,7 @@ def test_event_data_is_shown_as_text_under_a_prefix(page: Page) -> None:
     router.include_router(ui_router())  # as create_router does it
     app = FastAPI()
     app.include_router(router)
-    with UvicornServer(app) as server:
+    with serving(page, app) as server:
         run_id = start_from_page(page, f"{server.url}/otel", "<i>x</i>", "{}")
         assert page.url == f"{server.url}/otel/ui/runs/{run_id}"
         assert page.locator("#pipelines img").count() == 0

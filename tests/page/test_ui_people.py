@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.conftest import ROOT, app_process
-from tests.pages import rows, start_from_page, wait_for_status
+from tests.pages import rows, serving, start_from_page, wait_for_status
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -305,7 +305,6 @@ def test_without_an_openapi_document_the_parameters_are_raw_json(page: Page) -> 
     from fastapi import FastAPI
 
     from otelstream.fastapi import create_router
-    from otelstream.testing import UvicornServer
     from tests.conftest import make_telemetry
 
     telemetry = make_telemetry()
@@ -321,7 +320,7 @@ def test_without_an_openapi_document_the_parameters_are_raw_json(page: Page) -> 
         )
     )
     try:
-        with UvicornServer(app) as server:
+        with serving(page, app) as server:
             page.goto(f"{server.url}/ui")
             page.wait_for_selector("body[data-forms='no']")
             assert page.is_visible("#parameters") and page.is_hidden("#param-form")
