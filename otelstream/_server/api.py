@@ -101,7 +101,8 @@ class RunsAPI(RunsBase):
         except TimeoutError:
             warn_limited(
                 "otelstream: the hub did not tell the pipelines' histories within %.1f s, so "
-                "GET /pipelines answered without their usual times; is Redis overloaded?",
+                "GET /pipelines answered without their usual times (an overloaded Redis, or "
+                "this process's event loop held up, does that)",
                 HISTORY_WAIT_S,
             )
             histories = [{} for _ in names]
