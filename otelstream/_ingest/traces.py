@@ -28,7 +28,7 @@ from otelstream._ingest.spans import readable, scope_of, service_name, streams_i
 from otelstream.events import TASK_STARTED
 from otelstream.hubs import Hub
 from otelstream.processors import _projection as projection
-from otelstream.processors._filters import GlobFilter, code_filter
+from otelstream.processors._filters import GlobFilter, SpanFilter, code_filter
 from otelstream.settings import Settings
 
 
@@ -95,9 +95,11 @@ class TraceIngest:
                         if key not in seen:
                             candidates[key] = (run_id, span, scope, service)
         fresh = await self._first_seen(candidates)
-        # the app's span_filter sees a service's span as it sees one of this process's: with
-        # every attribute (events still show only the allowed ones)
-        allowlist = None if code_filter(self.hub) is not None else self.policy.allowlist
+        # the stream processor's span_filter on this hub, read per batch (the processor may be
+        # built after the router); it sees a service's span as it sees one of this process's:
+        # with every attribute (events still show only the allowed ones)
+        code = code_filter(self.hub)
+        allowlist = None if code is not None else self.policy.allowlist
         arrivals = [
             _Arrival(run_id, readable(span, scope, allowlist), service)
             for key, (run_id, span, scope, service) in candidates.items()
@@ -105,7 +107,7 @@ class TraceIngest:
         ]
         for key in candidates:  # taken only now: a 503 above leaves the retry its spans
             self.seen.add(key)
-        self._publish(arrivals)
+        self._publish(arrivals, code)
         return _answer(unknown, ended, orphans)
 
     async def runs(self, trace_ids: set[bytes]) -> dict[bytes, str]:
@@ -128,13 +130,13 @@ class TraceIngest:
         )
         return set().union(*answers)
 
-    def _publish(self, arrivals: list[_Arrival]) -> None:
+    def _publish(self, arrivals: list[_Arrival], code: SpanFilter | None) -> None:
         """Starts in the order they happened, so a parent of the batch precedes its children,
         then the ends in theirs."""
         arrivals.sort(key=lambda arrival: arrival.span.start_time or 0)
         opened: list[tuple[_Arrival, projection.SpanEvent]] = []
         for arrival in arrivals:
-            event = self._start(arrival)
+            event = self._start(arrival, code)
             if event is not None:
                 opened.append((arrival, event))
         opened.sort(key=lambda pair: pair[0].span.end_time or 0)
@@ -145,19 +147,15 @@ class TraceIngest:
             )
             self.hub.publish(arrival.run_id, end)
 
-    def _shows(self, span: ReadableSpan) -> bool:
-        """The settings' globs, and the `span_filter` of the stream processor on this hub (read
-        here: the processor may be built after the router), as the processor decides."""
-        if self.globs is not None and not self.globs(span):
-            return False
-        code = code_filter(self.hub)  # guarded: one that raises leaves the span out
-        return code is None or code(span)
-
-    def _start(self, arrival: _Arrival) -> projection.SpanEvent | None:
+    def _start(self, arrival: _Arrival, code: SpanFilter | None) -> projection.SpanEvent | None:
+        """Its start event, unless the settings' globs or the processor's `span_filter` (`code`,
+        guarded: one that raises leaves the span out) hide it, as the processor decides."""
         span, parent = arrival.span, arrival.span.parent
         parent_id = parent.span_id if parent is not None else None
         shown = self.hidden.get(parent_id) if parent_id is not None else None
-        if not self._shows(span):
+        if (self.globs is not None and not self.globs(span)) or (
+            code is not None and not code(span)
+        ):
             self.hidden.put(span.context.span_id, shown or parent_id)
             return None
         attributes = self.policy.attributes(span.attributes) if self.policy.allowlist else None
